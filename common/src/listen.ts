@@ -1,0 +1,35 @@
+import type { Server as NetServer } from 'node:net';
+import { FleetgateError } from './errors.ts';
+import type { HostPort } from './address.ts';
+
+/** A listener that could not bind, with the address and a hint a person can act on. */
+export class ListenError extends FleetgateError {
+  override name = 'ListenError';
+}
+
+/**
+ * Starts listening and resolves with the address actually bound (port 0 becomes the port the OS chose).
+ * `what` names the listener in the error, e.g. "MQTT listener (--mqtt)".
+ */
+export function listen(server: NetServer, { host, port }: HostPort, what: string): Promise<HostPort> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? ' (in use by another process: pick another port)' : '';
+      reject(new ListenError(`${what} cannot listen on ${host}:${port}: ${err.code ?? err.message}${hint}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      const bound = server.address();
+      resolve(typeof bound === 'object' && bound !== null ? { host, port: bound.port } : { host, port });
+    });
+  });
+}
+
+/** Closes a server; resolves once it stopped listening (open connections are the caller's business). */
+export function closeServer(server: NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import type { Journal, NewRecord } from '../../gateway/src/journal/journal.ts';
+import { useTempDir } from '../support/temp-dir.ts';
+
+export function record(deviceId: string, n: number, payloadBytes = 16): NewRecord {
+  return {
+    deviceId,
+    stream: n % 2 === 0 ? '' : 'vibration',
+    payload: Buffer.alloc(payloadBytes, n % 251),
+    contentType: n % 3 === 0 ? 'application/json' : '',
+    deviceSeq: n,
+    deviceTimeMs: 1_700_000_000_000 + n,
+    gatewayTimeMs: 1_700_000_001_000 + n,
+  };
+}
+
+/**
+ * What every Journal implementation must do. `open(dir)` opens the journal kept in `dir` (a fresh temp folder
+ * per test; opening it again after close() must find what was committed).
+ */
+export function journalContract(name: string, open: (dir: string) => Journal): void {
+  describe(`journal contract - ${name}`, function () {
+    const dir = useTempDir();
+    let journal: Journal;
+    beforeEach(() => {
+      journal = open(dir.path);
+    });
+    afterEach(() => journal.close());
+
+    const reopen = () => {
+      journal.close();
+      journal = open(dir.path);
+    };
+
+    it('journal - a new journal is empty at seq 0', () => {
+      assert.equal(journal.lastSeq, 0);
+      assert.equal(journal.ackedThrough, 0);
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20), []);
+      const stats = journal.stats();
+      assert.equal(stats.rows, 0);
+      assert.equal(stats.payloadBytes, 0);
+      assert.equal(stats.oldestTimeMs, null);
+    });
+
+    it('journal - gives consecutive seqs in append order and returns every field intact', () => {
+      const first = journal.commit([record('a', 1), record('b', 2)]);
+      const second = journal.commit([record('a', 3)]);
+      assert.deepEqual([first.firstSeq, first.lastSeq, second.firstSeq, second.lastSeq], [1, 2, 3, 3]);
+      const rows = journal.readAfter(0, 100, 1 << 20);
+      assert.deepEqual(
+        rows.map((r) => ({ ...r, payload: Buffer.from(r.payload) })),
+        [record('a', 1), record('b', 2), record('a', 3)].map((r, i) => ({ ...r, seq: i + 1 })),
+      );
+    });
+
+    it('journal - stores exactly the bytes of a payload that is a view into a larger buffer', () => {
+      const big = Buffer.from('0123456789abcdef');
+      journal.commit([{ ...record('a', 1), payload: big.subarray(4, 9) }]);
+      assert.equal(Buffer.from(journal.readAfter(0, 1, 100)[0]!.payload).toString(), '45678');
+    });
+
+    it('journal - readAfter stops at maxRecords and maxBytes but always returns one row', () => {
+      journal.commit(Array.from({ length: 10 }, (_, i) => record('a', i, 100)));
+      assert.deepEqual(journal.readAfter(2, 3, 1 << 20).map((r) => r.seq), [3, 4, 5]);
+      assert.deepEqual(journal.readAfter(0, 100, 250).map((r) => r.seq), [1, 2]);
+      assert.deepEqual(journal.readAfter(4, 100, 10).map((r) => r.seq), [5]);
+      assert.deepEqual(journal.readAfter(10, 100, 1 << 20), []);
+    });
+
+    it('journal - an ack frees the rows through it and moves the stats', () => {
+      journal.commit(Array.from({ length: 5 }, (_, i) => record('a', i + 1, 10)));
+      const result = journal.commit([], 3);
+      assert.equal(result.released, 3);
+      assert.equal(journal.ackedThrough, 3);
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [4, 5]);
+      const stats = journal.stats();
+      assert.equal(stats.rows, 2);
+      assert.equal(stats.payloadBytes, 20);
+      assert.equal(stats.oldestTimeMs, record('a', 4).gatewayTimeMs);
+    });
+
+    it('journal - appends and an ack commit together', () => {
+      journal.commit([record('a', 1), record('a', 2)]);
+      const result = journal.commit([record('a', 3)], 2);
+      assert.deepEqual(result, { firstSeq: 3, lastSeq: 3, released: 2 });
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [3]);
+    });
+
+    it('journal - an older ack changes nothing, an ack beyond the last seq is refused', () => {
+      journal.commit([record('a', 1), record('a', 2), record('a', 3)]);
+      journal.commit([], 2);
+      assert.equal(journal.commit([], 1).released, 0);
+      assert.equal(journal.ackedThrough, 2);
+      assert.throws(() => journal.commit([], 4), RangeError);
+      assert.equal(journal.ackedThrough, 2);
+      assert.equal(journal.stats().rows, 1);
+    });
+
+    it('journal - seqs are never reused, even after every row was freed and the journal reopened', () => {
+      journal.commit([record('a', 1), record('a', 2)]);
+      journal.commit([], 2);
+      reopen();
+      assert.equal(journal.lastSeq, 2);
+      assert.equal(journal.ackedThrough, 2);
+      assert.deepEqual(journal.commit([record('a', 3)]), { firstSeq: 3, lastSeq: 3, released: 0 });
+    });
+
+    it('journal - committed rows and the ack cursor survive a reopen', () => {
+      journal.commit(Array.from({ length: 4 }, (_, i) => record(`d${i}`, i, 7)));
+      journal.commit([], 1);
+      reopen();
+      const stats = journal.stats();
+      assert.deepEqual([stats.rows, stats.payloadBytes, stats.lastSeq, stats.ackedThrough], [3, 21, 4, 1]);
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.deviceId), ['d1', 'd2', 'd3']);
+    });
+
+    it('journal - a commit that fails changes nothing', () => {
+      journal.commit([record('a', 1)]);
+      const bad = { ...record('b', 2), deviceId: null as unknown as string };
+      assert.throws(() => journal.commit([record('a', 2), bad], 1));
+      assert.equal(journal.lastSeq, 1);
+      assert.equal(journal.ackedThrough, 0);
+      assert.equal(journal.stats().rows, 1);
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [1]);
+      assert.deepEqual(journal.commit([record('a', 3)]), { firstSeq: 2, lastSeq: 2, released: 0 });
+    });
+  });
+}
