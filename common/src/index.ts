@@ -7,3 +7,5 @@ export { createLogger, envLogLevel, silentLogger, type Logger, type LoggerOption
 export { DURABILITIES, openSqlite, type Durability, type OpenSqliteOptions, type SqliteDatabase } from './sqlite.ts';
 export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './timers.ts';
 export { startWorker } from './ts-worker.ts';
+export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
+export { LogSampler } from './log-sampler.ts';

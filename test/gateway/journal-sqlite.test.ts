@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from "better-sqlite3";
 import { JOURNAL_FILE, JournalError, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
-import { journalContract, record } from './journal.contract.ts';
+import { journalContract } from './journal.contract.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 
 journalContract('sqlite, durability power', (dir) => new SqliteJournal({ dir, durability: 'power' }));

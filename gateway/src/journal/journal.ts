@@ -10,7 +10,7 @@ export interface NewRecord {
   deviceId: string;
   /** "" for the default stream. */
   stream: string;
-  payload: Uint8Array;
+  payload: Buffer;
   /** MIME type if known, else "". */
   contentType: string;
   /** The device's own sequence number where its protocol has one, else 0. */

@@ -1,0 +1,147 @@
+/**
+ * The cloud-stub: a real reference backend for fleetgate. It terminates gateways' uplink streams (grpc-js),
+ * commits their batches to a sink with dedupe, acks only what the sink committed, and answers "what arrived"
+ * through its admin API and `fleetgate cloud export`.
+ */
+import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import {
+  AdminHttpServer,
+  BadRequest,
+  formatHostPort,
+  ListenError,
+  silentLogger,
+  type Durability,
+  type HostPort,
+  type Logger,
+} from '@fleetgate/common';
+import { UplinkService, type Limits } from '@fleetgate/protos';
+import { AckGate } from './ack-gate.ts';
+import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
+import { SqliteSink } from './sink/sink-sqlite.ts';
+import type { Sink, SinkStats } from './sink/sink.ts';
+import { SessionRegistry, UplinkSession } from './uplink-session.ts';
+
+export interface CloudStubOptions {
+  /** The gRPC listener for Uplink.Connect. */
+  listen: HostPort;
+  /** The admin HTTP listener; none if absent. */
+  admin?: HostPort;
+  dataDir: string;
+  durability: Durability;
+  /** What the stub tells gateways in Welcome. */
+  limits?: Partial<Limits>;
+  logger?: Logger;
+}
+
+export interface CloudStats extends SinkStats {
+  /** Gateways with an open uplink stream. */
+  sessions: number;
+  commits: CommitQueueStats;
+  faults: Faults;
+}
+
+export interface Faults {
+  holdAcks: boolean;
+}
+
+export const DEFAULT_LIMITS: Limits = { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0 };
+
+export class CloudStub {
+  readonly acks = new AckGate();
+  private readonly registry = new SessionRegistry();
+  private readonly queue: CommitQueue;
+  private readonly server: Server;
+  private adminServer: AdminHttpServer | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly sink: Sink,
+    private readonly logger: Logger,
+    limits: Limits,
+  ) {
+    this.queue = new CommitQueue(sink);
+    this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
+    this.server.addService(UplinkService, {
+      connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
+        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks }),
+    });
+  }
+
+  /** The gRPC address actually bound (port 0 resolved). */
+  address!: HostPort;
+  /** The admin address actually bound, if any. */
+  adminAddress: HostPort | undefined;
+
+  static async start(options: CloudStubOptions): Promise<CloudStub> {
+    const logger = options.logger ?? silentLogger;
+    const sink = new SqliteSink({ dir: options.dataDir, durability: options.durability });
+    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits });
+    try {
+      stub.address = await stub.bind(options.listen);
+      if (options.admin) {
+        stub.adminServer = new AdminHttpServer(stub.adminRoutes(), logger);
+        stub.adminAddress = await stub.adminServer.listen(options.admin);
+      }
+    } catch (err: unknown) {
+      await stub.close();
+      throw err;
+    }
+    logger.info(
+      { listen: formatHostPort(stub.address), admin: stub.adminAddress && formatHostPort(stub.adminAddress), data: options.dataDir },
+      'cloud-stub ready',
+    );
+    return stub;
+  }
+
+  async stats(): Promise<CloudStats> {
+    return {
+      ...(await this.sink.stats()),
+      sessions: this.registry.size,
+      commits: this.queue.stats(),
+      faults: { holdAcks: this.acks.holding },
+    };
+  }
+
+  /** Ends every stream (UNAVAILABLE, so gateways retry elsewhere or later), stops listening, closes the sink. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.registry.endAll(status.UNAVAILABLE, 'the cloud-stub is shutting down');
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => this.server.forceShutdown(), 2000);
+        this.server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await this.adminServer?.close();
+      await this.sink.close();
+      this.logger.info('cloud-stub stopped');
+    })();
+    return this.closing;
+  }
+
+  private bind(address: HostPort): Promise<HostPort> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(formatHostPort(address), ServerCredentials.createInsecure(), (err, port) => {
+        if (err) reject(new ListenError(`gRPC listener (--listen) cannot listen on ${formatHostPort(address)}: ${err.message}`, { cause: err }));
+        else resolve({ host: address.host, port });
+      });
+    });
+  }
+
+  private adminRoutes() {
+    return {
+      'GET /healthz': () => ({ status: 200, body: { status: 'ok' } }),
+      'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
+      'GET /v1/faults': () => ({ status: 200, body: { holdAcks: this.acks.holding } satisfies Faults }),
+      'POST /v1/faults': ({ body }: { body: unknown }) => {
+        const holdAcks = (body as Partial<Faults> | undefined)?.holdAcks;
+        if (typeof holdAcks !== 'boolean') throw new BadRequest('expected {"holdAcks": true|false}');
+        if (holdAcks) this.acks.hold();
+        else this.acks.release();
+        this.logger.warn({ holdAcks }, 'fault injection changed');
+        return { status: 200, body: { holdAcks: this.acks.holding } satisfies Faults };
+      },
+    };
+  }
+}

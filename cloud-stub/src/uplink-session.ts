@@ -1,0 +1,159 @@
+/**
+ * One gateway's uplink stream, as the backend sees it:
+ *   Hello -> Welcome{sessionId, limits, lastCommittedSeq}; then for each TelemetryBatch: commit to the sink
+ *   (deduped), and only then Ack{throughSeq}.
+ * A protocol violation ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION and a message saying what
+ * was wrong; a sink failure ends it with UNAVAILABLE, so the gateway reconnects and resends.
+ */
+import { randomUUID } from 'node:crypto';
+import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { errorMessage, type Logger } from '@fleetgate/common';
+import type { DownlinkFrame, Hello, Limits, TelemetryBatch, UplinkFrame } from '@fleetgate/protos';
+import type { AckGate } from './ack-gate.ts';
+import type { CommitQueue } from './commit-queue.ts';
+import type { Sink } from './sink/sink.ts';
+
+export type UplinkCall = ServerDuplexStream<UplinkFrame, DownlinkFrame>;
+
+/** Who holds each gateway's stream: a newer stream from the same gateway replaces the older one. */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, UplinkSession>();
+
+  claim(session: UplinkSession, gatewayId: string): void {
+    const previous = this.sessions.get(gatewayId);
+    this.sessions.set(gatewayId, session);
+    previous?.end(status.ABORTED, 'superseded by a newer stream from the same gateway');
+  }
+
+  release(session: UplinkSession, gatewayId: string): void {
+    if (this.sessions.get(gatewayId) === session) this.sessions.delete(gatewayId);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  endAll(code: status, details: string): void {
+    for (const session of [...this.sessions.values()]) session.end(code, details);
+  }
+}
+
+export interface SessionDeps {
+  sink: Sink;
+  queue: CommitQueue;
+  registry: SessionRegistry;
+  limits: Limits;
+  logger: Logger;
+  /** Every ack passes this gate (fault injection can hold them). */
+  acks: AckGate;
+}
+
+const GATEWAY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** Batches committing at once per stream before the stub stops reading it (the gateway's window should keep well under). */
+const MAX_PENDING_BATCHES = 64;
+
+export class UplinkSession {
+  readonly id = randomUUID();
+  private gatewayId: string | undefined;
+  private logger: Logger;
+  private lastSeq = 0;
+  private pending = 0;
+  private ended = false;
+
+  constructor(
+    private readonly call: UplinkCall,
+    private readonly deps: SessionDeps,
+  ) {
+    this.logger = deps.logger.child({ session: this.id, peer: call.getPeer() });
+    call.on('data', (frame: UplinkFrame) => this.onFrame(frame));
+    call.on('error', () => this.cleanup());
+    call.on('cancelled', () => this.cleanup());
+    call.on('end', () => {
+      // The gateway half-closed: finish the acks in flight, then close our side.
+      this.cleanup();
+      if (this.pending === 0) call.end();
+    });
+  }
+
+  /** Ends the stream with a status (OK ends it cleanly). */
+  end(code: status, details: string): void {
+    if (this.ended) return;
+    this.cleanup();
+    if (code === status.OK) {
+      this.call.end();
+    } else {
+      const err: Partial<ServiceError> = Object.assign(new Error(details), { code, details });
+      this.call.emit('error', err);
+    }
+    this.logger.info({ gatewayId: this.gatewayId, code: status[code], details }, 'uplink stream ended');
+  }
+
+  private onFrame({ frame }: UplinkFrame): void {
+    if (this.ended) return;
+    switch (frame?.$case) {
+      case 'hello':
+        return void this.onHello(frame.value);
+      case 'batch':
+        return this.onBatch(frame.value);
+      default:
+        return this.end(status.INVALID_ARGUMENT, 'empty or unknown uplink frame');
+    }
+  }
+
+  private async onHello(hello: Hello): Promise<void> {
+    if (this.gatewayId !== undefined) return this.end(status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
+    if (!GATEWAY_ID.test(hello.gatewayId)) {
+      return this.end(status.INVALID_ARGUMENT, `Hello.gatewayId "${hello.gatewayId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
+    }
+    this.gatewayId = hello.gatewayId;
+    this.logger = this.logger.child({ gatewayId: hello.gatewayId });
+    this.deps.registry.claim(this, hello.gatewayId);
+    let lastCommittedSeq: number;
+    try {
+      lastCommittedSeq = await this.deps.sink.lastSeq(hello.gatewayId);
+    } catch (err: unknown) {
+      return this.end(status.UNAVAILABLE, `sink unavailable: ${errorMessage(err)}`);
+    }
+    if (this.ended) return;
+    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits: this.deps.limits, lastCommittedSeq } } });
+    this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq }, 'uplink stream open');
+  }
+
+  private onBatch(batch: TelemetryBatch): void {
+    const gatewayId = this.gatewayId;
+    if (gatewayId === undefined) return this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+    const records = batch.records;
+    if (records.length === 0) return this.end(status.INVALID_ARGUMENT, 'TelemetryBatch with no records');
+    for (const r of records) {
+      if (!(r.seq > this.lastSeq)) {
+        return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${this.lastSeq}: seqs must increase along a stream`);
+      }
+      if (r.deviceId === '') return this.end(status.INVALID_ARGUMENT, `record ${r.seq} has no deviceId`);
+      this.lastSeq = r.seq;
+    }
+    const throughSeq = this.lastSeq;
+    this.pending++;
+    if (this.pending >= MAX_PENDING_BATCHES) this.call.pause();
+    this.deps.queue.submit({ gatewayId, records }).then(
+      () => this.acked(throughSeq),
+      (err: unknown) => this.end(status.UNAVAILABLE, `sink commit failed: ${errorMessage(err)}`),
+    );
+  }
+
+  private acked(throughSeq: number): void {
+    this.pending--;
+    if (this.pending < MAX_PENDING_BATCHES) this.call.resume();
+    this.deps.acks.pass(() => {
+      if (this.call.writableEnded || this.call.cancelled) return;
+      this.call.write({ frame: { $case: 'ack', value: { throughSeq } } });
+      // The gateway half-closed earlier: its last ack is out, close our side.
+      if (this.ended && this.pending === 0) this.call.end();
+    });
+  }
+
+  private cleanup(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.gatewayId !== undefined) this.deps.registry.release(this, this.gatewayId);
+  }
+}

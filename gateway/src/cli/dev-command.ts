@@ -1,0 +1,205 @@
+/**
+ * `fleetgate dev` (what `npm start` runs): the whole local stack on embedded defaults. A cloud-stub and a
+ * gateway run as child processes (their JSON logs go to files under the data folder), a few demo devices
+ * publish over MQTT, and a status line every few seconds shows what flows where.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import mqtt from 'mqtt';
+import { formatHostPort, type HostPort } from '@fleetgate/common';
+import type { CloudStats } from '@fleetgate/cloud-stub';
+import type { GatewayStats } from '../gateway.ts';
+import { CLOUD_DEFAULTS } from './cloud-command.ts';
+import { GATEWAY_DEFAULTS } from '../options.ts';
+import { hostPortOption, integerOption } from './options.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/fleetgate.js', import.meta.url));
+
+interface DevFlags {
+  data: string;
+  mqtt: HostPort;
+  upstream: HostPort;
+  gatewayAdmin: HostPort;
+  cloudAdmin: HostPort;
+  demoDevices: number;
+  demoRate: number;
+  statusEvery: number;
+}
+
+export function devCommand(): Command {
+  return new Command('dev')
+    .description('run the local stack: a cloud-stub, a gateway and a few demo devices (what `npm start` runs)')
+    .option('--data <dir>', 'data folder (gateway/, cloud/ and logs/ inside)', './data')
+    .addOption(hostPortOption('--mqtt <host:port>', 'gateway MQTT listener', GATEWAY_DEFAULTS.mqtt, '0.0.0.0'))
+    .addOption(hostPortOption('--upstream <host:port>', 'cloud-stub gRPC listener', { host: '127.0.0.1', port: CLOUD_DEFAULTS.listen.port }))
+    .addOption(hostPortOption('--gateway-admin <host:port>', 'gateway admin listener', GATEWAY_DEFAULTS.admin))
+    .addOption(hostPortOption('--cloud-admin <host:port>', 'cloud-stub admin listener', CLOUD_DEFAULTS.admin))
+    .addOption(integerOption('--demo-devices <n>', 'demo devices publishing (0: none)', 3, 0))
+    .addOption(integerOption('--demo-rate <n>', 'messages per second per demo device', 1))
+    .addOption(integerOption('--status-every <s>', 'seconds between status lines', 5))
+    .action(async (flags: DevFlags) => {
+      const data = resolve(flags.data);
+      const logs = join(data, 'logs');
+      mkdirSync(logs, { recursive: true });
+      const children: ChildProcess[] = [];
+      const stopAll = () => {
+        for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+      };
+      process.on('exit', stopAll);
+
+      const cloud = startChild('cloud', [
+        'cloud', 'serve', '--listen', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.cloudAdmin), '--data', join(data, 'cloud'),
+      ], logs);
+      children.push(cloud);
+      await waitHealthy('cloud-stub', cloud, flags.cloudAdmin, join(logs, 'cloud.log'));
+
+      const gateway = startChild('gateway', [
+        'gateway', '--gateway-id', 'gw-dev', '--allow-anonymous', '--mqtt', formatHostPort(flags.mqtt),
+        '--upstream', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.gatewayAdmin), '--data', join(data, 'gateway'),
+      ], logs);
+      children.push(gateway);
+      await waitHealthy('gateway', gateway, flags.gatewayAdmin, join(logs, 'gateway.log'));
+
+      const mqttHost = flags.mqtt.host === '0.0.0.0' ? '127.0.0.1' : flags.mqtt.host;
+      printBanner(flags, data, mqttHost);
+      const demo = startDemo(mqttHost, flags.mqtt.port, flags.demoDevices, flags.demoRate);
+      const status = startStatus(flags, flags.statusEvery);
+
+      let stopping = false;
+      const stop = async () => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        process.stdout.write('\nstopping: demo devices, gateway, cloud-stub ...\n');
+        clearInterval(status);
+        await demo();
+        await stopChild(gateway);
+        await stopChild(cloud);
+        process.exit(0);
+      };
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop());
+      for (const [name, child] of [['gateway', gateway], ['cloud-stub', cloud]] as const) {
+        child.once('exit', (code, signal) => {
+          if (stopping) return;
+          process.stderr.write(`\n${name} exited (${signal ?? code}); last lines of its log:\n${tail(join(logs, `${name === 'gateway' ? 'gateway' : 'cloud'}.log`))}\n`);
+          stopAll();
+          process.exit(1);
+        });
+      }
+    });
+}
+
+function startChild(name: string, args: string[], logs: string): ChildProcess {
+  const log = createWriteStream(join(logs, `${name}.log`), { flags: 'a' });
+  // Their own process group: Ctrl-C in the terminal reaches only this process, which then stops them in order
+  // (otherwise each child would see the terminal's SIGINT and then our SIGTERM as a second, forcing signal).
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  return child;
+}
+
+async function waitHealthy(name: string, child: ChildProcess, admin: HostPort, logFile: string): Promise<void> {
+  const url = `http://${formatHostPort(admin)}/healthz`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  process.stderr.write(`${name} did not start; last lines of ${logFile}:\n${tail(logFile)}\n`);
+  child.kill('SIGKILL');
+  process.exit(1);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function printBanner(flags: DevFlags, data: string, mqttHost: string): void {
+  const port = flags.mqtt.port;
+  process.stdout.write(`
+fleetgate local stack is up
+  cloud-stub  gRPC ${formatHostPort(flags.upstream)}   admin http://${formatHostPort(flags.cloudAdmin)}/v1/stats   data ${join(data, 'cloud')}
+  gateway     MQTT ${formatHostPort(flags.mqtt)}   admin http://${formatHostPort(flags.gatewayAdmin)}/v1/stats   data ${join(data, 'gateway')}
+  demo        ${flags.demoDevices} devices, ${flags.demoRate} msg/s each          logs ${join(data, 'logs')}
+
+publish yourself (any client id made of letters, digits and . _ : - is a device id):
+  mosquitto_pub -h ${mqttHost} -p ${port} -i my-sensor -q 1 -t devices/my-sensor/telemetry -m '{"temp":21.5}'
+  npx mqtt pub -h ${mqttHost} -p ${port} -i my-sensor -q 1 -t devices/my-sensor/telemetry/vibration -m 'hello'
+see what arrived:
+  npx fleetgate cloud export --data ${join(data, 'cloud')} | tail -3
+stop with Ctrl-C
+
+`);
+}
+
+/** Demo devices publishing QoS 1 telemetry; returns a function that disconnects them. */
+function startDemo(host: string, port: number, devices: number, rate: number): () => Promise<void> {
+  const clients = Array.from({ length: devices }, (_, i) => {
+    const id = `demo-${i + 1}`;
+    const client = mqtt.connect({ host, port, clientId: id, protocolVersion: 4, reconnectPeriod: 1000 });
+    let n = 0;
+    const timer = setInterval(() => {
+      if (!client.connected) return;
+      const payload = JSON.stringify({ n: ++n, temp: +(20 + 5 * Math.sin(n / 10 + i)).toFixed(2), at: new Date().toISOString() });
+      client.publish(`devices/${id}/telemetry`, payload, { qos: 1 });
+    }, 1000 / rate);
+    return { client, timer };
+  });
+  return async () => {
+    for (const { timer } of clients) clearInterval(timer);
+    await Promise.all(clients.map(({ client }) => client.endAsync()));
+  };
+}
+
+function startStatus(flags: DevFlags, everySeconds: number): NodeJS.Timeout {
+  let previous: { at: number; ingress: number; cloud: number } | undefined;
+  return setInterval(async () => {
+    try {
+      const [gw, cloud] = await Promise.all([
+        fetch(`http://${formatHostPort(flags.gatewayAdmin)}/v1/stats`).then((r) => r.json() as Promise<GatewayStats>),
+        fetch(`http://${formatHostPort(flags.cloudAdmin)}/v1/stats`).then((r) => r.json() as Promise<CloudStats>),
+      ]);
+      const now = Date.now();
+      const ingress = gw.ingress.messages;
+      const records = cloud.records;
+      const rate = (current: number, before: number | undefined) =>
+        previous && before !== undefined ? ((current - before) / ((now - previous.at) / 1000)).toFixed(1) : '-';
+      const line = [
+        new Date(now).toLocaleTimeString(),
+        `devices ${gw.devicesConnected}`,
+        `ingress ${ingress} (${rate(ingress, previous?.ingress)}/s)`,
+        `journal ${gw.journal.rows} rows`,
+        `uplink ${gw.uplink.state}, acked ${gw.uplink.ackedThrough}`,
+        `cloud ${records} records (${rate(records, previous?.cloud)}/s), ${cloud.duplicates} duplicates ignored`,
+      ].join(' | ');
+      previous = { at: now, ingress, cloud: records };
+      process.stdout.write(line + '\n');
+    } catch (err: unknown) {
+      process.stdout.write(`status unavailable: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }, everySeconds * 1000);
+}

@@ -1,0 +1,16 @@
+/** `fleetgate`: one command for the gateway, the cloud-stub and the local stack. */
+import { Command } from 'commander';
+import { VERSION } from '../version.ts';
+import { cloudCommand } from './cloud-command.ts';
+import { devCommand } from './dev-command.ts';
+import { gatewayCommand } from './gateway-command.ts';
+
+const program = new Command('fleetgate')
+  .description('fleetgate: an edge gateway for IoT fleets that never loses a message it acknowledged')
+  .version(VERSION)
+  .addCommand(gatewayCommand())
+  .addCommand(cloudCommand())
+  .addCommand(devCommand())
+  .showHelpAfterError();
+
+await program.parseAsync(process.argv);

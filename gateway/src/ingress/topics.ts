@@ -1,0 +1,36 @@
+/**
+ * The topic scheme (README "Topics"):
+ *   devices/{deviceId}/telemetry            telemetry on the default stream ("")
+ *   devices/{deviceId}/telemetry/{stream}   telemetry on a named stream (the rest of the topic, may hold "/")
+ *   devices/{deviceId}/...                  the device's own space: plain MQTT, not journaled
+ * A device may publish and subscribe only under devices/{itsOwnId}/.
+ */
+
+/** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters. */
+export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const MAX_STREAM_LENGTH = 128;
+
+export type DeviceTopic =
+  | { kind: 'telemetry'; deviceId: string; stream: string }
+  | { kind: 'device'; deviceId: string }
+  | { kind: 'invalid-stream'; deviceId: string };
+
+/** What a topic under devices/ means, or undefined for a topic outside devices/. */
+export function parseDeviceTopic(topic: string): DeviceTopic | undefined {
+  if (!topic.startsWith('devices/')) return undefined;
+  const idEnd = topic.indexOf('/', 8);
+  const deviceId = idEnd === -1 ? topic.slice(8) : topic.slice(8, idEnd);
+  if (idEnd === -1) return { kind: 'device', deviceId };
+  const rest = topic.slice(idEnd + 1);
+  if (rest === 'telemetry') return { kind: 'telemetry', deviceId, stream: '' };
+  if (!rest.startsWith('telemetry/')) return { kind: 'device', deviceId };
+  const stream = rest.slice(10);
+  const valid = stream.length > 0 && stream.length <= MAX_STREAM_LENGTH && !stream.split('/').includes('');
+  return valid ? { kind: 'telemetry', deviceId, stream } : { kind: 'invalid-stream', deviceId };
+}
+
+/** True if a subscription filter stays inside devices/{deviceId}/ (no wildcard before that point). */
+export function isOwnFilter(filter: string, deviceId: string): boolean {
+  const own = `devices/${deviceId}`;
+  return filter === own || filter.startsWith(`${own}/`);
+}

@@ -1,0 +1,71 @@
+/**
+ * The journal thread: owns the SQLite journal, its group commit and the uplink, so that a commit's fsync or a
+ * batch's encoding never holds up the MQTT thread. It receives packed records, commits them, says which append
+ * is durable, and streams the journal to the backend.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger, errorMessage } from '@fleetgate/common';
+import { GroupCommit } from '../journal/group-commit.ts';
+import { SqliteJournal } from '../journal/journal-sqlite.ts';
+import { Uplink } from '../uplink/uplink.ts';
+import { unpackRecords } from './packed-records.ts';
+import type { FromWorker, PipelineSettings, ToWorker } from './pipeline-protocol.ts';
+
+const port = parentPort!;
+const settings = (workerData as { data: PipelineSettings }).data;
+const logger = createLogger({ name: 'gateway', level: settings.logLevel }).child({ thread: 'journal' });
+const post = (message: FromWorker) => port.postMessage(message);
+
+let journal: SqliteJournal;
+try {
+  journal = new SqliteJournal({ dir: settings.dataDir, durability: settings.durability });
+} catch (err: unknown) {
+  post({ type: 'fatal', error: `cannot open the journal in ${settings.dataDir}: ${errorMessage(err)}` });
+  throw err;
+}
+
+let lastFailureLog = 0;
+const commits = new GroupCommit({
+  ...settings.groupCommit,
+  journal,
+  onCommitted: () => uplink.wake(),
+  onFailed: (err) => {
+    // A broken disk fails every commit; one line a second is enough to say so.
+    if (Date.now() - lastFailureLog < 1000) return;
+    lastFailureLog = Date.now();
+    logger.error({ err: errorMessage(err), failedCommits: commits.stats().failedCommits }, 'journal commit failed');
+  },
+});
+
+const uplink = new Uplink({
+  ...settings.uplink,
+  gatewayId: settings.gatewayId,
+  version: settings.version,
+  journal,
+  onAcked: (throughSeq) => commits.ack(throughSeq),
+  logger,
+});
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'append':
+      commits.append(unpackRecords(message.records), (err) =>
+        post(err ? { type: 'appended', id: message.id, error: errorMessage(err) } : { type: 'appended', id: message.id }),
+      );
+      return;
+    case 'stats':
+      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats() }, uplink: uplink.stats() } });
+      return;
+    case 'close':
+      commits.close();
+      uplink.close();
+      journal.close();
+      post({ type: 'closed', id: message.id });
+      port.close();
+      return;
+  }
+});
+
+logger.info({ file: journal.file, lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough, rows: journal.stats().rows }, 'journal open');
+uplink.start();
+post({ type: 'ready', lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough });
