@@ -11,10 +11,8 @@ import { EventEmitter } from 'node:events';
 import { AdminHttpServer, formatHostPort, silentLogger, type HostPort, type Logger } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
 import { MqttIngress, type IngressStats } from './ingress/mqtt-ingress.ts';
-import type { JournalStats } from './journal/journal.ts';
-import type { GroupCommitStats } from './journal/group-commit.ts';
 import { validateGatewayOptions, type GatewayOptions } from './options.ts';
-import { Pipeline } from './pipeline/pipeline.ts';
+import { Pipeline, type PipelineStats } from './pipeline/pipeline.ts';
 import type { UplinkStats } from './uplink/uplink.ts';
 import { VERSION } from './version.ts';
 
@@ -23,7 +21,7 @@ export interface GatewayStats {
   version: string;
   uptimeSeconds: number;
   devicesConnected: number;
-  journal: JournalStats & GroupCommitStats & { oldestUnackedAgeMs: number | null };
+  journal: PipelineStats['journal'] & { oldestUnackedAgeMs: number | null };
   uplink: UplinkStats;
   ingress: IngressStats;
 }
@@ -62,6 +60,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       dataDir: options.dataDir,
       durability: options.durability,
       groupCommit: options.groupCommit,
+      tailCacheBytes: options.tailCacheBytes,
       uplink: { ...options.uplink, target: options.upstream },
       logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
     });

@@ -19,6 +19,8 @@ export interface GatewayOptions {
   allowAnonymous: boolean;
   maxPayloadBytes: number;
   groupCommit: GroupCommitSettings;
+  /** Memory for the newest committed records, which the uplink then sends without reading them back. */
+  tailCacheBytes: number;
   uplink: Omit<UplinkSettings, 'target'>;
 }
 
@@ -32,6 +34,7 @@ export const GATEWAY_DEFAULTS = {
   durability: 'power' as Durability,
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
   groupCommit: DEFAULT_GROUP_COMMIT,
+  tailCacheBytes: 16 << 20,
   uplink: DEFAULT_UPLINK_SETTINGS,
 };
 

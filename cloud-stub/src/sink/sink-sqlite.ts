@@ -11,9 +11,9 @@
  *
  * Nothing is ever deleted: this is a reference backend whose job is to say exactly what arrived.
  */
-import { join } from 'node:path';
-import { openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
-import type { ExportedRecord, GatewayStats, Sink, SinkBatch, SinkOutcome, SinkStats } from './sink.ts';
+import { dirname, join } from 'node:path';
+import { BulkInsert, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import type { ExportedRecord, GatewayStats, Sink, SinkBatch, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
 
 export const SINK_FILE = 'sink.db';
 
@@ -27,8 +27,11 @@ export class SqliteSink implements Sink {
   readonly file: string;
   private readonly db: SqliteDatabase;
   private readonly clock: Clock;
-  private readonly commitTx: (batches: readonly SinkBatch[]) => SinkOutcome[];
-  private readonly selectLastSeq;
+  private readonly commitTx: (batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => SinkOutcome[];
+  /** Highest seq held per gateway: this process is the sink's only writer, so memory is the truth. */
+  private lastSeqs = new Map<string, number>();
+  /** What the rows being bound share: their gateway and commit time. */
+  private readonly committing = { gatewayId: '', receivedTime: 0 };
 
   constructor({ dir, durability, clock = systemClock }: SqliteSinkOptions) {
     this.file = join(dir, SINK_FILE);
@@ -60,11 +63,11 @@ export class SqliteSink implements Sink {
         records   INTEGER NOT NULL
       ) WITHOUT ROWID;
     `);
-    const insert = this.db.prepare(
-      `INSERT OR IGNORE INTO records (gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time,
-                                      received_time, content_type, payload)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    const columns = 'INTO records (gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time, received_time, content_type, payload)';
+    // Fresh records (seq above the highest held for their gateway) cannot be duplicates: plain bulk INSERT.
+    // Resends (seq at or below it) go one by one through INSERT OR IGNORE, the unique key deciding.
+    const insertFresh = new BulkInsert<SinkRecord>(this.db, `INSERT ${columns}`, 10, (r, p, o) => bindRecord(r, p, o, this.committing));
+    const insertResend = this.db.prepare(`INSERT OR IGNORE ${columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const addGateway = this.db.prepare(
       `INSERT INTO gateways (gateway_id, last_seq, records, duplicates) VALUES (?, ?, ?, ?)
        ON CONFLICT (gateway_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
@@ -74,47 +77,63 @@ export class SqliteSink implements Sink {
       `INSERT INTO devices (device_id, records) VALUES (?, ?)
        ON CONFLICT (device_id) DO UPDATE SET records = records + excluded.records`,
     );
-    this.selectLastSeq = this.db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM gateways WHERE gateway_id = ?');
+    for (const row of this.db.prepare<[], { gateway_id: string; last_seq: number }>('SELECT gateway_id, last_seq FROM gateways').iterate()) {
+      this.lastSeqs.set(row.gateway_id, row.last_seq);
+    }
 
-    this.commitTx = this.db.transaction((batches: readonly SinkBatch[]) => {
-      const receivedTime = this.clock.now();
+    this.commitTx = this.db.transaction((batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => {
       const perDevice = new Map<string, number>();
+      const count = (deviceId: string) => perDevice.set(deviceId, (perDevice.get(deviceId) ?? 0) + 1);
       const outcomes = batches.map(({ gatewayId, records }) => {
+        if (records.length === 0) return { inserted: 0, duplicates: 0 };
+        this.committing.gatewayId = gatewayId;
+        const held = lastSeqs.get(gatewayId) ?? 0;
+        // Seqs ascend within a batch, so the resends are a prefix of it.
+        let firstFresh = 0;
+        while (firstFresh < records.length && records[firstFresh]!.seq <= held) firstFresh++;
         let inserted = 0;
-        let lastSeq = 0;
-        for (const r of records) {
-          const { changes } = insert.run(
-            gatewayId, r.seq, r.deviceId, r.stream, r.deviceSeq, r.deviceTimeMs, r.gatewayTimeMs, receivedTime, r.contentType, r.payload,
-          );
-          if (changes > 0) {
+        const single: unknown[] = new Array(10);
+        for (let i = 0; i < firstFresh; i++) {
+          bindRecord(records[i]!, single, 0, this.committing);
+          if (insertResend.run(single).changes > 0) {
             inserted++;
-            perDevice.set(r.deviceId, (perDevice.get(r.deviceId) ?? 0) + 1);
+            count(records[i]!.deviceId);
           }
-          if (r.seq > lastSeq) lastSeq = r.seq;
         }
+        const fresh = firstFresh === 0 ? records : records.slice(firstFresh);
+        inserted += insertFresh.run(fresh);
+        for (const r of fresh) count(r.deviceId);
+        const lastSeq = Math.max(held, records[records.length - 1]!.seq);
+        lastSeqs.set(gatewayId, lastSeq);
         const duplicates = records.length - inserted;
-        if (records.length > 0) addGateway.run(gatewayId, lastSeq, inserted, duplicates);
+        addGateway.run(gatewayId, lastSeq, inserted, duplicates);
         return { inserted, duplicates };
       });
-      for (const [deviceId, count] of perDevice) addDevice.run(deviceId, count);
+      for (const [deviceId, n] of perDevice) addDevice.run(deviceId, n);
       return outcomes;
     });
   }
 
   async commit(batches: readonly SinkBatch[]): Promise<SinkOutcome[]> {
-    return this.commitTx(batches);
+    // Work on a copy of the highest seqs: a transaction that fails must leave them as they were.
+    const lastSeqs = new Map(this.lastSeqs);
+    this.committing.receivedTime = this.clock.now();
+    const outcomes = this.commitTx(batches, lastSeqs);
+    this.lastSeqs = lastSeqs;
+    return outcomes;
   }
 
   async lastSeq(gatewayId: string): Promise<number> {
-    return this.selectLastSeq.get(gatewayId)?.last_seq ?? 0;
+    return this.lastSeqs.get(gatewayId) ?? 0;
   }
 
   async stats(): Promise<SinkStats> {
     return readStats(this.db);
   }
 
+  /** Read through a connection of its own, so that commits can go on while the export is read. */
   exportRecords(): AsyncIterable<ExportedRecord> {
-    return toAsync(readRecords(this.db));
+    return toAsync(exportSqliteSink(dirname(this.file)));
   }
 
   async close(): Promise<void> {
@@ -143,6 +162,19 @@ export function readSqliteSinkStats(dir: string): SinkStats {
   } finally {
     db.close();
   }
+}
+
+function bindRecord(r: SinkRecord, p: unknown[], o: number, shared: { gatewayId: string; receivedTime: number }): void {
+  p[o] = shared.gatewayId;
+  p[o + 1] = r.seq;
+  p[o + 2] = r.deviceId;
+  p[o + 3] = r.stream;
+  p[o + 4] = r.deviceSeq;
+  p[o + 5] = r.deviceTimeMs;
+  p[o + 6] = r.gatewayTimeMs;
+  p[o + 7] = shared.receivedTime;
+  p[o + 8] = r.contentType;
+  p[o + 9] = r.payload;
 }
 
 function readStats(db: SqliteDatabase): SinkStats {

@@ -55,6 +55,7 @@ export function gatewayCommand(): Command {
           allowAnonymous: flags.allowAnonymous,
           maxPayloadBytes: flags.maxPayloadBytes,
           groupCommit: { intervalMs: flags.commitIntervalMs, maxRows: flags.commitMaxRows },
+          tailCacheBytes: d.tailCacheBytes,
           uplink: {
             ...d.uplink,
             window: flags.uplinkWindow,

@@ -24,8 +24,8 @@ export type AppendDone = (err: Error | undefined, seqs?: { firstSeq: number; las
 
 export interface GroupCommitOptions extends GroupCommitSettings {
   journal: Journal;
-  /** After every successful commit. */
-  onCommitted?: (result: CommitResult, rows: number, durationMs: number) => void;
+  /** After every successful commit, with the records it appended (seqs result.firstSeq, firstSeq + 1, ...). */
+  onCommitted?: (result: CommitResult, records: readonly NewRecord[], durationMs: number) => void;
   /** After a commit failed; the appends it carried were told the error. */
   onFailed?: (err: Error) => void;
   clock?: Clock;
@@ -108,7 +108,7 @@ export class GroupCommit {
       a.done(undefined, { firstSeq: seq, lastSeq: seq + a.count - 1 });
       seq += a.count;
     }
-    this.options.onCommitted?.(result, records.length, durationMs);
+    this.options.onCommitted?.(result, records, durationMs);
   }
 
   /** Commits what is waiting and refuses further appends. */

@@ -19,7 +19,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FleetgateError, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { BulkInsert, FleetgateError, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import type { CommitResult, Journal, JournalRecord, JournalStats, NewRecord } from './journal.ts';
 
 const SCHEMA_VERSION = 1;
@@ -47,6 +47,7 @@ export class SqliteJournal implements Journal {
   private acked: number;
   private rows: number;
   private payloadBytes: number;
+  private insertingFrom = 0;
   private readonly insert;
   private readonly setMeta;
   private readonly selectAfter;
@@ -60,9 +61,21 @@ export class SqliteJournal implements Journal {
     this.db = openSqlite(this.file, { durability });
     migrate(this.db, this.file);
 
-    this.insert = this.db.prepare(
-      `INSERT INTO journal (seq, device_id, stream, device_seq, device_time, gateway_time, content_type, payload)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    // Row i of a commit gets seq firstSeq + i (the commit sets this.insertingFrom first).
+    this.insert = new BulkInsert<NewRecord>(
+      this.db,
+      'INSERT INTO journal (seq, device_id, stream, device_seq, device_time, gateway_time, content_type, payload)',
+      8,
+      (r, p, o, i) => {
+        p[o] = this.insertingFrom + i;
+        p[o + 1] = r.deviceId;
+        p[o + 2] = r.stream;
+        p[o + 3] = r.deviceSeq;
+        p[o + 4] = r.deviceTimeMs;
+        p[o + 5] = r.gatewayTimeMs;
+        p[o + 6] = r.contentType;
+        p[o + 7] = r.payload;
+      },
     );
     this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     this.selectAfter = this.db.prepare<[number, number], JournalRecord>(
@@ -94,10 +107,9 @@ export class SqliteJournal implements Journal {
 
     this.commitTx = this.db.transaction((records: readonly NewRecord[], ackedThrough: number): TxOutcome => {
       const firstSeq = this.last + 1;
-      let seq = this.last;
-      for (const r of records) {
-        this.insert.run(++seq, r.deviceId, r.stream, r.deviceSeq, r.deviceTimeMs, r.gatewayTimeMs, r.contentType, r.payload);
-      }
+      const seq = this.last + records.length;
+      this.insertingFrom = firstSeq;
+      this.insert.run(records);
       if (records.length > 0) this.setMeta.run('last_seq', seq);
       let released = { rows: 0, bytes: 0 };
       if (ackedThrough > this.acked) {

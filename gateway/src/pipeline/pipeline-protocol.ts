@@ -3,6 +3,7 @@ import type { LevelWithSilent } from 'pino';
 import type { Durability } from '@fleetgate/common';
 import type { GroupCommitSettings, GroupCommitStats } from '../journal/group-commit.ts';
 import type { JournalStats } from '../journal/journal.ts';
+import type { TailCache } from '../journal/tail-cache.ts';
 import type { UplinkSettings, UplinkStats } from '../uplink/uplink.ts';
 import type { PackedRecords } from './packed-records.ts';
 
@@ -12,12 +13,14 @@ export interface PipelineSettings {
   dataDir: string;
   durability: Durability;
   groupCommit: GroupCommitSettings;
+  /** Memory for the newest committed records, so the uplink need not read them back from SQLite. */
+  tailCacheBytes: number;
   uplink: UplinkSettings;
   logLevel: LevelWithSilent;
 }
 
 export interface PipelineStats {
-  journal: JournalStats & GroupCommitStats;
+  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']>;
   uplink: UplinkStats;
 }
 

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger, errorMessage } from '@fleetgate/common';
 import { GroupCommit } from '../journal/group-commit.ts';
 import { SqliteJournal } from '../journal/journal-sqlite.ts';
+import { TailCache } from '../journal/tail-cache.ts';
 import { Uplink } from '../uplink/uplink.ts';
 import { unpackRecords } from './packed-records.ts';
 import type { FromWorker, PipelineSettings, ToWorker } from './pipeline-protocol.ts';
@@ -24,11 +25,15 @@ try {
   throw err;
 }
 
+const tail = new TailCache(journal, settings.tailCacheBytes);
 let lastFailureLog = 0;
 const commits = new GroupCommit({
   ...settings.groupCommit,
   journal,
-  onCommitted: () => uplink.wake(),
+  onCommitted: (result, records) => {
+    tail.add(result.firstSeq, records);
+    uplink.wake();
+  },
   onFailed: (err) => {
     // A broken disk fails every commit; one line a second is enough to say so.
     if (Date.now() - lastFailureLog < 1000) return;
@@ -41,8 +46,11 @@ const uplink = new Uplink({
   ...settings.uplink,
   gatewayId: settings.gatewayId,
   version: settings.version,
-  journal,
-  onAcked: (throughSeq) => commits.ack(throughSeq),
+  journal: tail,
+  onAcked: (throughSeq) => {
+    tail.release(throughSeq);
+    commits.ack(throughSeq);
+  },
   logger,
 });
 
@@ -54,7 +62,7 @@ port.on('message', (message: ToWorker) => {
       );
       return;
     case 'stats':
-      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats() }, uplink: uplink.stats() } });
+      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats() }, uplink: uplink.stats() } });
       return;
     case 'close':
       commits.close();

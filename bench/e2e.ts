@@ -1,0 +1,122 @@
+/**
+ * `npm run bench -- e2e`: MQTT QoS 1 ingest, 100 connections, 100-byte payloads, as fast as PUBACKs allow.
+ * Baseline: a bare aedes broker (no journal, no forwarding). Then the same loader through a fleetgate gateway
+ * to a cloud-stub. The gateway's figure is the rate of records committed at the cloud-stub; the ratio is that
+ * over the bare aedes rate. Both in the same run, on the same machine.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-process.ts';
+import { cpuSeconds, runLoader, startServer } from './lib/children.ts';
+import type { LoadResult, LoadSettings } from './lib/mqtt-load.ts';
+import { printReport, type BenchReport } from './lib/report.ts';
+
+export async function e2e(argv: string[]): Promise<BenchReport> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      connections: { type: 'string', default: '100' },
+      inflight: { type: 'string', default: '10' },
+      payload: { type: 'string', default: '100' },
+      seconds: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      durability: { type: 'string', default: 'power' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const load = (port: number, clientPrefix: string): LoadSettings => ({
+    host: '127.0.0.1',
+    port,
+    clientPrefix,
+    connections: Number(values.connections),
+    inflight: Number(values.inflight),
+    payloadBytes: Number(values.payload),
+    warmupSeconds: Number(values.warmup),
+    seconds: Number(values.seconds),
+  });
+
+  // Baseline: bare aedes.
+  const bare = await startServer(new URL('./servers/bare-aedes.ts', import.meta.url));
+  const bareCpu = cpuSeconds(bare.pid);
+  let bareWindowCpu = 0;
+  let bareResult: LoadResult;
+  try {
+    let atStart = 0;
+    bareResult = await runLoader(load(bare.port, 'bare-'), (event) => {
+      if (event === 'measuring') atStart = cpuSeconds(bare.pid);
+      if (event === 'measured') bareWindowCpu = cpuSeconds(bare.pid) - atStart;
+    });
+  } finally {
+    await bare.stop();
+  }
+  void bareCpu;
+
+  // fleetgate: gateway -> cloud-stub, each its own process, durable journal and sink.
+  const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-'));
+  try {
+    const cloud = await startFleetgate('cloud', ['cloud', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir, 'cloud'), '--durability', values.durability!], 'cloud-stub ready');
+    const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
+    const gateway = await startFleetgate(
+      'gateway',
+      ['gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', values.durability!],
+      'gateway ready',
+    );
+    const cloudRecords = async () => ((await (await fetch(`${cloudAdmin}/v1/stats`)).json()) as { records: number }).records;
+    const marks: Record<string, { at: number; records: number; gatewayCpu: number; cloudCpu: number }> = {};
+    const pending: Promise<void>[] = [];
+    const result = await runLoader(load(portOf(gateway.ready.mqtt), 'dev-'), (event) => {
+      const at = performance.now();
+      const gatewayCpu = cpuSeconds(gateway.process.pid);
+      const cloudCpu = cpuSeconds(cloud.process.pid);
+      pending.push(cloudRecords().then((records) => void (marks[event] = { at, records, gatewayCpu, cloudCpu })));
+    });
+    await Promise.all(pending);
+    const start = marks.measuring!;
+    const end = marks.measured!;
+    const committedRate = Math.round((end.records - start.records) / ((end.at - start.at) / 1000));
+    // Every PUBACKed message must reach the cloud: wait for the tail to drain, then compare.
+    const deadline = Date.now() + 60_000;
+    let committed = await cloudRecords();
+    while (committed < result.totalAcked && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      committed = await cloudRecords();
+    }
+    const seconds = (end.at - start.at) / 1000;
+    const report: BenchReport = {
+      name: 'e2e',
+      settings: { ...values },
+      figures: {
+        bareAedesRate: bareResult.rate,
+        gatewayPubackRate: result.rate,
+        gatewayCommittedRate: committedRate,
+        ratio: +(committedRate / bareResult.rate).toFixed(3),
+        bareLatencyMs: bareResult.latencyMs,
+        gatewayLatencyMs: result.latencyMs,
+        cpuCoresInWindow: {
+          bareAedes: +(bareWindowCpu / Number(values.seconds)).toFixed(2),
+          bareLoader: +(bareResult.cpuSeconds / Number(values.seconds)).toFixed(2),
+          gateway: +((end.gatewayCpu - start.gatewayCpu) / seconds).toFixed(2),
+          cloud: +((end.cloudCpu - start.cloudCpu) / seconds).toFixed(2),
+          loader: +(result.cpuSeconds / Number(values.seconds)).toFixed(2),
+        },
+        pubackedTotal: result.totalAcked,
+        committedAtCloud: committed,
+        everyPubackedMessageArrived: committed >= result.totalAcked,
+      },
+      summary:
+        `bare aedes ${bareResult.rate} msg/s; gateway -> cloud ${committedRate} msg/s committed (PUBACK rate ${result.rate}); ` +
+        `ratio ${(committedRate / bareResult.rate).toFixed(2)} (target >= 0.8); publish->PUBACK p50/p99: bare ` +
+        `${bareResult.latencyMs.p50}/${bareResult.latencyMs.p99} ms, gateway ${result.latencyMs.p50}/${result.latencyMs.p99} ms; ` +
+        `durability=${values.durability}`,
+    };
+    await gateway.process.stop();
+    await cloud.process.stop();
+    printReport(report, values.json!);
+    return report;
+  } finally {
+    await killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,13 @@
+/** `npm run bench -- <name> [options]`: runs one benchmark; each prints its figures and a same-run baseline. */
+import { e2e } from './e2e.ts';
+
+const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e };
+
+const [name, ...argv] = process.argv.slice(2);
+const bench = name === undefined ? undefined : benchmarks[name];
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [options]\n`);
+  process.exit(2);
+}
+await bench(argv);
+process.exit(0);
