@@ -59,6 +59,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--uplink-window', options.uplink.window);
   positiveInteger('--batch-max-records', options.uplink.maxBatchRecords);
   positiveInteger('--batch-max-bytes', options.uplink.maxBatchBytes);
+  positiveInteger('--reconnect-max-ms', options.uplink.reconnectMaxMs);
 }
 
 function positiveInteger(field: string, value: number, min = 1): void {

@@ -20,6 +20,7 @@ interface GatewayFlags {
   uplinkWindow: number;
   batchMaxRecords: number;
   batchMaxBytes: number;
+  reconnectMaxMs: number;
   logLevel: LevelWithSilent;
 }
 
@@ -40,6 +41,7 @@ export function gatewayCommand(): Command {
     .addOption(integerOption('--uplink-window <n>', 'batches sent and not yet acked, at most', d.uplink.window))
     .addOption(integerOption('--batch-max-records <n>', 'records per uplink batch, at most', d.uplink.maxBatchRecords))
     .addOption(integerOption('--batch-max-bytes <n>', 'payload bytes per uplink batch, about', d.uplink.maxBatchBytes))
+    .addOption(integerOption('--reconnect-max-ms <ms>', 'ceiling of the uplink reconnect backoff', d.uplink.reconnectMaxMs))
     .addOption(logLevelOption())
     .action(async (flags: GatewayFlags) => {
       const logger = createLogger({ name: 'gateway', level: flags.logLevel });
@@ -61,6 +63,7 @@ export function gatewayCommand(): Command {
             window: flags.uplinkWindow,
             maxBatchRecords: flags.batchMaxRecords,
             maxBatchBytes: flags.batchMaxBytes,
+            reconnectMaxMs: flags.reconnectMaxMs,
           },
           logger,
           logLevel: flags.logLevel,

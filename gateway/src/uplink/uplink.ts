@@ -36,6 +36,8 @@ export interface UplinkSettings {
   maxBatchBytes: number;
   /** A session that gets no Welcome within this time is given up and retried. */
   welcomeTimeoutMs: number;
+  /** Ceiling of the reconnect backoff (exponential from 100 ms, full jitter). */
+  reconnectMaxMs: number;
 }
 
 export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
@@ -43,6 +45,7 @@ export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
   maxBatchRecords: 500,
   maxBatchBytes: 1 << 20,
   welcomeTimeoutMs: 10_000,
+  reconnectMaxMs: 10_000,
 };
 
 export interface UplinkOptions extends UplinkSettings {
@@ -114,11 +117,12 @@ export class Uplink {
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
-    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs } = options;
-    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs };
+    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs } = options;
+    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs };
     this.logger = options.logger.child({ upstream: target });
     this.timers = options.timers ?? systemTimers;
-    this.backoff = options.backoff ?? new Backoff();
+    this.backoff =
+      options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
     this.client = new UplinkClient(target, options.credentials ?? grpcCredentials.createInsecure(), CHANNEL_OPTIONS);
     this.acked = this.sent = this.everSent = options.journal.ackedThrough;
     this.connectivity.on('state', ({ state, previous, reason }) => {
