@@ -1,0 +1,128 @@
+/** MQTT ingress against a real aedes listener: who may publish what, and the precise refusals. */
+import assert from 'node:assert/strict';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { readCloud } from '../support/delivery.ts';
+import { startInProcess, type InProcessStack } from '../support/in-process.ts';
+import { useTempDir } from '../support/temp-dir.ts';
+import { waitUntil } from '../support/test-device.ts';
+
+describe('mqtt ingress', function () {
+  this.timeout(20_000);
+  const dir = useTempDir();
+  let stack: InProcessStack;
+  let clients: MqttClient[] = [];
+
+  beforeEach(async () => {
+    stack = await startInProcess(dir.path, { maxPayloadBytes: 1024 });
+  });
+  afterEach(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    clients = [];
+    await stack.close();
+  });
+
+  const connect = async (clientId: string, options: Partial<IClientOptions> = {}) => {
+    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId, reconnectPeriod: 0, ...options });
+    clients.push(client);
+    return client;
+  };
+  const refusals = async () => (await stack.gateway.stats()).ingress.refusals;
+
+  /** Publishes and expects the gateway to close the connection instead of acknowledging. */
+  const expectClosedBy = async (client: MqttClient, topic: string, payload: string | Buffer) => {
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    let acked = false;
+    client.publish(topic, payload, { qos: 1 }, (err) => (acked = !err));
+    await closed;
+    assert.equal(acked, false, 'no PUBACK for a refused publish');
+  };
+
+  it('ingress - a publish on another device\'s topic closes that connection, is counted, and disturbs no one else', async () => {
+    const intruder = await connect('dev-a');
+    const bystander = await connect('dev-b');
+    await expectClosedBy(intruder, 'devices/dev-b/telemetry', 'spoofed');
+    await bystander.publishAsync('devices/dev-b/telemetry', 'genuine', { qos: 1 });
+    assert.equal((await refusals())['foreign-topic'], 1);
+    await waitUntil('the genuine message at the cloud', async () => (await stack.cloud.stats()).records === 1);
+    assert.deepEqual(readCloud(`${dir.path}/cloud`).map((r) => [r.deviceId, Buffer.from(r.payload, 'base64').toString()]), [['dev-b', 'genuine']]);
+  });
+
+  it('ingress - topics outside devices/ are refused the same way', async () => {
+    const client = await connect('dev-a');
+    await expectClosedBy(client, 'factory/line-1/temperature', '21');
+    assert.equal((await refusals())['foreign-topic'], 1);
+  });
+
+  it('ingress - a payload over the limit is refused and counted', async () => {
+    const client = await connect('dev-a');
+    await client.publishAsync('devices/dev-a/telemetry', Buffer.alloc(1024), { qos: 1 });
+    await expectClosedBy(client, 'devices/dev-a/telemetry', Buffer.alloc(1025));
+    assert.equal((await refusals())['payload-too-large'], 1);
+  });
+
+  it('ingress - an empty stream level in a telemetry topic is refused', async () => {
+    const client = await connect('dev-a');
+    await expectClosedBy(client, 'devices/dev-a/telemetry/', 'x');
+    assert.equal((await refusals())['invalid-stream'], 1);
+  });
+
+  it('ingress - a subscription outside the device\'s own space gets SUBACK 0x80; its own is granted', async () => {
+    const client = await connect('dev-a');
+    // mqtt.js rejects a subscribe with any 0x80 in its SUBACK; the SUBACK itself comes with the error.
+    const suback = await client.subscribeAsync(['devices/dev-a/commands/#', 'devices/+/telemetry', '#'], { qos: 1 }).then(
+      () => assert.fail('expected a SUBACK with refusals'),
+      (err: Error & { packet?: { granted: number[] } }) => err.packet,
+    );
+    assert.deepEqual(suback?.granted, [1, 0x80, 0x80]);
+    assert.equal(client.connected, true, 'a refused subscription keeps the connection');
+    assert.equal((await refusals())['subscribe-denied'], 2);
+  });
+
+  it('ingress - an empty or unusable client id gets CONNACK 0x02, identifier rejected [MQTT-3.1.3-8]', async () => {
+    for (const clientId of ['', 'has/slash', 'x'.repeat(129)]) {
+      await assert.rejects(connect(clientId, { clean: true }), (err: Error & { code?: number }) => err.code === 2, clientId);
+    }
+    assert.equal((await refusals())['identifier-rejected'], 3);
+  });
+
+  it('ingress - an MQTT 5 CONNECT is refused: the listener speaks MQTT 3.1.1', async () => {
+    await assert.rejects(connect('dev-a', { protocolVersion: 5 }));
+    const client = await connect('dev-a', { protocolVersion: 4 });
+    assert.equal(client.connected, true);
+  });
+
+  it('ingress - a device\'s own non-telemetry topics are plain MQTT: delivered, not journaled', async () => {
+    const client = await connect('dev-a');
+    await client.subscribeAsync('devices/dev-a/echo', { qos: 1 });
+    const received = new Promise<[string, Buffer]>((resolve) => client.once('message', (topic, payload) => resolve([topic, payload])));
+    await client.publishAsync('devices/dev-a/echo', 'ping', { qos: 1 });
+    const [topic, payload] = await received;
+    assert.deepEqual([topic, payload.toString()], ['devices/dev-a/echo', 'ping']);
+    const { ingress, journal } = await stack.gateway.stats();
+    assert.equal(ingress.localMessages, 1);
+    assert.equal(ingress.messages, 0);
+    assert.equal(journal.lastSeq, 0);
+  });
+
+  it('ingress - QoS 0 and named streams are journaled and reach the cloud', async () => {
+    const client = await connect('dev-a');
+    await client.publishAsync('devices/dev-a/telemetry/vibration', 'v1', { qos: 0 });
+    await client.publishAsync('devices/dev-a/telemetry', 't1', { qos: 1 });
+    await waitUntil('both at the cloud', async () => (await stack.cloud.stats()).records === 2);
+    const records = readCloud(`${dir.path}/cloud`);
+    assert.deepEqual(records.map((r) => [r.stream, Buffer.from(r.payload, 'base64').toString()]), [['vibration', 'v1'], ['', 't1']]);
+    assert.ok(records.every((r) => r.gatewayTime > 0 && r.deviceId === 'dev-a'));
+    const { ingress } = await stack.gateway.stats();
+    assert.deepEqual([ingress.qos0, ingress.qos1, ingress.messages], [1, 1, 2]);
+  });
+
+  it('ingress - the admin API answers /healthz and /v1/stats, and 404 for the rest', async () => {
+    const admin = `http://127.0.0.1:${stack.gateway.adminAddress!.port}`;
+    await connect('dev-a');
+    assert.deepEqual(await (await fetch(`${admin}/healthz`)).json(), { status: 'ok' });
+    const stats = (await (await fetch(`${admin}/v1/stats`)).json()) as Record<string, unknown>;
+    assert.equal(stats.devicesConnected, 1);
+    for (const key of ['gatewayId', 'journal', 'uplink', 'ingress']) assert.ok(key in stats, key);
+    assert.equal((await fetch(`${admin}/nope`)).status, 404);
+  });
+});

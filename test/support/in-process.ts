@@ -1,0 +1,39 @@
+/** A cloud-stub and a gateway in this process, on real sockets at port 0, with their data in `dir`. */
+import { join } from 'node:path';
+import { CloudStub } from '@fleetgate/cloud-stub';
+import { Gateway, GATEWAY_DEFAULTS, type GatewayOptions } from '@fleetgate/gateway';
+
+export interface InProcessStack {
+  cloud: CloudStub;
+  gateway: Gateway;
+  close(): Promise<void>;
+}
+
+export async function startInProcess(dir: string, options: Partial<GatewayOptions> = {}): Promise<InProcessStack> {
+  const cloud = await CloudStub.start({
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    dataDir: join(dir, 'cloud'),
+    durability: 'process',
+  });
+  const gateway = await Gateway.start({
+    ...GATEWAY_DEFAULTS,
+    gatewayId: 'gw-test',
+    mqtt: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    upstream: `127.0.0.1:${cloud.address.port}`,
+    dataDir: join(dir, 'gateway'),
+    durability: 'process',
+    allowAnonymous: true,
+    logLevel: 'silent',
+    ...options,
+  });
+  return {
+    cloud,
+    gateway,
+    close: async () => {
+      await gateway.close();
+      await cloud.close();
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * A cloud-stub and a gateway as real child processes on free ports (port 0, then kept across restarts so that
+ * devices and the gateway find them again), with their data in `dir`.
+ */
+import { join } from 'node:path';
+import type { CloudStats } from '@fleetgate/cloud-stub';
+import type { GatewayStats } from '@fleetgate/gateway';
+import { portOf, startFleetgate, type FleetgateProcess } from './fleetgate-process.ts';
+
+export class Stack {
+  cloud!: FleetgateProcess;
+  gateway!: FleetgateProcess;
+  cloudPort = 0;
+  cloudAdminPort = 0;
+  mqttPort = 0;
+  gatewayAdminPort = 0;
+
+  constructor(
+    readonly dir: string,
+    private readonly gatewayArgs: string[] = [],
+  ) {}
+
+  get cloudData(): string {
+    return join(this.dir, 'cloud');
+  }
+
+  static async start(dir: string, gatewayArgs: string[] = []): Promise<Stack> {
+    const stack = new Stack(dir, gatewayArgs);
+    await stack.startCloud();
+    await stack.startGateway();
+    return stack;
+  }
+
+  async startCloud(): Promise<void> {
+    const { process, ready } = await startFleetgate(
+      'cloud-stub',
+      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData],
+      'cloud-stub ready',
+    );
+    this.cloud = process;
+    this.cloudPort = portOf(ready.listen);
+    this.cloudAdminPort = portOf(ready.admin);
+  }
+
+  async startGateway(): Promise<void> {
+    const { process, ready } = await startFleetgate(
+      'gateway',
+      [
+        'gateway', '--gateway-id', 'gw-test', '--allow-anonymous', '--mqtt', `127.0.0.1:${this.mqttPort}`,
+        '--admin', `127.0.0.1:${this.gatewayAdminPort}`, '--upstream', `127.0.0.1:${this.cloudPort}`,
+        '--data', join(this.dir, 'gateway'), '--reconnect-max-ms', '500', ...this.gatewayArgs,
+      ],
+      'gateway ready',
+    );
+    this.gateway = process;
+    this.mqttPort = portOf(ready.mqtt);
+    this.gatewayAdminPort = portOf(ready.admin);
+  }
+
+  async gatewayStats(): Promise<GatewayStats> {
+    return (await (await fetch(`http://127.0.0.1:${this.gatewayAdminPort}/v1/stats`)).json()) as GatewayStats;
+  }
+
+  async cloudStats(): Promise<CloudStats> {
+    return (await (await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/stats`)).json()) as CloudStats;
+  }
+
+  async holdAcks(hold: boolean): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/faults`, { method: 'POST', body: JSON.stringify({ holdAcks: hold }) });
+    if (!res.ok) throw new Error(`POST /v1/faults: ${res.status} ${await res.text()}`);
+  }
+}
