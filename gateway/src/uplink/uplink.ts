@@ -75,6 +75,8 @@ export interface UplinkStats {
   /** Records sent again after a reconnect (already sent once, not acked then). */
   recordsResent: number;
   acks: number;
+  /** Times the stream would take no more (write() returned false) and the sender waited for 'drain'. */
+  drainWaits: number;
   /** Sessions started (connection attempts). */
   sessions: number;
   failures: number;
@@ -113,7 +115,7 @@ export class Uplink {
   private sent: number;
   /** Highest seq ever written on any session: what is sent again at or below it is a resend. */
   private everSent: number;
-  private readonly counters = { batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, sessions: 0, failures: 0 };
+  private readonly counters = { batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, drainWaits: 0, sessions: 0, failures: 0 };
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
@@ -248,6 +250,7 @@ export class Uplink {
       this.counters.recordsSent += records.length;
       if (!writable) {
         this.waitingForDrain = true;
+        this.counters.drainWaits++;
         call.once('drain', () => {
           if (call !== this.call) return;
           this.waitingForDrain = false;

@@ -1,0 +1,51 @@
+/** A raw Uplink stream for protocol tests: write frames, read what comes back, see how it ended. */
+import { credentials, Metadata, status, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { UplinkClient, type DownlinkFrame, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
+
+export class RawUplink {
+  readonly frames: DownlinkFrame[] = [];
+  readonly ended: Promise<StatusObject>;
+  private readonly call: ClientDuplexStream<UplinkFrame, DownlinkFrame>;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly client: UplinkClient) {
+    this.call = client.connect(new Metadata());
+    this.call.on('data', (frame: DownlinkFrame) => {
+      this.frames.push(frame);
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.call.on('error', () => {});
+    this.ended = new Promise((resolve) => this.call.on('status', resolve));
+  }
+
+  static connect(port: number): RawUplink {
+    return new RawUplink(new UplinkClient(`127.0.0.1:${port}`, credentials.createInsecure()));
+  }
+
+  hello(gatewayId: string, lastAckedSeq = 0): void {
+    this.call.write({ frame: { $case: 'hello', value: { gatewayId, version: 'test', lastAckedSeq } } });
+  }
+
+  batch(records: TelemetryRecord[]): void {
+    this.call.write({ frame: { $case: 'batch', value: { records } } });
+  }
+
+  /** Resolves with the n-th frame received (1-based), waiting for it if need be. */
+  async frame(n: number): Promise<DownlinkFrame> {
+    while (this.frames.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return this.frames[n - 1]!;
+  }
+
+  close(): void {
+    this.call.cancel();
+    this.client.close();
+  }
+}
+
+export function telemetry(seq: number, deviceId = 'dev-1'): TelemetryRecord {
+  return { seq, deviceId, stream: '', deviceSeq: 0, deviceTimeMs: 0, gatewayTimeMs: Date.now(), payload: Buffer.from(`p${seq}`), contentType: '' };
+}
+
+export const range = (from: number, to: number): TelemetryRecord[] => Array.from({ length: to - from + 1 }, (_, i) => telemetry(from + i));
+
+export { status };
