@@ -34,7 +34,8 @@ export class SessionRegistry {
   }
 
   endAll(code: status, details: string): void {
-    for (const session of [...this.sessions.values()]) session.end(code, details);
+    // end() removes the session from the map: deleting the entry being visited is safe for a Map iterator.
+    for (const session of this.sessions.values()) session.end(code, details);
   }
 }
 

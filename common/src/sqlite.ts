@@ -40,6 +40,7 @@ export class BulkInsert<T> {
   private readonly many;
   private readonly one;
   private readonly params: unknown[];
+  private readonly single: unknown[];
 
   constructor(
     db: SqliteDatabase,
@@ -52,7 +53,8 @@ export class BulkInsert<T> {
     const tuple = `(${Array(columns).fill('?').join(', ')})`;
     this.many = db.prepare(`${head} VALUES ${Array(chunk).fill(tuple).join(', ')}`);
     this.one = db.prepare(`${head} VALUES ${tuple}`);
-    this.params = new Array(columns * chunk);
+    this.params = Array.from({ length: columns * chunk });
+    this.single = Array.from({ length: columns });
   }
 
   /** Inserts every row (call inside a transaction); returns the rows SQLite reports as changed. */
@@ -63,10 +65,9 @@ export class BulkInsert<T> {
       for (let k = 0; k < this.chunk; k++) this.bind(rows[i + k]!, this.params, k * this.columns, i + k);
       changes += this.many.run(this.params).changes;
     }
-    const single = new Array(this.columns);
     for (; i < rows.length; i++) {
-      this.bind(rows[i]!, single, 0, i);
-      changes += this.one.run(single).changes;
+      this.bind(rows[i]!, this.single, 0, i);
+      changes += this.one.run(this.single).changes;
     }
     return changes;
   }

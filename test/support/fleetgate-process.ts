@@ -16,7 +16,7 @@ export class FleetgateProcess {
   /** The last lines it printed (stdout and stderr), for failure messages. */
   readonly lines: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly watchers: Array<{ test: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
+  private watchers: Array<{ test: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
 
   constructor(
     readonly name: string,
@@ -86,12 +86,10 @@ export class FleetgateProcess {
     } catch {
       return;
     }
-    for (const watcher of [...this.watchers]) {
-      if (watcher.test(line)) {
-        this.watchers.splice(this.watchers.indexOf(watcher), 1);
-        watcher.resolve(line);
-      }
-    }
+    const matched = this.watchers.filter((watcher) => watcher.test(line));
+    if (matched.length === 0) return;
+    this.watchers = this.watchers.filter((watcher) => !matched.includes(watcher));
+    for (const watcher of matched) watcher.resolve(line);
   }
 }
 

@@ -81,6 +81,7 @@ export class SqliteSink implements Sink {
       this.lastSeqs.set(row.gateway_id, row.last_seq);
     }
 
+    const single: unknown[] = Array.from({ length: 10 });
     this.commitTx = this.db.transaction((batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => {
       const perDevice = new Map<string, number>();
       const count = (deviceId: string) => perDevice.set(deviceId, (perDevice.get(deviceId) ?? 0) + 1);
@@ -92,7 +93,6 @@ export class SqliteSink implements Sink {
         let firstFresh = 0;
         while (firstFresh < records.length && records[firstFresh]!.seq <= held) firstFresh++;
         let inserted = 0;
-        const single: unknown[] = new Array(10);
         for (let i = 0; i < firstFresh; i++) {
           bindRecord(records[i]!, single, 0, this.committing);
           if (insertResend.run(single).changes > 0) {

@@ -32,13 +32,13 @@ export function cloudCommand(): Command {
     .addOption(logLevelOption())
     .action(async (flags: ServeFlags) => {
       const logger = createLogger({ name: 'cloud', level: flags.logLevel });
-      let stub: CloudStub;
+      let stub: CloudStub | undefined;
+      closeOnSignals(async () => stub?.close(), logger);
       try {
         stub = await CloudStub.start({ listen: flags.listen, admin: flags.admin, dataDir: flags.data, durability: flags.durability, logger });
       } catch (err: unknown) {
         exitOnStartFailure(err, logger);
       }
-      closeOnSignals(() => stub.close(), logger);
     });
 
   cloud

@@ -45,7 +45,10 @@ export function gatewayCommand(): Command {
     .addOption(logLevelOption())
     .action(async (flags: GatewayFlags) => {
       const logger = createLogger({ name: 'gateway', level: flags.logLevel });
-      let gateway: Gateway;
+      // Signal handlers first: a SIGTERM that arrives while starting (or right after "gateway ready") must
+      // still stop the gateway in order, not kill it with the default action.
+      let gateway: Gateway | undefined;
+      closeOnSignals(async () => gateway?.close(), logger);
       try {
         gateway = await Gateway.start({
           gatewayId: flags.gatewayId,
@@ -72,6 +75,5 @@ export function gatewayCommand(): Command {
         exitOnStartFailure(err, logger);
       }
       gateway.on('fatal', () => process.exit(1));
-      closeOnSignals(() => gateway.close(), logger);
     });
 }

@@ -73,11 +73,11 @@ export class RecordPacker {
 
 /** The records of a packed batch; their payloads are views into `packed.payloads` (no copy). */
 export function unpackRecords(packed: PackedRecords): NewRecord[] {
-  const records: NewRecord[] = new Array(packed.count);
+  const records: NewRecord[] = [];
   let start = 0;
   for (let i = 0; i < packed.count; i++) {
     const end = packed.payloadEnds[i]!;
-    records[i] = {
+    records.push({
       deviceId: packed.strings[3 * i]!,
       stream: packed.strings[3 * i + 1]!,
       contentType: packed.strings[3 * i + 2]!,
@@ -85,7 +85,7 @@ export function unpackRecords(packed: PackedRecords): NewRecord[] {
       deviceTimeMs: packed.numbers[3 * i + 1]!,
       gatewayTimeMs: packed.numbers[3 * i + 2]!,
       payload: Buffer.from(packed.payloads, start, end - start),
-    };
+    });
     start = end;
   }
   return records;

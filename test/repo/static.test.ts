@@ -1,0 +1,45 @@
+/** Checks on the repository itself, run with the suite so that CI reports them in the same closing line. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'node_modules/.bin');
+const run = promisify(execFile);
+
+async function check(command: string, args: string[], cwd = ROOT): Promise<void> {
+  try {
+    await run(join(BIN, command), args, { cwd, maxBuffer: 16 << 20, env: { ...process.env, PATH: `${BIN}:${process.env.PATH}` } });
+  } catch (err: unknown) {
+    const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
+    assert.fail(`${command} ${args.join(' ')} failed:\n${stdout}\n${stderr}`.slice(0, 8000));
+  }
+}
+
+describe('repository', function () {
+  this.timeout(120_000);
+
+  it('repo - type-checks under strict TypeScript (tsc --noEmit)', () => check('tsc', ['-p', 'tsconfig.json']));
+
+  it('repo - lints clean (oxlint, warnings denied)', () =>
+    check('oxlint', ['--deny-warnings', 'common', 'gateway', 'cloud-stub', 'protos/src', 'test', 'bench']));
+
+  it('repo - has no import cycles', () =>
+    check('oxlint', ['--import-plugin', '-A', 'all', '-D', 'import/no-cycle', 'common', 'gateway', 'cloud-stub', 'protos/src', 'test', 'bench']));
+
+  it('repo - the generated protobuf code is exactly what buf generates from the .proto files', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'fleetgate-gen-'));
+    try {
+      await check('buf', ['generate', '-o', out], join(ROOT, 'protos'));
+      const generated = join(out, 'src/gen/fleetgate/v1/uplink.ts');
+      const committed = join(ROOT, 'protos/src/gen/fleetgate/v1/uplink.ts');
+      assert.equal(readFileSync(committed, 'utf8'), readFileSync(generated, 'utf8'), 'run `npm run generate` and commit the result');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
