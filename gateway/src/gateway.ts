@@ -37,6 +37,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   private admin: AdminHttpServer | undefined;
   private ingress: MqttIngress | undefined;
   private closing: Promise<void> | undefined;
+  private failure: Error | undefined;
   adminAddress: HostPort | undefined;
 
   private constructor(
@@ -46,6 +47,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   ) {
     super();
     pipeline.on('fatal', (err) => {
+      this.failure = err;
       this.logger.fatal({ err: err.message }, 'the journal thread failed');
       this.emit('fatal', err);
     });
@@ -121,8 +123,12 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
 
   private adminRoutes() {
     return {
-      'GET /healthz': () =>
-        this.closing ? { status: 503, body: { status: 'shutting down' } } : { status: 200, body: { status: 'ok' } },
+      // Healthy only while the journal can take messages and the listeners are open.
+      'GET /healthz': () => {
+        if (this.failure) return { status: 503, body: { status: 'failed', error: this.failure.message } };
+        if (this.closing) return { status: 503, body: { status: 'shutting down' } };
+        return { status: 200, body: { status: 'ok' } };
+      },
       'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
     };
   }
