@@ -68,7 +68,13 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     });
     const gateway = new Gateway(options, pipeline, logger);
     try {
-      gateway.ingress = await MqttIngress.start({ listen: options.mqtt, pipeline, maxPayloadBytes: options.maxPayloadBytes, logger });
+      gateway.ingress = await MqttIngress.start({
+        listen: options.mqtt,
+        pipeline,
+        maxPayloadBytes: options.maxPayloadBytes,
+        maxUnackedPerConnection: options.maxUnackedPerConnection,
+        logger,
+      });
       if (options.admin) {
         gateway.admin = new AdminHttpServer(gateway.adminRoutes(), logger);
         gateway.adminAddress = await gateway.admin.listen(options.admin);

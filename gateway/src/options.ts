@@ -18,6 +18,8 @@ export interface GatewayOptions {
   /** Devices need no credentials; the device id is the MQTT client id. The explicit opt-in for labs. */
   allowAnonymous: boolean;
   maxPayloadBytes: number;
+  /** QoS 1 PUBACKs one connection may have pending before the gateway stops reading it (backpressure). */
+  maxUnackedPerConnection: number;
   groupCommit: GroupCommitSettings;
   /** Memory for the newest committed records, which the uplink then sends without reading them back. */
   tailCacheBytes: number;
@@ -33,6 +35,7 @@ export const GATEWAY_DEFAULTS = {
   dataDir: './data/gateway',
   durability: 'power' as Durability,
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  maxUnackedPerConnection: 1000,
   groupCommit: DEFAULT_GROUP_COMMIT,
   tailCacheBytes: 16 << 20,
   uplink: DEFAULT_UPLINK_SETTINGS,
@@ -54,6 +57,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
     throw new ConfigError('--upstream', `"${options.upstream}" is not HOST:PORT`);
   }
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
+  positiveInteger('maxUnackedPerConnection', options.maxUnackedPerConnection);
   positiveInteger('--commit-interval-ms', options.groupCommit.intervalMs, 0);
   positiveInteger('--commit-max-rows', options.groupCommit.maxRows);
   positiveInteger('--uplink-window', options.uplink.window);

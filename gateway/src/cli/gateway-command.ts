@@ -59,6 +59,7 @@ export function gatewayCommand(): Command {
           durability: flags.durability,
           allowAnonymous: flags.allowAnonymous,
           maxPayloadBytes: flags.maxPayloadBytes,
+          maxUnackedPerConnection: d.maxUnackedPerConnection,
           groupCommit: { intervalMs: flags.commitIntervalMs, maxRows: flags.commitMaxRows },
           tailCacheBytes: d.tailCacheBytes,
           uplink: {

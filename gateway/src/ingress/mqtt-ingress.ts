@@ -2,11 +2,12 @@
  * MQTT ingress: an aedes broker on a TCP listener. Where a PUBLISH becomes a journal row:
  *
  *   aedes parses PUBLISH -> authorizePublish (below): who, which topic, how big -> pipeline.append(record)
- *   -> the journal thread commits -> callback(null) -> aedes sends PUBACK (QoS 1) / PUBREC (QoS 2)
+ *   -> the journal thread commits -> QoS 1: PubackWriter writes the PUBACK (see puback-writer.ts for why
+ *      not aedes); QoS 2: callback(null), aedes sends PUBREC
  *
- * aedes sends the PUBACK only when authorizePublish calls back, so holding the callback until the commit makes
- * a PUBACK mean "on disk". QoS 0 needs no answer and does not wait, unless the journal thread is congested, in
- * which case QoS 0 waits too: holding the callback stops aedes reading that socket, which is the backpressure.
+ * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 needs no answer and does not
+ * wait. When the journal thread is congested, or a connection has too many PUBACKs pending, the callback is
+ * held: aedes then stops reading that socket, which is the backpressure.
  *
  * A refused PUBLISH closes the connection: MQTT 3.1.1 has no way to refuse one and keep going.
  */
@@ -23,6 +24,7 @@ import {
   type Logger,
 } from '@fleetgate/common';
 import type { NewRecord } from '../journal/journal.ts';
+import { ConnectionFlow, PubackWriter } from './puback-writer.ts';
 import { DEVICE_ID, isOwnFilter, parseDeviceTopic } from './topics.ts';
 
 /** The part of the pipeline ingress needs. */
@@ -36,6 +38,8 @@ export interface MqttIngressOptions {
   pipeline: RecordAppender;
   /** Larger payloads are refused. */
   maxPayloadBytes: number;
+  /** QoS 1 PUBACKs a connection may have pending before aedes stops reading it. */
+  maxUnackedPerConnection: number;
   logger: Logger;
   clock?: Clock;
 }
@@ -58,15 +62,19 @@ export interface IngressStats {
   bytes: number;
   qos0: number;
   qos1: number;
+  qos2: number;
   /** Publishes on a device's own non-telemetry topics (plain MQTT, not journaled). */
   localMessages: number;
   refusals: Record<RefusalReason, number>;
   /** Connections that ended in an error (refusals, protocol errors, resets). */
   clientErrors: number;
+  /** PUBLISHes held back (aedes stopped reading their connection) while too many PUBACKs were pending. */
+  heldForBackpressure: number;
 }
 
 /** CONNACK return codes of MQTT 3.1.1, section 3.2.2.3. */
 const CONNACK_IDENTIFIER_REJECTED = 2;
+
 
 export class MqttIngress {
   private readonly broker: Aedes;
@@ -77,7 +85,9 @@ export class MqttIngress {
   /** The client id exactly as CONNECT carried it: aedes replaces an empty one with a generated id. */
   private readonly connectIds = new WeakMap<Client, string>();
   private readonly sockets = new Set<Socket>();
-  private readonly counters = { messages: 0, bytes: 0, qos0: 0, qos1: 0, localMessages: 0, clientErrors: 0 };
+  private readonly pubacks = new PubackWriter();
+  private readonly flows = new WeakMap<Client, ConnectionFlow>();
+  private readonly counters = { messages: 0, bytes: 0, qos0: 0, qos1: 0, qos2: 0, localMessages: 0, clientErrors: 0, heldForBackpressure: 0 };
   private readonly refusals = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   private boundAddress: HostPort | undefined;
 
@@ -182,17 +192,46 @@ export class MqttIngress {
     this.counters.messages++;
     this.counters.bytes += payload.length;
     const pipeline = this.options.pipeline;
-    if (packet.qos === 0 && !pipeline.congested) {
-      this.counters.qos0++;
-      pipeline.append(record, (err) => {
-        if (err) this.count('journal-unavailable', { deviceId: client.id, err: err.message }, 'QoS 0 message lost: journal commit failed');
-      });
-      return callback(null);
+    switch (packet.qos) {
+      case 0:
+        this.counters.qos0++;
+        pipeline.append(record, (err) => {
+          if (err) this.count('journal-unavailable', { deviceId: client.id, err: err.message }, 'QoS 0 message lost: journal commit failed');
+        });
+        return pipeline.congested ? this.flowOf(client).admit(() => callback(null), true) : callback(null);
+      case 1: {
+        // [MQTT-4.3.2-2] PUBACK once the message is ours: after the commit. aedes sees QoS 0, so it neither
+        // acks nor waits; PubackWriter acks when the journal thread says the commit returned.
+        this.counters.qos1++;
+        const messageId = packet.messageId!;
+        const flow = this.flowOf(client);
+        flow.pending++;
+        packet.qos = 0;
+        pipeline.append(record, (err) => {
+          if (err) this.closeAfterFailure(client, err);
+          else this.pubacks.write(client.conn as Socket, messageId);
+          flow.settled();
+        });
+        return flow.admit(() => callback(null), pipeline.congested);
+      }
+      default:
+        // QoS 2: aedes runs the PUBREC/PUBREL/PUBCOMP exchange; PUBREC waits for the commit.
+        this.counters.qos2++;
+        pipeline.append(record, (err) => (err ? this.refuse(client, 'journal-unavailable', packet, callback, err) : callback(null)));
     }
-    if (packet.qos === 0) this.counters.qos0++;
-    else this.counters.qos1++;
-    pipeline.append(record, (err) => (err ? this.refuse(client, 'journal-unavailable', packet, callback, err) : callback(null)));
   };
+
+  private flowOf(client: Client): ConnectionFlow {
+    let flow = this.flows.get(client);
+    if (!flow) this.flows.set(client, (flow = new ConnectionFlow(this.options.maxUnackedPerConnection, () => this.counters.heldForBackpressure++)));
+    return flow;
+  }
+
+  /** A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed. */
+  private closeAfterFailure(client: Client, err: Error): void {
+    this.count('journal-unavailable', { deviceId: client.id, err: err.message }, 'journal commit failed, connection closed');
+    (client.conn as Socket).destroy();
+  }
 
   /** A refused subscription gets return code 0x80 in its SUBACK [MQTT-3.9.3]; the connection stays. */
   private readonly authorizeSubscribe = (
