@@ -9,3 +9,7 @@ export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } 
 export { startWorker } from './ts-worker.ts';
 export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
 export { LogSampler } from './log-sampler.ts';
+export * from './tokens/keys.ts';
+export * from './tokens/revocation-list.ts';
+export * from './tokens/token-verifier.ts';
+export * from './tokens/tokens.ts';
