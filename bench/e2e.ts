@@ -59,7 +59,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
   // fleetgate: gateway -> cloud-stub, each its own process, durable journal and sink.
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-'));
   try {
-    const cloud = await startFleetgate('cloud', ['cloud', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir, 'cloud'), '--durability', values.durability!], 'cloud-stub ready');
+    const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir, 'cloud'), '--durability', values.durability!], 'cloud-stub ready');
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
     const gateway = await startFleetgate(
       'gateway',

@@ -13,10 +13,13 @@ import {
   type Durability,
   type HostPort,
   type Logger,
+  type RevocationList,
+  type TlsServerMaterial,
 } from '@fleetgate/common';
 import { UplinkService, type Limits } from '@fleetgate/protos';
 import { AckGate } from './ack-gate.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
+import { AnonymousGatewayAuth, TokenGatewayAuth, type GatewayAuth } from './gateway-auth.ts';
 import { SqliteSink } from './sink/sink-sqlite.ts';
 import type { Sink, SinkStats } from './sink/sink.ts';
 import { SessionRegistry, UplinkSession } from './uplink-session.ts';
@@ -30,12 +33,17 @@ export interface CloudStubOptions {
   durability: Durability;
   /** What the stub tells gateways in Welcome. */
   limits?: Partial<Limits>;
+  /** How gateways prove who they are; anonymous (trust Hello, labs only) if absent. */
+  auth?: GatewayAuth;
+  /** TLS on the gRPC listener; mTLS when clientAuth. Plain if absent. */
+  tls?: TlsServerMaterial;
   logger?: Logger;
 }
 
 export interface CloudStats extends SinkStats {
   /** Gateways with an open uplink stream. */
   sessions: number;
+  auth: 'token' | 'anonymous';
   commits: CommitQueueStats;
   faults: Faults;
 }
@@ -58,13 +66,20 @@ export class CloudStub {
     readonly sink: Sink,
     private readonly logger: Logger,
     limits: Limits,
+    private readonly auth: GatewayAuth,
   ) {
     this.queue = new CommitQueue(sink);
     this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
     this.server.addService(UplinkService, {
       connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
-        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks }),
+        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks, auth }),
     });
+    const revocations: RevocationList | undefined = auth instanceof TokenGatewayAuth ? auth.verifier.revocations : undefined;
+    revocations?.on('changed', () => {
+      const ended = this.registry.endInvalid((claims) => auth.stillValid(claims));
+      this.logger.info({ sessionsEnded: ended }, 'revocation list reloaded');
+    });
+    revocations?.on('error', (err) => this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'));
   }
 
   /** The gRPC address actually bound (port 0 resolved). */
@@ -75,9 +90,10 @@ export class CloudStub {
   static async start(options: CloudStubOptions): Promise<CloudStub> {
     const logger = options.logger ?? silentLogger;
     const sink = new SqliteSink({ dir: options.dataDir, durability: options.durability });
-    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits });
+    const auth = options.auth ?? new AnonymousGatewayAuth();
+    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth);
     try {
-      stub.address = await stub.bind(options.listen);
+      stub.address = await stub.bind(options.listen, options.tls);
       if (options.admin) {
         stub.adminServer = new AdminHttpServer(stub.adminRoutes(), logger);
         stub.adminAddress = await stub.adminServer.listen(options.admin);
@@ -87,7 +103,13 @@ export class CloudStub {
       throw err;
     }
     logger.info(
-      { listen: formatHostPort(stub.address), admin: stub.adminAddress && formatHostPort(stub.adminAddress), data: options.dataDir },
+      {
+        listen: formatHostPort(stub.address),
+        tls: options.tls ? (options.tls.clientAuth ? 'mtls' : 'tls') : 'off',
+        auth: auth.kind,
+        admin: stub.adminAddress && formatHostPort(stub.adminAddress),
+        data: options.dataDir,
+      },
       'cloud-stub ready',
     );
     return stub;
@@ -97,6 +119,7 @@ export class CloudStub {
     return {
       ...(await this.sink.stats()),
       sessions: this.registry.size,
+      auth: this.auth.kind,
       commits: this.queue.stats(),
       faults: { holdAcks: this.acks.holding },
     };
@@ -105,6 +128,7 @@ export class CloudStub {
   /** Ends every stream (UNAVAILABLE, so gateways retry elsewhere or later), stops listening, closes the sink. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      if (this.auth instanceof TokenGatewayAuth) this.auth.verifier.revocations?.close();
       this.registry.endAll(status.UNAVAILABLE, 'the cloud-stub is shutting down');
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => this.server.forceShutdown(), 2000);
@@ -120,9 +144,12 @@ export class CloudStub {
     return this.closing;
   }
 
-  private bind(address: HostPort): Promise<HostPort> {
+  private bind(address: HostPort, tls: TlsServerMaterial | undefined): Promise<HostPort> {
+    const credentials = tls
+      ? ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.clientAuth)
+      : ServerCredentials.createInsecure();
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(formatHostPort(address), ServerCredentials.createInsecure(), (err, port) => {
+      this.server.bindAsync(formatHostPort(address), credentials, (err, port) => {
         if (err) reject(new ListenError(`gRPC listener (--listen) cannot listen on ${formatHostPort(address)}: ${err.message}`, { cause: err }));
         else resolve({ host: address.host, port });
       });

@@ -2,15 +2,18 @@
  * One gateway's uplink stream, as the backend sees it:
  *   Hello -> Welcome{sessionId, limits, lastCommittedSeq}; then for each TelemetryBatch: commit to the sink
  *   (deduped), and only then Ack{throughSeq}.
- * A protocol violation ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION and a message saying what
- * was wrong; a sink failure ends it with UNAVAILABLE, so the gateway reconnects and resends.
+ * Before any frame is read, the gateway is authenticated (gateway-auth.ts): UNAUTHENTICATED if its token is
+ * missing or bad, or when it expires or is revoked during the stream; PERMISSION_DENIED if Hello names another
+ * gateway than the token. A protocol violation ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION and
+ * a message saying what was wrong; a sink failure ends it with UNAVAILABLE, so the gateway reconnects and resends.
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, type Logger } from '@fleetgate/common';
+import { errorMessage, type Logger, type TokenClaims } from '@fleetgate/common';
 import type { DownlinkFrame, Hello, Limits, TelemetryBatch, UplinkFrame } from '@fleetgate/protos';
 import type { AckGate } from './ack-gate.ts';
 import type { CommitQueue } from './commit-queue.ts';
+import type { GatewayAuth } from './gateway-auth.ts';
 import type { Sink } from './sink/sink.ts';
 
 export type UplinkCall = ServerDuplexStream<UplinkFrame, DownlinkFrame>;
@@ -33,6 +36,18 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
+  /** Ends the sessions whose token is no longer valid; returns how many. */
+  endInvalid(stillValid: (claims: TokenClaims) => boolean): number {
+    let ended = 0;
+    for (const session of this.sessions.values()) {
+      if (session.claims && !stillValid(session.claims)) {
+        session.end(status.UNAUTHENTICATED, 'gateway token revoked');
+        ended++;
+      }
+    }
+    return ended;
+  }
+
   endAll(code: status, details: string): void {
     // end() removes the session from the map: deleting the entry being visited is safe for a Map iterator.
     for (const session of this.sessions.values()) session.end(code, details);
@@ -47,6 +62,7 @@ export interface SessionDeps {
   logger: Logger;
   /** Every ack passes this gate (fault injection can hold them). */
   acks: AckGate;
+  auth: GatewayAuth;
 }
 
 const GATEWAY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -60,13 +76,30 @@ export class UplinkSession {
   private lastSeq = 0;
   private pending = 0;
   private ended = false;
+  private expiry: NodeJS.Timeout | undefined;
+  /** The gateway's verified token, when tokens are in use. */
+  claims: TokenClaims | undefined;
 
   constructor(
     private readonly call: UplinkCall,
     private readonly deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ session: this.id, peer: call.getPeer() });
-    call.on('data', (frame: UplinkFrame) => this.onFrame(frame));
+    // Frames are read only once the gateway is authenticated: no 'data' listener until then.
+    deps.auth.authenticate(call.metadata).then(
+      (result) => {
+        if (this.ended) return;
+        if (!result.ok) return this.end(result.code, result.message);
+        this.claims = result.claims;
+        if (result.claims) {
+          const wait = Math.min(result.claims.exp * 1000 - Date.now(), 2 ** 31 - 1);
+          this.expiry = setTimeout(() => this.end(status.UNAUTHENTICATED, 'gateway token expired: reconnect with a fresh one'), Math.max(0, wait));
+          this.expiry.unref();
+        }
+        call.on('data', (frame: UplinkFrame) => this.onFrame(frame));
+      },
+      (err: unknown) => this.end(status.INTERNAL, `authentication failed: ${errorMessage(err)}`),
+    );
     call.on('error', () => this.cleanup());
     call.on('cancelled', () => this.cleanup());
     call.on('end', () => {
@@ -105,6 +138,9 @@ export class UplinkSession {
     if (this.gatewayId !== undefined) return this.end(status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
     if (!GATEWAY_ID.test(hello.gatewayId)) {
       return this.end(status.INVALID_ARGUMENT, `Hello.gatewayId "${hello.gatewayId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
+    }
+    if (this.claims && this.claims.sub !== hello.gatewayId) {
+      return this.end(status.PERMISSION_DENIED, `Hello.gatewayId "${hello.gatewayId}" is not the token's subject "${this.claims.sub}"`);
     }
     this.gatewayId = hello.gatewayId;
     this.logger = this.logger.child({ gatewayId: hello.gatewayId });
@@ -155,6 +191,7 @@ export class UplinkSession {
   private cleanup(): void {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.expiry);
     if (this.gatewayId !== undefined) this.deps.registry.release(this, this.gatewayId);
   }
 }

@@ -13,3 +13,4 @@ export * from './tokens/keys.ts';
 export * from './tokens/revocation-list.ts';
 export * from './tokens/token-verifier.ts';
 export * from './tokens/tokens.ts';
+export { loadTlsClient, loadTlsServer, type TlsClientFiles, type TlsClientMaterial, type TlsServerFiles, type TlsServerMaterial } from './tls.ts';

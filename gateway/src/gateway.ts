@@ -1,15 +1,29 @@
 /**
  * A gateway: MQTT ingress on this thread, the journal and the uplink on the journal thread, an admin listener.
  *
- *   devices --MQTT--> MqttIngress --append--> Pipeline ==thread==> GroupCommit -> SqliteJournal
- *                                                                  Uplink <- journal -> backend (gRPC)
+ *   devices --MQTT/TLS--> MqttIngress --append--> Pipeline ==thread==> GroupCommit -> SqliteJournal
+ *                                                                      Uplink <- journal -> backend (gRPC)
  *
- * Start order: journal (so nothing is accepted before it can be kept), MQTT, admin. Close in reverse, with the
- * journal last so that what was accepted is committed.
+ * Start order: the settings that come from files (keys, ACL, certificates: a mistake stops the start with the
+ * flag named), the journal (so nothing is accepted before it can be kept), MQTT, admin. Close in reverse, with
+ * the journal last so that what was accepted is committed.
  */
 import { EventEmitter } from 'node:events';
-import { AdminHttpServer, formatHostPort, silentLogger, type HostPort, type Logger } from '@fleetgate/common';
+import {
+  AdminHttpServer,
+  formatHostPort,
+  loadTlsClient,
+  loadTlsServer,
+  loadVerifyingKey,
+  RevocationList,
+  silentLogger,
+  TokenVerifier,
+  type HostPort,
+  type Logger,
+} from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
+import { Acl } from './ingress/acl.ts';
+import { AnonymousAuth, TokenAuth, type DeviceAuthenticator } from './ingress/device-auth.ts';
 import { MqttIngress, type IngressStats } from './ingress/mqtt-ingress.ts';
 import { validateGatewayOptions, type GatewayOptions } from './options.ts';
 import { Pipeline, type PipelineStats } from './pipeline/pipeline.ts';
@@ -44,6 +58,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     readonly options: GatewayOptions,
     private readonly pipeline: Pipeline,
     private readonly logger: Logger,
+    private readonly revocations: RevocationList | undefined,
   ) {
     super();
     pipeline.on('fatal', (err) => {
@@ -56,50 +71,97 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   static async start(options: GatewayStartOptions): Promise<Gateway> {
     validateGatewayOptions(options);
     const logger = options.logger ?? silentLogger;
-    const pipeline = await Pipeline.start({
-      gatewayId: options.gatewayId,
-      version: VERSION,
-      dataDir: options.dataDir,
-      durability: options.durability,
-      groupCommit: options.groupCommit,
-      tailCacheBytes: options.tailCacheBytes,
-      uplink: { ...options.uplink, target: options.upstream },
-      logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
-    });
-    const gateway = new Gateway(options, pipeline, logger);
+    const revocations = options.revocationsFile ? new RevocationList(options.revocationsFile) : undefined;
     try {
-      gateway.ingress = await MqttIngress.start({
-        listen: options.mqtt,
-        pipeline,
-        maxPayloadBytes: options.maxPayloadBytes,
-        maxUnackedPerConnection: options.maxUnackedPerConnection,
-        logger,
-      });
-      if (options.admin) {
-        gateway.admin = new AdminHttpServer(gateway.adminRoutes(), logger);
-        gateway.adminAddress = await gateway.admin.listen(options.admin);
-      }
-    } catch (err: unknown) {
-      await gateway.close();
-      throw err;
-    }
-    logger.info(
-      {
+      const auth = await deviceAuthenticator(options, revocations);
+      const acl = options.aclFile ? Acl.fromFile(options.aclFile) : new Acl();
+      const tls = options.tls
+        ? loadTlsServer(options.tls, { cert: '--tls-cert', key: '--tls-key', ca: '--tls-ca', clientAuth: '--tls-client-auth' })
+        : undefined;
+      const upstreamTls = options.upstreamTls
+        ? { ...loadTlsClient(options.upstreamTls, { ca: '--upstream-ca', cert: '--upstream-cert', key: '--upstream-key' }), ...(options.upstreamTls.serverName ? { serverName: options.upstreamTls.serverName } : {}) }
+        : undefined;
+
+      const pipeline = await Pipeline.start({
         gatewayId: options.gatewayId,
         version: VERSION,
-        mqtt: formatHostPort(gateway.mqttAddress),
-        admin: gateway.adminAddress && formatHostPort(gateway.adminAddress),
-        upstream: options.upstream,
-        data: options.dataDir,
+        dataDir: options.dataDir,
         durability: options.durability,
-      },
-      'gateway ready',
-    );
-    return gateway;
+        groupCommit: options.groupCommit,
+        tailCacheBytes: options.tailCacheBytes,
+        uplink: { ...options.uplink, target: options.upstream },
+        uplinkAuth: { ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}), ...(upstreamTls ? { tls: upstreamTls } : {}) },
+        logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
+      });
+      const gateway = new Gateway(options, pipeline, logger, revocations);
+      try {
+        gateway.ingress = await MqttIngress.start({
+          listeners: {
+            ...(options.mqtt ? { tcp: options.mqtt } : {}),
+            ...(options.mqtts && tls ? { tls: { ...options.mqtts, material: tls } } : {}),
+          },
+          pipeline,
+          auth,
+          acl,
+          maxPayloadBytes: options.maxPayloadBytes,
+          maxUnackedPerConnection: options.maxUnackedPerConnection,
+          maxConnections: options.maxConnections,
+          ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+          logger,
+        });
+        if (options.admin) {
+          gateway.admin = new AdminHttpServer(gateway.adminRoutes(), logger);
+          gateway.adminAddress = await gateway.admin.listen(options.admin);
+        }
+        gateway.watchRevocations(auth);
+      } catch (err: unknown) {
+        await gateway.close();
+        throw err;
+      }
+      const { tcp, tls: tlsAddress } = gateway.mqttAddresses;
+      logger.info(
+        {
+          gatewayId: options.gatewayId,
+          version: VERSION,
+          mqtt: tcp && formatHostPort(tcp),
+          mqtts: tlsAddress && formatHostPort(tlsAddress),
+          auth: auth.kind,
+          admin: gateway.adminAddress && formatHostPort(gateway.adminAddress),
+          upstream: options.upstream,
+          upstreamTls: Boolean(upstreamTls),
+          data: options.dataDir,
+          durability: options.durability,
+        },
+        'gateway ready',
+      );
+      return gateway;
+    } catch (err: unknown) {
+      revocations?.close();
+      throw err;
+    }
   }
 
+  get mqttAddresses(): { tcp?: HostPort; tls?: HostPort } {
+    return this.ingress?.addresses ?? {};
+  }
+
+  /** The plain MQTT address, else the TLS one. */
   get mqttAddress(): HostPort {
-    return this.ingress!.address;
+    const { tcp, tls } = this.mqttAddresses;
+    return (tcp ?? tls)!;
+  }
+
+  /** SIGHUP: re-reads the revocation list and the ACL file. A broken file keeps what was in force. */
+  reload(): void {
+    this.revocations?.reload();
+    if (this.options.aclFile) {
+      try {
+        this.ingress?.setAcl(Acl.fromFile(this.options.aclFile));
+        this.logger.info({ file: this.options.aclFile }, 'ACL reloaded');
+      } catch (err: unknown) {
+        this.logger.error({ err: (err as Error).message }, 'ACL not reloaded: the rules in force stay');
+      }
+    }
   }
 
   async stats(): Promise<GatewayStats> {
@@ -119,12 +181,23 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   /** Stops accepting, commits what was accepted, stops the uplink, closes the journal. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.revocations?.close();
       await this.ingress?.close();
       await this.pipeline.close();
       await this.admin?.close();
       this.logger.info('gateway stopped');
     })();
     return this.closing;
+  }
+
+  /** A changed revocation list ends the connections whose token it now revokes. */
+  private watchRevocations(auth: DeviceAuthenticator): void {
+    if (!this.revocations || !(auth instanceof TokenAuth)) return;
+    this.revocations.on('changed', (entries) => {
+      const ended = this.ingress?.endRevoked((claims) => auth.verifier.stillValid(claims)) ?? 0;
+      this.logger.info({ entries: entries.jtis.size + entries.subjects.size, connectionsEnded: ended }, 'revocation list reloaded');
+    });
+    this.revocations.on('error', (err) => this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'));
   }
 
   private adminRoutes() {
@@ -138,4 +211,10 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
     };
   }
+}
+
+async function deviceAuthenticator(options: GatewayOptions, revocations: RevocationList | undefined): Promise<DeviceAuthenticator> {
+  if (!options.deviceKey) return new AnonymousAuth();
+  const key = await loadVerifyingKey(options.deviceKey);
+  return new TokenAuth(new TokenVerifier({ key, audience: options.deviceAudience, ...(revocations ? { revocations } : {}) }));
 }

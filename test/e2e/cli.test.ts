@@ -43,12 +43,15 @@ describe('fleetgate CLI', function () {
   it('cli - a gateway with no device authentication refuses to start and says how to opt in', async () => {
     const result = await fleetgate('gateway', '--data', join(dir.path, 'g'), '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0');
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /--allow-anonymous: no device authentication is configured/);
+    assert.match(result.stderr, /--device-key: no device authentication is configured: give --device-key FILE .* or --allow-anonymous/);
   });
 
   it('cli - bad flag values are refused with the flag named', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['--mqtt', 'nowhere'], /--mqtt <host:port>.*"nowhere" is not HOST:PORT/],
+      [['--mqtt', 'nowhere'], /--mqtt <host:port\|off>.*"nowhere" is not HOST:PORT/],
+      [['--allow-anonymous', '--mqtts'], /--mqtts: needs --tls-cert and --tls-key/],
+      [['--allow-anonymous', '--device-key', '/nonexistent.pub'], /--allow-anonymous: cannot go with --device-key/],
+      [['--device-key', '/nonexistent.pub'], /--device-key: cannot read \/nonexistent.pub: ENOENT/],
       [['--admin', '127.0.0.1:99999'], /--admin <host:port>/],
       [['--durability', 'sometimes'], /--durability.*Allowed choices are power, process/],
       [['--uplink-window', '0'], /--uplink-window <n>.*"0" is not an integer >= 1/],
@@ -95,7 +98,7 @@ describe('fleetgate CLI', function () {
   });
 
   it('cli - SIGTERM stops a gateway and a cloud-stub cleanly (exit 0)', async () => {
-    const cloud = await startFleetgate('cloud', ['cloud', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'c')], 'cloud-stub ready');
+    const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'c')], 'cloud-stub ready');
     const gateway = await startFleetgate(
       'gateway',
       ['gateway', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'g'), '--upstream', String(cloud.ready.listen)],

@@ -1,6 +1,6 @@
 /** A cloud-stub and a gateway in this process, on real sockets at port 0, with their data in `dir`. */
 import { join } from 'node:path';
-import { CloudStub } from '@fleetgate/cloud-stub';
+import { CloudStub, type CloudStubOptions } from '@fleetgate/cloud-stub';
 import { Gateway, GATEWAY_DEFAULTS, type GatewayOptions } from '@fleetgate/gateway';
 
 export interface InProcessStack {
@@ -9,12 +9,13 @@ export interface InProcessStack {
   close(): Promise<void>;
 }
 
-export async function startInProcess(dir: string, options: Partial<GatewayOptions> = {}): Promise<InProcessStack> {
+export async function startInProcess(dir: string, options: Partial<GatewayOptions> = {}, cloudOptions: Partial<CloudStubOptions> = {}): Promise<InProcessStack> {
   const cloud = await CloudStub.start({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     dataDir: join(dir, 'cloud'),
     durability: 'process',
+    ...cloudOptions,
   });
   const gateway = await Gateway.start({
     ...GATEWAY_DEFAULTS,

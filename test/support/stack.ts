@@ -15,17 +15,20 @@ export class Stack {
   mqttPort = 0;
   gatewayAdminPort = 0;
 
+  /** Both processes take --allow-anonymous unless `auth` gives other flags for each. */
   constructor(
     readonly dir: string,
     private readonly gatewayArgs: string[] = [],
+    private readonly cloudArgs: string[] = ['--allow-anonymous'],
+    private readonly gatewayAuthArgs: string[] = ['--allow-anonymous'],
   ) {}
 
   get cloudData(): string {
     return join(this.dir, 'cloud');
   }
 
-  static async start(dir: string, gatewayArgs: string[] = []): Promise<Stack> {
-    const stack = new Stack(dir, gatewayArgs);
+  static async start(dir: string, gatewayArgs: string[] = [], auth?: { cloud: string[]; gateway: string[] }): Promise<Stack> {
+    const stack = auth ? new Stack(dir, gatewayArgs, auth.cloud, auth.gateway) : new Stack(dir, gatewayArgs);
     await stack.startCloud();
     await stack.startGateway();
     return stack;
@@ -34,7 +37,7 @@ export class Stack {
   async startCloud(): Promise<void> {
     const { process, ready } = await startFleetgate(
       'cloud-stub',
-      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData],
+      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData, ...this.cloudArgs],
       'cloud-stub ready',
     );
     this.cloud = process;
@@ -46,7 +49,7 @@ export class Stack {
     const { process, ready } = await startFleetgate(
       'gateway',
       [
-        'gateway', '--gateway-id', 'gw-test', '--allow-anonymous', '--mqtt', `127.0.0.1:${this.mqttPort}`,
+        'gateway', '--gateway-id', 'gw-test', ...this.gatewayAuthArgs, '--mqtt', `127.0.0.1:${this.mqttPort}`,
         '--admin', `127.0.0.1:${this.gatewayAdminPort}`, '--upstream', `127.0.0.1:${this.cloudPort}`,
         '--data', join(this.dir, 'gateway'), '--reconnect-max-ms', '500', ...this.gatewayArgs,
       ],

@@ -1,6 +1,16 @@
 import { Command } from 'commander';
-import { createLogger, type Durability, type HostPort } from '@fleetgate/common';
-import { CloudStub, exportSqliteSink } from '@fleetgate/cloud-stub';
+import {
+  ConfigError,
+  createLogger,
+  GATEWAY_AUDIENCE,
+  loadTlsServer,
+  loadVerifyingKey,
+  RevocationList,
+  TokenVerifier,
+  type Durability,
+  type HostPort,
+} from '@fleetgate/common';
+import { CloudStub, exportSqliteSink, TokenGatewayAuth, type GatewayAuth } from '@fleetgate/cloud-stub';
 import type { LevelWithSilent } from 'pino';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
 import { durabilityOption, hostPortOption, logLevelOption } from './options.ts';
@@ -16,6 +26,15 @@ interface ServeFlags {
   data: string;
   admin: HostPort;
   durability: Durability;
+  allowAnonymous: boolean;
+  gatewayKey?: string;
+  gatewaySecretFile?: string;
+  gatewayAudience: string;
+  revocations?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsClientAuth: boolean;
   logLevel: LevelWithSilent;
 }
 
@@ -29,14 +48,42 @@ export function cloudCommand(): Command {
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
     .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, GET /v1/stats, POST /v1/faults', CLOUD_DEFAULTS.admin))
     .addOption(durabilityOption())
+    .option('--allow-anonymous', 'accept gateways without tokens, trusting the id in their Hello (labs only)', false)
+    .option('--gateway-key <file>', 'Ed25519 public key (PEM) that verifies gateway tokens')
+    .option('--gateway-secret-file <file>', 'HS256 secret that verifies gateway tokens')
+    .option('--gateway-audience <aud>', 'the aud gateway tokens must carry', GATEWAY_AUDIENCE)
+    .option('--revocations <file>', 'revoked tokens, one jti:<id> or sub:<id> per line; re-read on change and SIGHUP')
+    .option('--tls-cert <file>', 'certificate (PEM) of the gRPC listener (TLS)')
+    .option('--tls-key <file>', 'its private key (PEM)')
+    .option('--tls-ca <file>', 'CA (PEM) that gateway certificates must chain to (with --tls-client-auth)')
+    .option('--tls-client-auth', 'mTLS: gateways must present a certificate signed by --tls-ca', false)
     .addOption(logLevelOption())
     .action(async (flags: ServeFlags) => {
       const logger = createLogger({ name: 'cloud', level: flags.logLevel });
       let stub: CloudStub | undefined;
+      let revocations: RevocationList | undefined;
       closeOnSignals(async () => stub?.close(), logger);
+      process.on('SIGHUP', () => revocations?.reload());
       try {
-        stub = await CloudStub.start({ listen: flags.listen, admin: flags.admin, dataDir: flags.data, durability: flags.durability, logger });
+        revocations = flags.revocations ? new RevocationList(flags.revocations) : undefined;
+        const auth = await gatewayAuth(flags, revocations);
+        const tls = flags.tlsCert || flags.tlsKey
+          ? loadTlsServer(
+              { certFile: flags.tlsCert ?? '', keyFile: flags.tlsKey ?? '', clientAuth: flags.tlsClientAuth, ...(flags.tlsCa ? { caFile: flags.tlsCa } : {}) },
+              { cert: '--tls-cert', key: '--tls-key', ca: '--tls-ca', clientAuth: '--tls-client-auth' },
+            )
+          : undefined;
+        stub = await CloudStub.start({
+          listen: flags.listen,
+          admin: flags.admin,
+          dataDir: flags.data,
+          durability: flags.durability,
+          ...(auth ? { auth } : {}),
+          ...(tls ? { tls } : {}),
+          logger,
+        });
       } catch (err: unknown) {
+        revocations?.close();
         exitOnStartFailure(err, logger);
       }
     });
@@ -59,4 +106,25 @@ export function cloudCommand(): Command {
     });
 
   return cloud;
+}
+
+/** Tokens unless --allow-anonymous; neither is a refusal to start, both a contradiction. */
+async function gatewayAuth(flags: ServeFlags, revocations: RevocationList | undefined): Promise<GatewayAuth | undefined> {
+  const source = flags.gatewayKey
+    ? { keyFile: flags.gatewayKey, field: '--gateway-key' }
+    : flags.gatewaySecretFile
+      ? { secretFile: flags.gatewaySecretFile, field: '--gateway-secret-file' }
+      : undefined;
+  if (flags.allowAnonymous && source) {
+    throw new ConfigError('--allow-anonymous', 'cannot go with --gateway-key / --gateway-secret-file: choose tokens or anonymous gateways');
+  }
+  if (flags.allowAnonymous) return undefined;
+  if (!source) {
+    throw new ConfigError(
+      '--gateway-key',
+      'no gateway authentication is configured: give --gateway-key FILE (Ed25519 public key) or --gateway-secret-file FILE (HS256), or --allow-anonymous for a lab',
+    );
+  }
+  const key = await loadVerifyingKey(source);
+  return new TokenGatewayAuth(new TokenVerifier({ key, audience: flags.gatewayAudience, ...(revocations ? { revocations } : {}) }));
 }

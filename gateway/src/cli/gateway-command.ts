@@ -1,20 +1,40 @@
-import { Command } from 'commander';
-import { createLogger, type Durability, type HostPort } from '@fleetgate/common';
+import { Command, Option } from 'commander';
+import { createLogger, parseHostPort, type Durability, type HostPort, type KeySource } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
 import { Gateway } from '../gateway.ts';
-import { GATEWAY_DEFAULTS } from '../options.ts';
+import { GATEWAY_DEFAULTS, type GatewayOptions } from '../options.ts';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
-import { defaultGatewayId, durabilityOption, hostPortOption, integerOption, logLevelOption } from './options.ts';
+import { defaultGatewayId, durabilityOption, hostPortOption, integerOption, logLevelOption, wrap } from './options.ts';
 
 interface GatewayFlags {
   gatewayId: string;
-  mqtt: HostPort;
+  mqtt: HostPort | null;
+  mqtts?: HostPort | true;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsClientAuth: boolean;
   upstream: string;
+  upstreamTls: boolean;
+  upstreamCa?: string;
+  upstreamCert?: string;
+  upstreamKey?: string;
+  upstreamServerName?: string;
+  tokenFile?: string;
   data: string;
   admin: HostPort;
   durability: Durability;
   allowAnonymous: boolean;
+  deviceKey?: string;
+  deviceSecretFile?: string;
+  deviceAudience: string;
+  revocations?: string;
+  acl?: string;
   maxPayloadBytes: number;
+  maxUnackedPerConnection: number;
+  maxConnections: number;
+  rateLimit?: number;
+  rateBurst?: number;
   commitIntervalMs: number;
   commitMaxRows: number;
   uplinkWindow: number;
@@ -29,13 +49,41 @@ export function gatewayCommand(): Command {
   return new Command('gateway')
     .description('run the gateway: MQTT in, SQLite journal, gRPC uplink to a backend')
     .option('--gateway-id <id>', 'this gateway\'s id at the backend', defaultGatewayId())
-    .addOption(hostPortOption('--mqtt <host:port>', 'MQTT listener', d.mqtt, '0.0.0.0'))
+    .addOption(
+      new Option('--mqtt <host:port|off>', 'plain MQTT listener, or off')
+        .argParser(wrap((value) => (value === 'off' ? null : parseHostPort('--mqtt', value, '0.0.0.0'))))
+        .default(d.mqtt, '0.0.0.0:1883'),
+    )
+    .addOption(
+      new Option('--mqtts [host:port]', `MQTT over TLS listener (needs --tls-cert and --tls-key; port ${d.mqttsPort} if not given)`).argParser(
+        wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0')),
+      ),
+    )
+    .option('--tls-cert <file>', 'certificate (PEM) of the MQTT TLS listener')
+    .option('--tls-key <file>', 'private key (PEM) of the MQTT TLS listener')
+    .option('--tls-ca <file>', 'CA (PEM) that device certificates must chain to (with --tls-client-auth)')
+    .option('--tls-client-auth', 'mTLS: devices must present a certificate signed by --tls-ca', false)
     .option('--upstream <host:port>', 'the backend\'s Uplink service', d.upstream)
+    .option('--upstream-tls', 'TLS to the backend, trusting the system\'s CAs (implied by the --upstream-* files)', false)
+    .option('--upstream-ca <file>', 'CA (PEM) the backend\'s certificate must chain to')
+    .option('--upstream-cert <file>', 'client certificate (PEM) for a backend that requires mTLS')
+    .option('--upstream-key <file>', 'its private key (PEM)')
+    .option('--upstream-server-name <name>', 'the name the backend\'s certificate must carry, if not the --upstream host')
+    .option('--token-file <file>', 'this gateway\'s token for the backend (fleetgate token issue --gateway); re-read at every connection')
     .option('--data <dir>', 'folder of the journal', d.dataDir)
     .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, GET /v1/stats', d.admin))
     .addOption(durabilityOption())
     .option('--allow-anonymous', 'accept devices without credentials; the MQTT client id is the device id (labs only)', false)
+    .option('--device-key <file>', 'Ed25519 public key (PEM) that verifies device tokens')
+    .option('--device-secret-file <file>', 'HS256 secret that verifies device tokens')
+    .option('--device-audience <aud>', 'the aud device tokens must carry', d.deviceAudience)
+    .option('--revocations <file>', 'revoked tokens, one jti:<id> or sub:<id> per line; re-read on change and SIGHUP')
+    .option('--acl <file>', 'ACL rules (YAML); re-read on SIGHUP. Default: each device under devices/{its id}/ only')
     .addOption(integerOption('--max-payload-bytes <n>', 'larger publishes are refused', d.maxPayloadBytes))
+    .addOption(integerOption('--max-unacked-per-connection <n>', 'QoS 1 PUBACKs pending on one connection before it is not read', d.maxUnackedPerConnection))
+    .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
+    .addOption(integerOption('--rate-limit <msgs/s>', 'messages per second per device; beyond it the device is slowed down, not refused', 0, 0))
+    .addOption(integerOption('--rate-burst <n>', 'messages a device may send at once beyond the rate (default: the rate)', 0, 0))
     .addOption(integerOption('--commit-interval-ms <ms>', 'least time between two journal commits', d.groupCommit.intervalMs, 0))
     .addOption(integerOption('--commit-max-rows <n>', 'commit at once when this many messages wait', d.groupCommit.maxRows))
     .addOption(integerOption('--uplink-window <n>', 'batches sent and not yet acked, at most', d.uplink.window))
@@ -49,32 +97,64 @@ export function gatewayCommand(): Command {
       // still stop the gateway in order, not kill it with the default action.
       let gateway: Gateway | undefined;
       closeOnSignals(async () => gateway?.close(), logger);
+      process.on('SIGHUP', () => gateway?.reload());
       try {
-        gateway = await Gateway.start({
-          gatewayId: flags.gatewayId,
-          mqtt: flags.mqtt,
-          upstream: flags.upstream,
-          dataDir: flags.data,
-          admin: flags.admin,
-          durability: flags.durability,
-          allowAnonymous: flags.allowAnonymous,
-          maxPayloadBytes: flags.maxPayloadBytes,
-          maxUnackedPerConnection: d.maxUnackedPerConnection,
-          groupCommit: { intervalMs: flags.commitIntervalMs, maxRows: flags.commitMaxRows },
-          tailCacheBytes: d.tailCacheBytes,
-          uplink: {
-            ...d.uplink,
-            window: flags.uplinkWindow,
-            maxBatchRecords: flags.batchMaxRecords,
-            maxBatchBytes: flags.batchMaxBytes,
-            reconnectMaxMs: flags.reconnectMaxMs,
-          },
-          logger,
-          logLevel: flags.logLevel,
-        });
+        gateway = await Gateway.start({ ...toOptions(flags), logger, logLevel: flags.logLevel });
       } catch (err: unknown) {
         exitOnStartFailure(err, logger);
       }
       gateway.on('fatal', () => process.exit(1));
     });
+}
+
+function toOptions(flags: GatewayFlags): GatewayOptions {
+  const d = GATEWAY_DEFAULTS;
+  const deviceKey: KeySource | undefined = flags.deviceKey
+    ? { keyFile: flags.deviceKey, field: '--device-key' }
+    : flags.deviceSecretFile
+      ? { secretFile: flags.deviceSecretFile, field: '--device-secret-file' }
+      : undefined;
+  const mqtts = flags.mqtts === true ? { host: '0.0.0.0', port: d.mqttsPort } : flags.mqtts;
+  const upstreamTls = flags.upstreamTls || flags.upstreamCa || flags.upstreamCert || flags.upstreamKey;
+  return {
+    gatewayId: flags.gatewayId,
+    mqtt: flags.mqtt,
+    ...(mqtts ? { mqtts } : {}),
+    ...(flags.tlsCert || flags.tlsKey
+      ? { tls: { certFile: flags.tlsCert ?? '', keyFile: flags.tlsKey ?? '', clientAuth: flags.tlsClientAuth, ...(flags.tlsCa ? { caFile: flags.tlsCa } : {}) } }
+      : {}),
+    upstream: flags.upstream,
+    ...(upstreamTls
+      ? {
+          upstreamTls: {
+            ...(flags.upstreamCa ? { caFile: flags.upstreamCa } : {}),
+            ...(flags.upstreamCert ? { certFile: flags.upstreamCert } : {}),
+            ...(flags.upstreamKey ? { keyFile: flags.upstreamKey } : {}),
+            ...(flags.upstreamServerName ? { serverName: flags.upstreamServerName } : {}),
+          },
+        }
+      : {}),
+    ...(flags.tokenFile ? { tokenFile: flags.tokenFile } : {}),
+    dataDir: flags.data,
+    admin: flags.admin,
+    durability: flags.durability,
+    allowAnonymous: flags.allowAnonymous,
+    ...(deviceKey ? { deviceKey } : {}),
+    deviceAudience: flags.deviceAudience,
+    ...(flags.revocations ? { revocationsFile: flags.revocations } : {}),
+    ...(flags.acl ? { aclFile: flags.acl } : {}),
+    maxPayloadBytes: flags.maxPayloadBytes,
+    maxUnackedPerConnection: flags.maxUnackedPerConnection,
+    maxConnections: flags.maxConnections,
+    ...(flags.rateLimit ? { rateLimit: { perSecond: flags.rateLimit, burst: flags.rateBurst || flags.rateLimit } } : {}),
+    groupCommit: { intervalMs: flags.commitIntervalMs, maxRows: flags.commitMaxRows },
+    tailCacheBytes: d.tailCacheBytes,
+    uplink: {
+      ...d.uplink,
+      window: flags.uplinkWindow,
+      maxBatchRecords: flags.batchMaxRecords,
+      maxBatchBytes: flags.batchMaxBytes,
+      reconnectMaxMs: flags.reconnectMaxMs,
+    },
+  };
 }

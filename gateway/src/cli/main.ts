@@ -4,12 +4,14 @@ import { VERSION } from '../version.ts';
 import { cloudCommand } from './cloud-command.ts';
 import { devCommand } from './dev-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
+import { tokenCommand } from './token-command.ts';
 
 const program = new Command('fleetgate')
   .description('fleetgate: an edge gateway for IoT fleets that never loses a message it acknowledged')
   .version(VERSION)
   .addCommand(gatewayCommand())
   .addCommand(cloudCommand())
+  .addCommand(tokenCommand())
   .addCommand(devCommand())
   .showHelpAfterError();
 

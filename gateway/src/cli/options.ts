@@ -4,7 +4,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, DURABILITIES, formatHostPort, parseHostPort, type Durability, type HostPort } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
 
-function wrap<T>(parse: (value: string) => T): (value: string) => T {
+export function wrap<T>(parse: (value: string) => T): (value: string) => T {
   return (value) => {
     try {
       return parse(value);

@@ -1,31 +1,39 @@
 /**
- * MQTT ingress: an aedes broker on a TCP listener. Where a PUBLISH becomes a journal row:
+ * MQTT ingress: an aedes broker behind the TCP and TLS listeners. The hooks below are where a connection is
+ * admitted and where a PUBLISH becomes a journal row:
  *
- *   aedes parses PUBLISH -> authorizePublish (below): who, which topic, how big -> pipeline.append(record)
- *   -> the journal thread commits -> QoS 1: PubackWriter writes the PUBACK (see puback-writer.ts for why
- *      not aedes); QoS 2: callback(null), aedes sends PUBREC
+ *   CONNECT  -> authenticate: token or anonymous (device-auth.ts), connection limit, takeover [MQTT-3.1.4-2]
+ *   PUBLISH  -> authorizePublish: ACL, size, topic -> rate queue -> pipeline.append(record)
+ *               -> the journal thread commits -> QoS 1: PubackWriter writes the PUBACK (puback-writer.ts says
+ *               why not aedes); QoS 2: callback(null), aedes sends PUBREC
+ *   SUBSCRIBE -> authorizeSubscribe: ACL, SUBACK 0x80 when refused
+ *   delivery -> authorizeForward: ACL again, per message
  *
- * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 needs no answer and does not
- * wait. When the journal thread is congested, or a connection has too many PUBACKs pending, the callback is
- * held: aedes then stops reading that socket, which is the backpressure.
- *
- * A refused PUBLISH closes the connection: MQTT 3.1.1 has no way to refuse one and keep going.
+ * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 does not wait. When the journal
+ * thread is congested, a connection has too many PUBACKs pending, or a device exceeds its rate, the callback
+ * is held: aedes then stops reading that socket, which is the backpressure. A refused PUBLISH closes the
+ * connection: MQTT 3.1.1 has no other way to refuse one. Every refusal is counted by reason and logged (at most
+ * a line a second per reason); a connection ended by the gateway (token expired or revoked, taken over) too.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
+import type { Socket } from 'node:net';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import {
-  closeServer,
   formatHostPort,
-  listen,
   LogSampler,
   systemClock,
+  systemTimers,
   type Clock,
   type HostPort,
   type Logger,
+  type Timers,
 } from '@fleetgate/common';
 import type { NewRecord } from '../journal/journal.ts';
-import { ConnectionFlow, PubackWriter } from './puback-writer.ts';
-import { DEVICE_ID, isOwnFilter, parseDeviceTopic } from './topics.ts';
+import { Acl } from './acl.ts';
+import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
+import { DeviceConnection, type RateLimit } from './device-connection.ts';
+import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
+import { PubackWriter } from './puback-writer.ts';
+import { parseDeviceTopic } from './topics.ts';
 
 /** The part of the pipeline ingress needs. */
 export interface RecordAppender {
@@ -34,28 +42,53 @@ export interface RecordAppender {
 }
 
 export interface MqttIngressOptions {
-  listen: HostPort;
+  listeners: Omit<ListenerSettings, 'maxSockets'>;
   pipeline: RecordAppender;
+  auth: DeviceAuthenticator;
+  acl: Acl;
   /** Larger payloads are refused. */
   maxPayloadBytes: number;
   /** QoS 1 PUBACKs a connection may have pending before aedes stops reading it. */
   maxUnackedPerConnection: number;
+  /** Connected devices at most; one more gets CONNACK 0x03. */
+  maxConnections: number;
+  /** Per device; none if absent. */
+  rateLimit?: RateLimit;
   logger: Logger;
   clock?: Clock;
+  timers?: Timers;
 }
 
 export const REFUSAL_REASONS = [
   'identifier-rejected',
-  'foreign-topic',
+  'token-missing',
+  'token-malformed',
+  'token-bad-signature',
+  'token-wrong-algorithm',
+  'token-expired',
+  'token-not-yet-valid',
+  'token-missing-claims',
+  'token-wrong-audience',
+  'token-revoked',
+  'client-id-mismatch',
+  'too-many-connections',
+  'tls-handshake',
+  'publish-denied',
+  'foreign-telemetry',
   'invalid-stream',
   'payload-too-large',
   'journal-unavailable',
   'subscribe-denied',
-] as const;
+] as const satisfies readonly (AuthRefusal | string)[];
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
+/** Why the gateway itself ended a connection it had accepted. */
+export const DISCONNECT_REASONS = ['token-expired', 'token-revoked', 'taken-over'] as const;
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
 export interface IngressStats {
-  listen: string;
+  listeners: { mqtt?: string; mqtts?: string };
+  auth: 'token' | 'anonymous';
   devicesConnected: number;
   /** Telemetry messages handed to the journal. */
   messages: number;
@@ -63,60 +96,75 @@ export interface IngressStats {
   qos0: number;
   qos1: number;
   qos2: number;
-  /** Publishes on a device's own non-telemetry topics (plain MQTT, not journaled). */
+  /** Publishes on other allowed topics (plain MQTT, not journaled). */
   localMessages: number;
   refusals: Record<RefusalReason, number>;
+  disconnects: Record<DisconnectReason, number>;
   /** Connections that ended in an error (refusals, protocol errors, resets). */
   clientErrors: number;
   /** PUBLISHes held back (aedes stopped reading their connection) while too many PUBACKs were pending. */
   heldForBackpressure: number;
+  /** PUBLISHes that waited for their device's rate limit. */
+  rateLimited: number;
 }
 
-/** CONNACK return codes of MQTT 3.1.1, section 3.2.2.3. */
-const CONNACK_IDENTIFIER_REJECTED = 2;
+/** What aedes has at run time beyond its published types, and ingress needs. */
+interface AedesRuntime {
+  clients: Record<string, Client | undefined>;
+  persistence: { incomingGetPacket(client: Client, packet: PublishPacket): Promise<unknown> };
+}
 
+const zeroes = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
 export class MqttIngress {
-  private readonly broker: Aedes;
-  private readonly server: Server;
   private readonly clock: Clock;
+  private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly sampler = new LogSampler(1000);
+  private readonly pubacks = new PubackWriter();
   /** The client id exactly as CONNECT carried it: aedes replaces an empty one with a generated id. */
   private readonly connectIds = new WeakMap<Client, string>();
-  private readonly sockets = new Set<Socket>();
-  private readonly pubacks = new PubackWriter();
-  private readonly flows = new WeakMap<Client, ConnectionFlow>();
-  private readonly counters = { messages: 0, bytes: 0, qos0: 0, qos1: 0, qos2: 0, localMessages: 0, clientErrors: 0, heldForBackpressure: 0 };
-  private readonly refusals = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
-  private boundAddress: HostPort | undefined;
+  private readonly connections = new WeakMap<Client, DeviceConnection>();
+  private readonly counters = {
+    messages: 0, bytes: 0, qos0: 0, qos1: 0, qos2: 0, localMessages: 0, clientErrors: 0, heldForBackpressure: 0, rateLimited: 0,
+  };
+  private readonly refusals = zeroes(REFUSAL_REASONS);
+  private readonly disconnects = zeroes(DISCONNECT_REASONS);
+  private listeners: MqttListeners | undefined;
+  private acl: Acl;
+  private readonly runtime: AedesRuntime;
 
   private constructor(
     private readonly options: MqttIngressOptions,
-    broker: Aedes,
+    private readonly broker: Aedes,
   ) {
-    this.broker = broker;
     this.clock = options.clock ?? systemClock;
+    this.timers = options.timers ?? systemTimers;
     this.logger = options.logger;
+    this.acl = options.acl;
+    this.runtime = broker as unknown as AedesRuntime;
     broker.preConnect = this.preConnect;
     broker.authenticate = this.authenticate;
     broker.authorizePublish = this.authorizePublish;
     broker.authorizeSubscribe = this.authorizeSubscribe;
+    broker.authorizeForward = this.authorizeForward;
+    broker.on('clientDisconnect', (client) => this.forget(client));
     broker.on('clientError', (client, err) => this.onClientError(client, err));
     broker.on('connectionError', (client, err) => this.onClientError(client, err));
-    // noDelay: a PUBACK is a 4-byte write; Nagle's algorithm would hold it back behind the client's delayed ACK.
-    this.server = createServer({ noDelay: true }, (socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-      broker.handle(socket);
-    });
   }
 
   static async start(options: MqttIngressOptions): Promise<MqttIngress> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000, connectTimeout: 10_000 });
     const ingress = new MqttIngress(options, broker);
     try {
-      ingress.boundAddress = await listen(ingress.server, options.listen, 'MQTT listener (--mqtt)');
+      ingress.listeners = await MqttListeners.start(
+        // Sockets that have not sent CONNECT yet count too: leave room above the connection limit.
+        { ...options.listeners, maxSockets: Math.ceil(options.maxConnections * 1.1) + 100 },
+        {
+          onSocket: (socket) => broker.handle(socket),
+          onTlsError: (err) => ingress.count('tls-handshake', { err: err.message }, 'TLS handshake failed'),
+        },
+      );
     } catch (err: unknown) {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       throw err;
@@ -124,24 +172,44 @@ export class MqttIngress {
     return ingress;
   }
 
-  get address(): HostPort {
-    return this.boundAddress!;
+  get addresses(): { tcp?: HostPort; tls?: HostPort } {
+    return this.listeners?.addresses ?? {};
   }
 
   stats(): IngressStats {
+    const { tcp, tls } = this.addresses;
     return {
-      listen: formatHostPort(this.address),
+      listeners: { ...(tcp ? { mqtt: formatHostPort(tcp) } : {}), ...(tls ? { mqtts: formatHostPort(tls) } : {}) },
+      auth: this.options.auth.kind,
       devicesConnected: this.broker.connectedClients,
       ...this.counters,
       refusals: { ...this.refusals },
+      disconnects: { ...this.disconnects },
     };
+  }
+
+  /** New rules apply to every decision from now on, deliveries on existing subscriptions included. */
+  setAcl(acl: Acl): void {
+    this.acl = acl;
+  }
+
+  /** Ends the connections whose token is no longer valid (after the revocation list changed). */
+  endRevoked(isValid: (claims: NonNullable<DeviceConnection['claims']>) => boolean): number {
+    let ended = 0;
+    for (const client of Object.values(this.runtime.clients)) {
+      const claims = client && this.connections.get(client)?.claims;
+      if (client && claims && !isValid(claims)) {
+        this.endConnection(client, 'token-revoked');
+        ended++;
+      }
+    }
+    return ended;
   }
 
   /** Stops accepting connections and closes the open ones. */
   async close(): Promise<void> {
-    const stopped = closeServer(this.server);
+    const stopped = this.listeners?.close();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
     await stopped;
   }
 
@@ -150,87 +218,113 @@ export class MqttIngress {
     callback(null, true);
   };
 
-  /**
-   * Anonymous mode (--allow-anonymous): the device id is the MQTT client id. [MQTT-3.1.3-8] lets a server refuse
-   * a client id it cannot use with return code 0x02; an empty one is refused too, as a device needs an identity.
-   */
   private readonly authenticate = (
     client: Client,
     _username: string | undefined,
-    _password: Buffer | undefined,
+    password: Buffer | undefined,
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ) => {
     const clientId = this.connectIds.get(client) ?? '';
-    if (DEVICE_ID.test(clientId)) return done(null, true);
-    this.count('identifier-rejected', { clientId: clientId.slice(0, 140) }, 'connection refused: the client id is not a usable device id');
-    const err = Object.assign(new Error(`client id must match ${DEVICE_ID}`), { returnCode: CONNACK_IDENTIFIER_REJECTED });
-    done(err as AuthenticateError, false);
+    const refuse = (reason: RefusalReason, returnCode: number, message: string) => {
+      this.count(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message }, 'connection refused');
+      done(Object.assign(new Error(message), { returnCode }) as AuthenticateError, false);
+    };
+    this.options.auth.authenticate(clientId, password).then(
+      (result) => {
+        if (!result.ok) return refuse(result.reason, result.returnCode, result.message);
+        const existing = this.runtime.clients[result.deviceId];
+        if (!existing && this.broker.connectedClients >= this.options.maxConnections) {
+          return refuse('too-many-connections', CONNACK.SERVER_UNAVAILABLE, `${this.options.maxConnections} devices connected`);
+        }
+        if (existing) this.noteDisconnect(existing, 'taken-over'); // aedes closes it [MQTT-3.1.4-2]
+        const connection = new DeviceConnection(result.deviceId, result.claims, {
+          maxUnacked: this.options.maxUnackedPerConnection,
+          onHold: () => this.counters.heldForBackpressure++,
+          ...(this.options.rateLimit ? { rateLimit: this.options.rateLimit } : {}),
+          clock: this.clock,
+          timers: this.timers,
+        });
+        this.connections.set(client, connection);
+        if (result.claims) connection.expireAt(result.claims.exp * 1000, () => this.endConnection(client, 'token-expired'));
+        done(null, true);
+      },
+      (err: unknown) => refuse('token-malformed', CONNACK.SERVER_UNAVAILABLE, `authentication failed: ${(err as Error).message}`),
+    );
   };
 
   private readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: (err?: Error | null) => void) => {
     // The broker's own publishes (wills, $SYS) have no client.
     if (!client) return callback(null);
-    const topic = parseDeviceTopic(packet.topic);
-    if (!topic || topic.deviceId !== client.id) return this.refuse(client, 'foreign-topic', packet, callback);
+    const connection = this.connections.get(client);
+    if (!connection) return callback(new Error('not authenticated'));
+    const deviceId = connection.deviceId;
+    if (!this.acl.canPublish(deviceId, packet.topic)) return this.refuse(client, 'publish-denied', packet, callback);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length > this.options.maxPayloadBytes) return this.refuse(client, 'payload-too-large', packet, callback);
-    if (topic.kind === 'invalid-stream') return this.refuse(client, 'invalid-stream', packet, callback);
-    if (topic.kind === 'device') {
+    const topic = parseDeviceTopic(packet.topic);
+    if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') {
       this.counters.localMessages++;
       return callback(null);
     }
+    // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
+    if (topic.deviceId !== deviceId) return this.refuse(client, 'foreign-telemetry', packet, callback);
+    if (topic.kind === 'invalid-stream') return this.refuse(client, 'invalid-stream', packet, callback);
+    const stream = topic.stream;
+    const work = () => this.journal(client, connection, packet, payload, stream, callback);
+    if (connection.rate?.submit(work)) this.counters.rateLimited++;
+    else if (!connection.rate) work();
+  };
 
+  private journal(client: Client, connection: DeviceConnection, packet: PublishPacket, payload: Buffer, stream: string, callback: (err?: Error | null) => void): void {
     const record: NewRecord = {
-      deviceId: client.id,
-      stream: topic.stream,
+      deviceId: connection.deviceId,
+      stream,
       payload,
       contentType: '',
       deviceSeq: 0,
       deviceTimeMs: 0,
       gatewayTimeMs: this.clock.now(),
     };
-    this.counters.messages++;
-    this.counters.bytes += payload.length;
     const pipeline = this.options.pipeline;
     switch (packet.qos) {
       case 0:
-        this.counters.qos0++;
+        this.accept(record, 'qos0');
         pipeline.append(record, (err) => {
-          if (err) this.count('journal-unavailable', { deviceId: client.id, err: err.message }, 'QoS 0 message lost: journal commit failed');
+          if (err) this.count('journal-unavailable', { deviceId: connection.deviceId, err: err.message }, 'QoS 0 message lost: journal commit failed');
         });
-        return pipeline.congested ? this.flowOf(client).admit(() => callback(null), true) : callback(null);
+        return pipeline.congested ? connection.flow.admit(() => callback(null), true) : callback(null);
       case 1: {
         // [MQTT-4.3.2-2] PUBACK once the message is ours: after the commit. aedes sees QoS 0, so it neither
         // acks nor waits; PubackWriter acks when the journal thread says the commit returned.
-        this.counters.qos1++;
+        this.accept(record, 'qos1');
         const messageId = packet.messageId!;
-        const flow = this.flowOf(client);
+        const flow = connection.flow;
         flow.pending++;
         packet.qos = 0;
         pipeline.append(record, (err) => {
-          if (err) this.closeAfterFailure(client, err);
+          if (err) this.closeAfterFailure(client, connection.deviceId, err);
           else this.pubacks.write(client.conn as Socket, messageId);
           flow.settled();
         });
         return flow.admit(() => callback(null), pipeline.congested);
       }
-      default:
-        // QoS 2: aedes runs the PUBREC/PUBREL/PUBCOMP exchange; PUBREC waits for the commit.
-        this.counters.qos2++;
-        pipeline.append(record, (err) => (err ? this.refuse(client, 'journal-unavailable', packet, callback, err) : callback(null)));
+      default: {
+        // QoS 2: aedes runs PUBREC/PUBREL/PUBCOMP; PUBREC waits for the commit. A retransmission (DUP) of a
+        // PUBLISH aedes already holds is not journaled again [MQTT-4.3.3-2].
+        const append = () => {
+          this.accept(record, 'qos2');
+          pipeline.append(record, (err) => (err ? this.refuse(client, 'journal-unavailable', packet, callback, err) : callback(null)));
+        };
+        if (!packet.dup) return append();
+        this.runtime.persistence.incomingGetPacket(client, packet).then(() => callback(null), append);
+      }
     }
-  };
-
-  private flowOf(client: Client): ConnectionFlow {
-    let flow = this.flows.get(client);
-    if (!flow) this.flows.set(client, (flow = new ConnectionFlow(this.options.maxUnackedPerConnection, () => this.counters.heldForBackpressure++)));
-    return flow;
   }
 
-  /** A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed. */
-  private closeAfterFailure(client: Client, err: Error): void {
-    this.count('journal-unavailable', { deviceId: client.id, err: err.message }, 'journal commit failed, connection closed');
-    (client.conn as Socket).destroy();
+  private accept(record: NewRecord, qos: 'qos0' | 'qos1' | 'qos2'): void {
+    this.counters.messages++;
+    this.counters.bytes += record.payload.length;
+    this.counters[qos]++;
   }
 
   /** A refused subscription gets return code 0x80 in its SUBACK [MQTT-3.9.3]; the connection stays. */
@@ -239,15 +333,40 @@ export class MqttIngress {
     subscription: Subscription,
     callback: (err: Error | null, subscription?: Subscription | null) => void,
   ) => {
-    if (isOwnFilter(subscription.topic, client.id)) return callback(null, subscription);
-    this.count('subscribe-denied', { deviceId: client.id, filter: subscription.topic }, 'subscription refused: outside the device\'s own topics');
+    if (this.acl.canSubscribe(client.id, subscription.topic)) return callback(null, subscription);
+    this.count('subscribe-denied', { deviceId: client.id, filter: subscription.topic.slice(0, 200) }, 'subscription refused by the ACL');
     callback(null, null);
   };
+
+  /** Each delivery is checked too: a deny holds inside a broader subscription, and after the rules change. */
+  private readonly authorizeForward = (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null =>
+    this.acl.canReceive(client.id, packet.topic) ? packet : null;
 
   private refuse(client: Client, reason: RefusalReason, packet: PublishPacket, callback: (err: Error) => void, cause?: Error): void {
     const detail = cause?.message ?? packet.topic.slice(0, 200);
     this.count(reason, { deviceId: client.id, topic: packet.topic.slice(0, 200), bytes: packet.payload.length, cause: cause?.message }, 'publish refused, connection closed');
     callback(new Error(`publish refused (${reason}): ${detail}`));
+  }
+
+  /** A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed. */
+  private closeAfterFailure(client: Client, deviceId: string, err: Error): void {
+    this.count('journal-unavailable', { deviceId, err: err.message }, 'journal commit failed, connection closed');
+    (client.conn as Socket).destroy();
+  }
+
+  private endConnection(client: Client, reason: DisconnectReason): void {
+    this.noteDisconnect(client, reason);
+    client.close();
+  }
+
+  private noteDisconnect(client: Client, reason: DisconnectReason): void {
+    this.disconnects[reason]++;
+    if (this.sampler.take(`disconnect:${reason}`) !== undefined) this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
+  }
+
+  private forget(client: Client): void {
+    this.connections.get(client)?.close();
+    this.connections.delete(client);
   }
 
   /** Counts a refusal and logs it, at most once a second per reason. */
@@ -257,8 +376,9 @@ export class MqttIngress {
     if (suppressed !== undefined) this.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, message);
   }
 
-  private onClientError(client: Client, err: Error): void {
+  private onClientError(client: Client | null, err: Error): void {
     this.counters.clientErrors++;
+    if (client) this.forget(client);
     if (this.sampler.take('client-error') !== undefined) {
       this.logger.debug({ deviceId: client?.id, err: err.message }, 'MQTT connection ended with an error');
     }

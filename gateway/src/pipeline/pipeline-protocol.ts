@@ -1,6 +1,6 @@
 /** Messages between the MQTT thread (pipeline.ts) and the journal thread (pipeline-worker.ts). */
 import type { LevelWithSilent } from 'pino';
-import type { Durability } from '@fleetgate/common';
+import type { Durability, TlsClientMaterial } from '@fleetgate/common';
 import type { GroupCommitSettings, GroupCommitStats } from '../journal/group-commit.ts';
 import type { JournalStats } from '../journal/journal.ts';
 import type { TailCache } from '../journal/tail-cache.ts';
@@ -16,6 +16,8 @@ export interface PipelineSettings {
   /** Memory for the newest committed records, so the uplink need not read them back from SQLite. */
   tailCacheBytes: number;
   uplink: UplinkSettings;
+  /** The token file sent to the backend (re-read at every session), and TLS to it. */
+  uplinkAuth: { tokenFile?: string; tls?: TlsClientMaterial & { serverName?: string } };
   logLevel: LevelWithSilent;
 }
 

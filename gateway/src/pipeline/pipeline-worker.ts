@@ -3,7 +3,9 @@
  * batch's encoding never holds up the MQTT thread. It receives packed records, commits them, says which append
  * is durable, and streams the journal to the backend.
  */
+import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { credentials } from '@grpc/grpc-js';
 import { createLogger, errorMessage } from '@fleetgate/common';
 import { GroupCommit } from '../journal/group-commit.ts';
 import { SqliteJournal } from '../journal/journal-sqlite.ts';
@@ -42,10 +44,14 @@ const commits = new GroupCommit({
   },
 });
 
+const { tokenFile, tls } = settings.uplinkAuth;
 const uplink = new Uplink({
   ...settings.uplink,
   gatewayId: settings.gatewayId,
   version: settings.version,
+  ...(tls ? { credentials: credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) } : {}),
+  ...(tls?.serverName ? { serverName: tls.serverName } : {}),
+  ...(tokenFile ? { getToken: () => readToken(tokenFile) } : {}),
   journal: tail,
   onAcked: (throughSeq) => {
     tail.release(throughSeq);
@@ -73,6 +79,13 @@ port.on('message', (message: ToWorker) => {
       return;
   }
 });
+
+/** The gateway's token, from its file; the file may be replaced at any time (token rotation). */
+function readToken(file: string): string {
+  const token = readFileSync(file, 'utf8').trim();
+  if (token === '') throw new Error(`${file} is empty`);
+  return token;
+}
 
 logger.info({ file: journal.file, lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough, rows: journal.stats().rows }, 'journal open');
 uplink.start();

@@ -63,7 +63,12 @@ export interface UplinkOptions extends UplinkSettings {
   logger: Logger;
   backoff?: Backoff;
   timers?: Timers;
+  /** TLS to the backend (grpc-js credentials); plain TCP if absent. */
   credentials?: ChannelCredentials;
+  /** Overrides the host name the backend's certificate must carry. */
+  serverName?: string;
+  /** This gateway's token, asked before every session (so a replaced token file is picked up); throws if none. */
+  getToken?: () => string;
 }
 
 export interface UplinkStats {
@@ -129,7 +134,10 @@ export class Uplink {
     this.timers = options.timers ?? systemTimers;
     this.backoff =
       options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
-    this.client = new UplinkClient(target, options.credentials ?? grpcCredentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = new UplinkClient(target, options.credentials ?? grpcCredentials.createInsecure(), {
+      ...CHANNEL_OPTIONS,
+      ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
+    });
     this.acked = this.sent = this.everSent = options.journal.ackedThrough;
     this.connectivity.on('state', ({ state, previous, reason }) => {
       const log = state === ConnectivityState.TRANSIENT_FAILURE ? this.logger.warn : this.logger.info;
@@ -174,7 +182,18 @@ export class Uplink {
   private connect(): void {
     this.connectivity.set(ConnectivityState.CONNECTING);
     this.counters.sessions++;
-    const call = this.client.connect(new Metadata());
+    const metadata = new Metadata();
+    try {
+      if (this.options.getToken) metadata.set('authorization', `Bearer ${this.options.getToken()}`);
+    } catch (err: unknown) {
+      // No usable token yet: retry later, an operator may be putting one in place.
+      this.lastError = `no token for the backend: ${errorMessage(err)}`;
+      this.counters.failures++;
+      this.connectivity.set(ConnectivityState.TRANSIENT_FAILURE, this.lastError);
+      this.backoff.schedule(() => this.state !== ConnectivityState.SHUTDOWN && this.connect());
+      return;
+    }
+    const call = this.client.connect(metadata);
     this.call = call;
     call.on('data', (frame: DownlinkFrame) => this.onFrame(call, frame));
     call.on('error', (err: Error) => this.fail(call, err));
