@@ -17,7 +17,9 @@ export async function startInProcess(dir: string, options: Partial<GatewayOption
     durability: 'process',
     ...cloudOptions,
   });
-  const gateway = await Gateway.start({
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({
     ...GATEWAY_DEFAULTS,
     gatewayId: 'gw-test',
     mqtt: { host: '127.0.0.1', port: 0 },
@@ -26,9 +28,13 @@ export async function startInProcess(dir: string, options: Partial<GatewayOption
     dataDir: join(dir, 'gateway'),
     durability: 'process',
     allowAnonymous: true,
-    logLevel: 'silent',
-    ...options,
-  });
+      logLevel: 'silent',
+      ...options,
+    });
+  } catch (err: unknown) {
+    await cloud.close();
+    throw err;
+  }
   return {
     cloud,
     gateway,

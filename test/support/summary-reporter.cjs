@@ -13,6 +13,12 @@ class SummaryReporter extends Mocha.reporters.Spec {
       const { passes, failures, pending } = this.stats;
       const skipped = pending > 0 ? `, ${pending} skipped` : '';
       process.stdout.write(`${passes} passed, ${failures} failed${skipped}\n`);
+      // Tests must clean up after themselves: if something still keeps the process alive well after the run,
+      // say what (to stderr, so the summary stays the last line of stdout) and exit rather than hang CI.
+      setTimeout(() => {
+        process.stderr.write(`leaked handles keep the test process alive: ${process.getActiveResourcesInfo().join(', ')}\n`);
+        process.exit(failures > 0 ? 1 : 3);
+      }, 15_000).unref();
     });
   }
 }

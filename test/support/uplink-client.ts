@@ -1,5 +1,5 @@
 /** A raw Uplink stream for protocol tests: write frames, read what comes back, see how it ended. */
-import { credentials, Metadata, status, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { UplinkClient, type DownlinkFrame, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
 
 export class RawUplink {
@@ -8,8 +8,11 @@ export class RawUplink {
   private readonly call: ClientDuplexStream<UplinkFrame, DownlinkFrame>;
   private waiters: Array<() => void> = [];
 
-  constructor(readonly client: UplinkClient) {
-    this.call = client.connect(new Metadata());
+  constructor(
+    readonly client: UplinkClient,
+    metadata = new Metadata(),
+  ) {
+    this.call = client.connect(metadata);
     this.call.on('data', (frame: DownlinkFrame) => {
       this.frames.push(frame);
       for (const wake of this.waiters.splice(0)) wake();
@@ -18,8 +21,12 @@ export class RawUplink {
     this.ended = new Promise((resolve) => this.call.on('status', resolve));
   }
 
-  static connect(port: number): RawUplink {
-    return new RawUplink(new UplinkClient(`127.0.0.1:${port}`, credentials.createInsecure()));
+  /** A stream to 127.0.0.1:port; `token` goes as `authorization: Bearer` metadata. */
+  static connect(port: number, options: { token?: string; authorization?: string; credentials?: ChannelCredentials } = {}): RawUplink {
+    const metadata = new Metadata();
+    const authorization = options.authorization ?? (options.token ? `Bearer ${options.token}` : undefined);
+    if (authorization) metadata.set('authorization', authorization);
+    return new RawUplink(new UplinkClient(`127.0.0.1:${port}`, options.credentials ?? credentials.createInsecure()), metadata);
   }
 
   hello(gatewayId: string, lastAckedSeq = 0): void {

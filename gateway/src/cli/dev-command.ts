@@ -1,15 +1,17 @@
 /**
  * `fleetgate dev` (what `npm start` runs): the whole local stack on embedded defaults. A cloud-stub and a
  * gateway run as child processes (their JSON logs go to files under the data folder), a few demo devices
- * publish over MQTT, and a status line every few seconds shows what flows where.
+ * publish over MQTT, and a status line every few seconds shows what flows where. Everything authenticates as
+ * in production: an Ed25519 key pair is made in <data>/keys on first start, the gateway and every device get
+ * tokens signed with it, and the banner prints one for a device of your own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import mqtt from 'mqtt';
-import { formatHostPort, type HostPort } from '@fleetgate/common';
+import { DEVICE_AUDIENCE, formatHostPort, GATEWAY_AUDIENCE, generateKeys, issueToken, loadSigningKey, type HostPort, type TokenKey } from '@fleetgate/common';
 import type { CloudStats } from '@fleetgate/cloud-stub';
 import type { GatewayStats } from '../gateway.ts';
 import { CLOUD_DEFAULTS } from './cloud-command.ts';
@@ -44,6 +46,11 @@ export function devCommand(): Command {
       const data = resolve(flags.data);
       const logs = join(data, 'logs');
       mkdirSync(logs, { recursive: true });
+      const keys = join(data, 'keys');
+      if (!existsSync(join(keys, 'fleet.key'))) await generateKeys('EdDSA', keys);
+      const signingKey = await loadSigningKey({ keyFile: join(keys, 'fleet.key'), field: '--data' });
+      const gatewayTokenFile = join(keys, 'gw-dev.token');
+      writeFileSync(gatewayTokenFile, (await devToken(signingKey, 'gw-dev', GATEWAY_AUDIENCE)) + '\n', { mode: 0o600 });
       const children: ChildProcess[] = [];
       const stopAll = () => {
         for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
@@ -52,20 +59,22 @@ export function devCommand(): Command {
 
       const cloud = startChild('cloud', [
         'cloud', 'serve', '--listen', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.cloudAdmin), '--data', join(data, 'cloud'),
+        '--gateway-key', join(keys, 'fleet.pub'),
       ], logs);
       children.push(cloud);
       await waitHealthy('cloud-stub', cloud, flags.cloudAdmin, join(logs, 'cloud.log'));
 
       const gateway = startChild('gateway', [
-        'gateway', '--gateway-id', 'gw-dev', '--allow-anonymous', '--mqtt', formatHostPort(flags.mqtt),
+        'gateway', '--gateway-id', 'gw-dev', '--device-key', join(keys, 'fleet.pub'), '--token-file', gatewayTokenFile, '--mqtt', formatHostPort(flags.mqtt),
         '--upstream', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.gatewayAdmin), '--data', join(data, 'gateway'),
       ], logs);
       children.push(gateway);
       await waitHealthy('gateway', gateway, flags.gatewayAdmin, join(logs, 'gateway.log'));
 
       const mqttHost = flags.mqtt.host === '0.0.0.0' ? '127.0.0.1' : flags.mqtt.host;
-      printBanner(flags, data, mqttHost);
-      const demo = startDemo(mqttHost, flags.mqtt.port, flags.demoDevices, flags.demoRate);
+      printBanner(flags, data, mqttHost, await devToken(signingKey, 'my-sensor', DEVICE_AUDIENCE));
+      const demoTokens = await Promise.all(Array.from({ length: flags.demoDevices }, (_, i) => devToken(signingKey, `demo-${i + 1}`, DEVICE_AUDIENCE)));
+      const demo = startDemo(mqttHost, flags.mqtt.port, demoTokens, flags.demoRate);
       const status = startStatus(flags, flags.statusEvery);
 
       let stopping = false;
@@ -138,7 +147,12 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-function printBanner(flags: DevFlags, data: string, mqttHost: string): void {
+/** Tokens of the local stack last 30 days. */
+function devToken(key: TokenKey, subject: string, audience: string): Promise<string> {
+  return issueToken({ key, subject, audience, ttlSeconds: 30 * 24 * 3600 });
+}
+
+function printBanner(flags: DevFlags, data: string, mqttHost: string, token: string): void {
   const port = flags.mqtt.port;
   process.stdout.write(`
 fleetgate local stack is up
@@ -146,9 +160,12 @@ fleetgate local stack is up
   gateway     MQTT ${formatHostPort(flags.mqtt)}   admin http://${formatHostPort(flags.gatewayAdmin)}/v1/stats   data ${join(data, 'gateway')}
   demo        ${flags.demoDevices} devices, ${flags.demoRate} msg/s each          logs ${join(data, 'logs')}
 
-publish yourself (any client id made of letters, digits and . _ : - is a device id):
-  mosquitto_pub -h ${mqttHost} -p ${port} -i my-sensor -q 1 -t devices/my-sensor/telemetry -m '{"temp":21.5}'
-  npx mqtt pub -h ${mqttHost} -p ${port} -i my-sensor -q 1 -t devices/my-sensor/telemetry/vibration -m 'hello'
+publish as device my-sensor (its token is the password; the client id must be the device id):
+  export TOKEN=${token}
+  mosquitto_pub -h ${mqttHost} -p ${port} -i my-sensor -u my-sensor -P "$TOKEN" -q 1 -t devices/my-sensor/telemetry -m '{"temp":21.5}'
+  npx mqtt pub -h ${mqttHost} -p ${port} -i my-sensor -u my-sensor -P "$TOKEN" -q 1 -t devices/my-sensor/telemetry/vibration -m 'hello'
+a token for another device:
+  npx fleetgate token issue --device sensor-2 --ttl 7d --key ${join(data, 'keys', 'fleet.key')}
 see what arrived:
   npx fleetgate cloud export --data ${join(data, 'cloud')} | tail -3
 stop with Ctrl-C
@@ -157,10 +174,10 @@ stop with Ctrl-C
 }
 
 /** Demo devices publishing QoS 1 telemetry; returns a function that disconnects them. */
-function startDemo(host: string, port: number, devices: number, rate: number): () => Promise<void> {
-  const clients = Array.from({ length: devices }, (_, i) => {
+function startDemo(host: string, port: number, tokens: string[], rate: number): () => Promise<void> {
+  const clients = tokens.map((token, i) => {
     const id = `demo-${i + 1}`;
-    const client = mqtt.connect({ host, port, clientId: id, protocolVersion: 4, reconnectPeriod: 1000 });
+    const client = mqtt.connect({ host, port, clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 1000 });
     let n = 0;
     const timer = setInterval(() => {
       if (!client.connected) return;

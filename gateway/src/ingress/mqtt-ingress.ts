@@ -286,7 +286,9 @@ export class MqttIngress {
       gatewayTimeMs: this.clock.now(),
     };
     const pipeline = this.options.pipeline;
-    switch (packet.qos) {
+    // A will [MQTT-3.1.2-8] is published by aedes for a client that is gone: there is no one to acknowledge.
+    const qos = packet.messageId === undefined ? 0 : packet.qos;
+    switch (qos) {
       case 0:
         this.accept(record, 'qos0');
         pipeline.append(record, (err) => {
@@ -377,8 +379,8 @@ export class MqttIngress {
   }
 
   private onClientError(client: Client | null, err: Error): void {
+    // The connection's state stays until 'clientDisconnect': aedes still asks authorizePublish about its will.
     this.counters.clientErrors++;
-    if (client) this.forget(client);
     if (this.sampler.take('client-error') !== undefined) {
       this.logger.debug({ deviceId: client?.id, err: err.message }, 'MQTT connection ended with an error');
     }

@@ -49,7 +49,8 @@ const uplink = new Uplink({
   ...settings.uplink,
   gatewayId: settings.gatewayId,
   version: settings.version,
-  ...(tls ? { credentials: credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) } : {}),
+  // Buffers arrive here as plain Uint8Arrays (structured clone); grpc-js wants Buffers.
+  ...(tls ? { credentials: credentials.createSsl(asBuffer(tls.ca), asBuffer(tls.key), asBuffer(tls.cert)) } : {}),
   ...(tls?.serverName ? { serverName: tls.serverName } : {}),
   ...(tokenFile ? { getToken: () => readToken(tokenFile) } : {}),
   journal: tail,
@@ -79,6 +80,10 @@ port.on('message', (message: ToWorker) => {
       return;
   }
 });
+
+function asBuffer(bytes: Uint8Array | undefined): Buffer | null {
+  return bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : null;
+}
 
 /** The gateway's token, from its file; the file may be replaced at any time (token rotation). */
 function readToken(file: string): string {
