@@ -124,6 +124,29 @@ describe('identity (MQTT)', function () {
   });
 });
 
+describe('limits', function () {
+  this.timeout(20_000);
+  const dir = useTempDir();
+  let stack: InProcessStack;
+  beforeEach(async () => {
+    stack = await startInProcess(dir.path, { rateLimit: { perSecond: 50, burst: 10 } });
+  });
+  afterEach(() => stack.close());
+
+  it('limits - a device over its rate is slowed down, not refused: every message arrives, later', async () => {
+    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId: 'dev-1', reconnectPeriod: 0 });
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 60 }, (_, i) => client.publishAsync('devices/dev-1/telemetry', `m${i}`, { qos: 1 })));
+    const elapsed = Date.now() - started;
+    await client.endAsync();
+    // 10 at once, then 50 at 50/s: about a second.
+    assert.ok(elapsed >= 900, `60 messages took ${elapsed} ms`);
+    const { ingress, journal } = await stack.gateway.stats();
+    assert.equal(journal.lastSeq, 60);
+    assert.ok(ingress.rateLimited >= 40, `rate-limited ${ingress.rateLimited}`);
+  });
+});
+
 describe('identity (uplink)', function () {
   this.timeout(30_000);
   const dir = useTempDir();

@@ -1,6 +1,8 @@
 /** MQTT ingress against a real aedes listener: who may publish what, and the precise refusals. */
 import assert from 'node:assert/strict';
+import { connect as connectSocket } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import { readCloud } from '../support/delivery.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -58,6 +60,16 @@ describe('mqtt ingress', function () {
     await client.publishAsync('devices/dev-a/telemetry', Buffer.alloc(1024), { qos: 1 });
     await expectClosedBy(client, 'devices/dev-a/telemetry', Buffer.alloc(1025));
     assert.equal((await refusals())['payload-too-large'], 1);
+  });
+
+  it('ingress - a packet announcing more than the limit is refused at its header, its body never buffered', async () => {
+    const socket = connectSocket(stack.gateway.mqttAddress.port);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'dev-a', clean: true, keepalive: 60 }));
+    // A PUBLISH whose fixed header announces 100 MiB; the body never comes.
+    socket.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x32]));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    assert.equal((await refusals())['packet-too-large'], 1);
   });
 
   it('ingress - an empty stream level in a telemetry topic is refused', async () => {

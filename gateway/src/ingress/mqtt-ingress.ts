@@ -31,6 +31,7 @@ import type { NewRecord } from '../journal/journal.ts';
 import { Acl } from './acl.ts';
 import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
 import { DeviceConnection, type RateLimit } from './device-connection.ts';
+import { guardFrames } from './frame-guard.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
 import { parseDeviceTopic } from './topics.ts';
@@ -77,6 +78,7 @@ export const REFUSAL_REASONS = [
   'foreign-telemetry',
   'invalid-stream',
   'payload-too-large',
+  'packet-too-large',
   'journal-unavailable',
   'subscribe-denied',
 ] as const satisfies readonly (AuthRefusal | string)[];
@@ -161,7 +163,13 @@ export class MqttIngress {
         // Sockets that have not sent CONNECT yet count too: leave room above the connection limit.
         { ...options.listeners, maxSockets: Math.ceil(options.maxConnections * 1.1) + 100 },
         {
-          onSocket: (socket) => broker.handle(socket),
+          onSocket: (socket) => {
+            // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
+            guardFrames(socket, options.maxPayloadBytes + 65_536 + 16, (reason) =>
+              ingress.count('packet-too-large', { remote: socket.remoteAddress, detail: reason }, 'connection closed: oversized packet'),
+            );
+            broker.handle(socket);
+          },
           onTlsError: (err) => ingress.count('tls-handshake', { err: err.message }, 'TLS handshake failed'),
         },
       );
