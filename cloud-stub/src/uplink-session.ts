@@ -9,8 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, type Logger, type TokenClaims } from '@fleetgate/common';
-import type { DownlinkFrame, Hello, Limits, TelemetryBatch, UplinkFrame } from '@fleetgate/protos';
+import { errorMessage, ID_PATTERN, LABEL_PATTERN, type Logger, type TokenClaims } from '@fleetgate/common';
+import type { DownlinkFrame, Hello, Limits, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
 import type { AckGate } from './ack-gate.ts';
 import type { CommitQueue } from './commit-queue.ts';
 import type { GatewayAuth } from './gateway-auth.ts';
@@ -65,7 +65,8 @@ export interface SessionDeps {
   auth: GatewayAuth;
 }
 
-const GATEWAY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** The most payload one record may carry here (the gateway's own default limit is 256 KiB). */
+const MAX_PAYLOAD_BYTES = 16 << 20;
 /** Batches committing at once per stream before the stub stops reading it (the gateway's window should keep well under). */
 const MAX_PENDING_BATCHES = 64;
 
@@ -136,7 +137,7 @@ export class UplinkSession {
 
   private async onHello(hello: Hello): Promise<void> {
     if (this.gatewayId !== undefined) return this.end(status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
-    if (!GATEWAY_ID.test(hello.gatewayId)) {
+    if (!ID_PATTERN.test(hello.gatewayId)) {
       return this.end(status.INVALID_ARGUMENT, `Hello.gatewayId "${hello.gatewayId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
     }
     if (this.claims && this.claims.sub !== hello.gatewayId) {
@@ -165,7 +166,8 @@ export class UplinkSession {
       if (!(r.seq > this.lastSeq)) {
         return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${this.lastSeq}: seqs must increase along a stream`);
       }
-      if (r.deviceId === '') return this.end(status.INVALID_ARGUMENT, `record ${r.seq} has no deviceId`);
+      const invalid = invalidField(r);
+      if (invalid) return this.end(status.INVALID_ARGUMENT, `record ${r.seq}: ${invalid}`);
       this.lastSeq = r.seq;
     }
     const throughSeq = this.lastSeq;
@@ -194,4 +196,13 @@ export class UplinkSession {
     clearTimeout(this.expiry);
     if (this.gatewayId !== undefined) this.deps.registry.release(this, this.gatewayId);
   }
+}
+
+/** What is wrong with a record's fields, if anything: a compromised gateway must not put garbage in the sink. */
+function invalidField(r: TelemetryRecord): string | undefined {
+  if (!ID_PATTERN.test(r.deviceId)) return `deviceId "${r.deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`;
+  if (!LABEL_PATTERN.test(r.stream)) return 'stream is longer than 128 characters or has control characters';
+  if (!LABEL_PATTERN.test(r.contentType)) return 'contentType is longer than 128 characters or has control characters';
+  if (r.payload.length > MAX_PAYLOAD_BYTES) return `payload of ${r.payload.length} bytes, over ${MAX_PAYLOAD_BYTES}`;
+  return undefined;
 }

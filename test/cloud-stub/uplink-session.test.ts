@@ -76,7 +76,9 @@ describe('cloud-stub uplink', function () {
     ['an empty gateway id', (s) => s.hello(''), status.INVALID_ARGUMENT, /gatewayId ""/],
     ['an empty batch', (s) => (s.hello('gw-1'), s.batch([])), status.INVALID_ARGUMENT, /no records/],
     ['seqs going backwards', (s) => (s.hello('gw-1'), s.batch([telemetry(5), telemetry(4)])), status.INVALID_ARGUMENT, /seq 4 after 5/],
-    ['a record without a device', (s) => (s.hello('gw-1'), s.batch([telemetry(1, '')])), status.INVALID_ARGUMENT, /no deviceId/],
+    ['a record without a device', (s) => (s.hello('gw-1'), s.batch([telemetry(1, '')])), status.INVALID_ARGUMENT, /record 1: deviceId "" is not/],
+    ['a device id with control characters', (s) => (s.hello('gw-1'), s.batch([telemetry(1, 'dev\u0006x')])), status.INVALID_ARGUMENT, /record 1: deviceId/],
+    ['a stream with control characters', (s) => (s.hello('gw-1'), s.batch([{ ...telemetry(1), stream: 'a\nb' }])), status.INVALID_ARGUMENT, /record 1: stream/],
   ];
   for (const [what, send, code, message] of refusals) {
     it(`cloud-stub - ${what} ends the stream with ${status[code]} and a message`, async () => {

@@ -1,6 +1,7 @@
 /** The `fleetgate` command as a user runs it: help, refusals that name the flag, export, a clean stop. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -95,6 +96,41 @@ describe('fleetgate CLI', function () {
     const result = await fleetgate('cloud', 'export', '--data', join(dir.path, 'nothing-here'));
     assert.equal(result.code, 1);
     assert.match(result.stderr, /cannot read the sink in .*nothing-here/);
+  });
+
+  it('cli - token keygen, issue and inspect: the token verifies, secrets are owner-only files and never printed', async () => {
+    const keys = join(dir.path, 'keys');
+    const keygen = await fleetgate('token', 'keygen', '--out', keys);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    assert.equal(statSync(join(keys, 'fleet.key')).mode & 0o777, 0o600);
+    const issued = await fleetgate('token', 'issue', '--device', 'sensor-7', '--ttl', '7d', '--key', join(keys, 'fleet.key'));
+    assert.equal(issued.code, 0, issued.stderr);
+    const token = issued.stdout.trim();
+    const inspected = await fleetgate('token', 'inspect', token, '--key', join(keys, 'fleet.pub'));
+    assert.equal(inspected.code, 0, inspected.stderr);
+    const shown = JSON.parse(inspected.stdout) as Record<string, string>;
+    assert.equal(shown.sub, 'sensor-7');
+    assert.equal(shown.aud, 'fleetgate-gateway');
+    assert.equal(shown.verified, 'valid');
+    assert.match(shown.expiresIn!, /^(6|7) days$/);
+    const privateKey = readFileSync(join(keys, 'fleet.key'), 'utf8').split('\n')[1]!;
+    for (const output of [keygen, issued, inspected]) assert.ok(!(output.stdout + output.stderr).includes(privateKey), 'no key material printed');
+    const gatewayToken = await fleetgate('token', 'issue', '--gateway', 'gw-1', '--ttl', '1h', '--key', join(keys, 'fleet.key'), '--out', join(dir.path, 'gw.token'));
+    assert.equal(gatewayToken.stdout, '', 'with --out the token goes to the file only');
+    assert.equal(statSync(join(dir.path, 'gw.token')).mode & 0o777, 0o600);
+    const refusals: Array<[string[], RegExp]> = [
+      [['issue', '--device', 'a', '--gateway', 'b', '--key', join(keys, 'fleet.key')], /give exactly one of --device ID or --gateway ID/],
+      [['issue', '--device', 'bad/id', '--key', join(keys, 'fleet.key')], /--device: "bad\/id" must be/],
+      [['issue', '--device', 'a', '--ttl', 'soon', '--key', join(keys, 'fleet.key')], /--ttl: "soon" is not a duration/],
+      [['issue', '--device', 'a', '--key', join(keys, 'fleet.pub')], /--key: .* is not a private key/],
+      [['issue', '--device', 'a'], /give --key FILE \(Ed25519\) or --secret-file FILE \(HS256\)/],
+      [['inspect', 'not-a-token'], /<token>: not a JWT/],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await fleetgate('token', ...args);
+      assert.equal(result.code, 1, args.join(' '));
+      assert.match(result.stderr, message, args.join(' '));
+    }
   });
 
   it('cli - SIGTERM stops a gateway and a cloud-stub cleanly (exit 0)', async () => {

@@ -3,12 +3,14 @@
  * expire or are revoked during a connection, gateway tokens on the uplink, and the limits.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { GATEWAY_AUDIENCE, loadVerifyingKey, RevocationList, TokenVerifier } from '@fleetgate/common';
 import { TokenGatewayAuth } from '@fleetgate/cloud-stub';
+import { killAll } from '../support/fleetgate-process.ts';
 import { makeFleetKeys, type FleetKeys } from '../support/fleet-keys.ts';
+import { Stack } from '../support/stack.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
@@ -121,6 +123,39 @@ describe('identity (MQTT)', function () {
     await firstClosed;
     assert.equal(takeover.connected, true, 'a second connection with the same id takes over [MQTT-3.1.4-2]');
     assert.equal((await stats()).disconnects['taken-over'], 1);
+  });
+});
+
+describe('identity (logs)', function () {
+  this.timeout(60_000);
+  const dir = useTempDir();
+  afterEach(() => killAll());
+
+  it('identity - tokens and key material never appear in the logs, even at debug level', async () => {
+    const keys = await makeFleetKeys(join(dir.path, 'keys'));
+    const tokenFile = join(dir.path, 'gw.token');
+    const gatewayToken = await keys.gateway('gw-test');
+    writeFileSync(tokenFile, gatewayToken);
+    const debug = ['--log-level', 'debug'];
+    const stack = await Stack.start(dir.path, debug, {
+      cloud: ['--gateway-key', keys.publicKeyFile, ...debug],
+      gateway: ['--device-key', keys.publicKeyFile, '--token-file', tokenFile],
+    });
+    const secrets = [gatewayToken, await keys.device('dev-1'), await keys.device('dev-1', { audience: 'wrong' }), 'not-a-token-but-a-secret-password'];
+    for (const password of secrets.slice(1)) {
+      const client = mqtt.connect({ host: '127.0.0.1', port: stack.mqttPort, clientId: 'dev-1', username: 'dev-1', password, reconnectPeriod: 0 });
+      await new Promise<void>((resolve) => {
+        client.once('connect', () => void client.publishAsync('devices/dev-1/telemetry', 'x', { qos: 1 }).then(() => client.end(true, () => resolve())));
+        client.once('error', () => client.end(true, () => resolve()));
+      });
+    }
+    await waitUntil('the valid device\'s message at the cloud', async () => (await stack.cloudStats()).records === 1);
+    const output = [...stack.gateway.lines, ...stack.cloud.lines].join('\n');
+    assert.match(output, /connection refused/, 'the refusals were logged');
+    const privateKey = readFileSync(keys.privateKeyFile, 'utf8');
+    for (const secret of [...secrets, ...secrets.map((t) => t.split('.')[2] ?? t), privateKey.split('\n')[1]!]) {
+      assert.ok(!output.includes(secret), `a secret appeared in the logs: ${secret.slice(0, 12)}...`);
+    }
   });
 });
 

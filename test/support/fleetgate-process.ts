@@ -78,7 +78,7 @@ export class FleetgateProcess {
 
   private onLine(text: string): void {
     this.lines.push(text);
-    if (this.lines.length > 200) this.lines.shift();
+    if (this.lines.length > 5000) this.lines.shift();
     if (this.watchers.length === 0) return;
     let line: LogLine;
     try {

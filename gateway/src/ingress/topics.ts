@@ -6,8 +6,10 @@
  * A device may publish and subscribe only under devices/{itsOwnId}/.
  */
 
-/** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters. */
-export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+import { ID_PATTERN } from '@fleetgate/common';
+
+/** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters (common/ids.ts). */
+export const DEVICE_ID = ID_PATTERN;
 const MAX_STREAM_LENGTH = 128;
 
 export type DeviceTopic =

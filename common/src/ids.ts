@@ -1,0 +1,9 @@
+/**
+ * Ids of devices and gateways: they become MQTT topic levels, log fields and SQL keys, so they keep to a safe
+ * alphabet: 1 to 128 of [A-Za-z0-9._:-], starting with a letter or digit. The gateway checks device ids at
+ * CONNECT; the backend checks them again, because a gateway may be compromised.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Stream names and content types: up to 128 printable characters, no control characters. */
+export const LABEL_PATTERN = /^[^\p{Cc}]{0,128}$/u;
