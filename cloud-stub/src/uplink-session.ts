@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, ID_PATTERN, LABEL_PATTERN, type Logger, type TokenClaims } from '@fleetgate/common';
+import { errorMessage, ID_PATTERN, isLabel, type Logger, type TokenClaims } from '@fleetgate/common';
 import type { DownlinkFrame, Hello, Limits, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
 import type { AckGate } from './ack-gate.ts';
 import type { CommitQueue } from './commit-queue.ts';
@@ -65,6 +65,8 @@ export interface SessionDeps {
   auth: GatewayAuth;
 }
 
+/** Device ids remembered per stream as checked. */
+const MAX_KNOWN_DEVICES = 100_000;
 /** The most payload one record may carry here (the gateway's own default limit is 256 KiB). */
 const MAX_PAYLOAD_BYTES = 16 << 20;
 /** Batches committing at once per stream before the stub stops reading it (the gateway's window should keep well under). */
@@ -77,6 +79,8 @@ export class UplinkSession {
   private lastSeq = 0;
   private pending = 0;
   private ended = false;
+  /** Device ids already checked on this stream: the id check runs once per device, not per record. */
+  private readonly knownDevices = new Set<string>();
   private expiry: NodeJS.Timeout | undefined;
   /** The gateway's verified token, when tokens are in use. */
   claims: TokenClaims | undefined;
@@ -166,7 +170,7 @@ export class UplinkSession {
       if (!(r.seq > this.lastSeq)) {
         return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${this.lastSeq}: seqs must increase along a stream`);
       }
-      const invalid = invalidField(r);
+      const invalid = invalidField(r, this.knownDevices);
       if (invalid) return this.end(status.INVALID_ARGUMENT, `record ${r.seq}: ${invalid}`);
       this.lastSeq = r.seq;
     }
@@ -199,10 +203,13 @@ export class UplinkSession {
 }
 
 /** What is wrong with a record's fields, if anything: a compromised gateway must not put garbage in the sink. */
-function invalidField(r: TelemetryRecord): string | undefined {
-  if (!ID_PATTERN.test(r.deviceId)) return `deviceId "${r.deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`;
-  if (!LABEL_PATTERN.test(r.stream)) return 'stream is longer than 128 characters or has control characters';
-  if (!LABEL_PATTERN.test(r.contentType)) return 'contentType is longer than 128 characters or has control characters';
+function invalidField(r: TelemetryRecord, knownDevices: Set<string>): string | undefined {
+  if (!knownDevices.has(r.deviceId)) {
+    if (!ID_PATTERN.test(r.deviceId)) return `deviceId "${r.deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`;
+    if (knownDevices.size < MAX_KNOWN_DEVICES) knownDevices.add(r.deviceId);
+  }
+  if (!isLabel(r.stream)) return 'stream is longer than 128 characters or has control characters';
+  if (!isLabel(r.contentType)) return 'contentType is longer than 128 characters or has control characters';
   if (r.payload.length > MAX_PAYLOAD_BYTES) return `payload of ${r.payload.length} bytes, over ${MAX_PAYLOAD_BYTES}`;
   return undefined;
 }

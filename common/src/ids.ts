@@ -5,5 +5,9 @@
  */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-/** Stream names and content types: up to 128 printable characters, no control characters. */
-export const LABEL_PATTERN = /^[^\p{Cc}]{0,128}$/u;
+/** Stream names and content types: up to 128 characters, none of them a control character. */
+export function isLabel(value: string): boolean {
+  return value === '' || (value.length <= 128 && !CONTROL.test(value));
+}
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;

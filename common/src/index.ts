@@ -14,4 +14,4 @@ export * from './tokens/revocation-list.ts';
 export * from './tokens/token-verifier.ts';
 export * from './tokens/tokens.ts';
 export { loadTlsClient, loadTlsServer, type TlsClientFiles, type TlsClientMaterial, type TlsServerFiles, type TlsServerMaterial } from './tls.ts';
-export { ID_PATTERN, LABEL_PATTERN } from './ids.ts';
+export { ID_PATTERN, isLabel } from './ids.ts';

@@ -39,12 +39,17 @@ interface CompiledRule extends AclRule {
   hasDevice: boolean;
 }
 
-/** Decisions kept per device before the oldest are forgotten. */
+const PUBLISH = 0;
+const SUBSCRIBE = 1;
+const RECEIVE = 2;
+
+/** Decisions kept per device and kind before the oldest are forgotten. */
 const CACHE_PER_DEVICE = 256;
 
 export class Acl {
   private readonly rules: CompiledRule[];
-  private readonly cache = new Map<string, Map<string, boolean>>();
+  /** Per device, per kind of question (publish, subscribe, receive), per topic: no key is built per lookup. */
+  private readonly cache = new Map<string, [Map<string, boolean>, Map<string, boolean>, Map<string, boolean>]>();
 
   constructor(rules: readonly AclRule[] = DEFAULT_ACL) {
     this.rules = rules.map((rule) => ({ ...rule, levels: levels(rule.topic), hasDevice: levels(rule.topic).includes(DEVICE) }));
@@ -64,7 +69,7 @@ export class Acl {
   }
 
   canPublish(deviceId: string, topic: string): boolean {
-    return this.decide('p', deviceId, topic, () => {
+    return this.decide(PUBLISH, deviceId, topic, () => {
       const t = levels(topic);
       const rule = this.rules.find((r) => r.operations.includes('publish') && matches(this.instantiate(r, deviceId), t));
       return rule?.action === 'allow';
@@ -72,7 +77,7 @@ export class Acl {
   }
 
   canSubscribe(deviceId: string, filter: string): boolean {
-    return this.decide('s', deviceId, filter, () => {
+    return this.decide(SUBSCRIBE, deviceId, filter, () => {
       if (!isValidFilter(filter)) return false;
       const f = levels(filter);
       for (const rule of this.rules) {
@@ -88,7 +93,7 @@ export class Acl {
 
   /** May a message on `topic` be delivered to `deviceId` (through a subscription it was granted)? */
   canReceive(deviceId: string, topic: string): boolean {
-    return this.decide('r', deviceId, topic, () => {
+    return this.decide(RECEIVE, deviceId, topic, () => {
       const t = levels(topic);
       const rule = this.rules.find((r) => r.operations.includes('subscribe') && matches(this.instantiate(r, deviceId), t));
       return rule?.action === 'allow';
@@ -99,15 +104,15 @@ export class Acl {
     return rule.hasDevice ? rule.levels.map((level) => (level === DEVICE ? deviceId : level)) : rule.levels;
   }
 
-  private decide(kind: string, deviceId: string, topic: string, compute: () => boolean): boolean {
-    let decisions = this.cache.get(deviceId);
-    if (!decisions) this.cache.set(deviceId, (decisions = new Map()));
-    const key = kind + topic;
-    let decision = decisions.get(key);
+  private decide(kind: 0 | 1 | 2, deviceId: string, topic: string, compute: () => boolean): boolean {
+    let perDevice = this.cache.get(deviceId);
+    if (!perDevice) this.cache.set(deviceId, (perDevice = [new Map(), new Map(), new Map()]));
+    const decisions = perDevice[kind];
+    let decision = decisions.get(topic);
     if (decision === undefined) {
       decision = compute();
       if (decisions.size >= CACHE_PER_DEVICE) decisions.delete(decisions.keys().next().value!);
-      decisions.set(key, decision);
+      decisions.set(topic, decision);
     }
     return decision;
   }

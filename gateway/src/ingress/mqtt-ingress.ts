@@ -277,10 +277,9 @@ export class MqttIngress {
     // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
     if (topic.deviceId !== deviceId) return this.refuse(client, 'foreign-telemetry', packet, callback);
     if (topic.kind === 'invalid-stream') return this.refuse(client, 'invalid-stream', packet, callback);
-    const stream = topic.stream;
-    const work = () => this.journal(client, connection, packet, payload, stream, callback);
-    if (connection.rate?.submit(work)) this.counters.rateLimited++;
-    else if (!connection.rate) work();
+    // No named closure on this path: tsx (esbuild keepNames) would define its name on every message.
+    if (!connection.rate) return this.journal(client, connection, packet, payload, topic.stream, callback);
+    if (connection.rate.submit(() => this.journal(client, connection, packet, payload, topic.stream, callback))) this.counters.rateLimited++;
   };
 
   private journal(client: Client, connection: DeviceConnection, packet: PublishPacket, payload: Buffer, stream: string, callback: (err?: Error | null) => void): void {
