@@ -10,4 +10,6 @@ export function isLabel(value: string): boolean {
   return value === '' || (value.length <= 128 && !CONTROL.test(value));
 }
 
+// Finding control characters (C0, DEL, C1) is the point of this expression.
+// oxlint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
