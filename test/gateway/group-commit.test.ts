@@ -107,6 +107,7 @@ describe('group commit', function () {
         return journal.ackedThrough;
       },
       stats: () => journal.stats(),
+      lastDeviceSeq: (deviceId, epoch) => journal.lastDeviceSeq(deviceId, epoch),
       close: () => journal.close(),
     };
     const group = make({ journal: flaky });

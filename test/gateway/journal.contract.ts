@@ -8,7 +8,8 @@ export function record(deviceId: string, n: number, payloadBytes = 16): NewRecor
     stream: n % 2 === 0 ? '' : 'vibration',
     payload: Buffer.alloc(payloadBytes, n % 251),
     contentType: n % 3 === 0 ? 'application/json' : '',
-    deviceSeq: n,
+    deviceSeq: 0,
+    deviceEpoch: '',
     deviceTimeMs: 1_700_000_000_000 + n,
     gatewayTimeMs: 1_700_000_001_000 + n,
   };
@@ -49,7 +50,8 @@ export function journalContract(name: string, open: (dir: string) => Journal): v
       const rows = journal.readAfter(0, 100, 1 << 20);
       assert.deepEqual(
         rows.map((r) => ({ ...r, payload: Buffer.from(r.payload) })),
-        [record('a', 1), record('b', 2), record('a', 3)].map((r, i) => ({ ...r, seq: i + 1 })),
+        // Rows keep every field but the epoch, which serves only to recognise resends at commit.
+        [record('a', 1), record('b', 2), record('a', 3)].map(({ deviceEpoch, ...r }, i) => ({ ...r, seq: i + 1 })),
       );
     });
 
@@ -81,8 +83,8 @@ export function journalContract(name: string, open: (dir: string) => Journal): v
 
     it('journal - appends and an ack commit together', () => {
       journal.commit([record('a', 1), record('a', 2)]);
-      const result = journal.commit([record('a', 3)], 2);
-      assert.deepEqual(result, { firstSeq: 3, lastSeq: 3, released: 2 });
+      const { firstSeq, lastSeq, released } = journal.commit([record('a', 3)], 2);
+      assert.deepEqual({ firstSeq, lastSeq, released }, { firstSeq: 3, lastSeq: 3, released: 2 });
       assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [3]);
     });
 
@@ -102,7 +104,7 @@ export function journalContract(name: string, open: (dir: string) => Journal): v
       reopen();
       assert.equal(journal.lastSeq, 2);
       assert.equal(journal.ackedThrough, 2);
-      assert.deepEqual(journal.commit([record('a', 3)]), { firstSeq: 3, lastSeq: 3, released: 0 });
+      assert.deepEqual(seqs(journal.commit([record('a', 3)])), [3, 3]);
     });
 
     it('journal - committed rows and the ack cursor survive a reopen', () => {
@@ -122,7 +124,38 @@ export function journalContract(name: string, open: (dir: string) => Journal): v
       assert.equal(journal.ackedThrough, 0);
       assert.equal(journal.stats().rows, 1);
       assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [1]);
-      assert.deepEqual(journal.commit([record('a', 3)]), { firstSeq: 2, lastSeq: 2, released: 0 });
+      assert.deepEqual(seqs(journal.commit([record('a', 3)])), [2, 2]);
+    });
+
+    const sdk = (deviceId: string, epoch: string, deviceSeq: number) => ({ ...record(deviceId, deviceSeq), deviceEpoch: epoch, deviceSeq });
+
+    it('journal - a device-SDK resend (same device, epoch and seq) is stored once, in one commit or across commits and reopens', () => {
+      const first = journal.commit([sdk('d1', 'e1', 1), sdk('d1', 'e1', 2), sdk('d1', 'e1', 2), sdk('d2', 'e9', 1)]);
+      assert.deepEqual([first.stored.length, first.duplicates, first.firstSeq, first.lastSeq], [3, 1, 1, 3]);
+      const again = journal.commit([sdk('d1', 'e1', 1), sdk('d1', 'e1', 2), sdk('d1', 'e1', 3)]);
+      assert.deepEqual([again.stored.map((r) => r.deviceSeq), again.duplicates, again.firstSeq], [[3], 2, 4]);
+      reopen();
+      assert.equal(journal.lastDeviceSeq('d1', 'e1'), 3);
+      assert.equal(journal.commit([sdk('d1', 'e1', 3)]).duplicates, 1);
+      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => `${r.deviceId}:${r.deviceSeq}`), ['d1:1', 'd1:2', 'd2:1', 'd1:3']);
+    });
+
+    it('journal - a new epoch starts afresh; MQTT records (no device seq) are never taken for resends', () => {
+      journal.commit([sdk('d1', 'old', 5)]);
+      assert.equal(journal.lastDeviceSeq('d1', 'new'), 0);
+      assert.equal(journal.commit([sdk('d1', 'new', 1)]).stored.length, 1);
+      assert.equal(journal.lastDeviceSeq('d1', 'new'), 1);
+      assert.equal(journal.lastDeviceSeq('d1', 'old'), 0, 'only the current epoch is remembered');
+      assert.equal(journal.commit([record('m', 1), record('m', 1)]).stored.length, 2);
+    });
+
+    it('journal - a failed commit does not remember the device seqs it carried', () => {
+      const bad = { ...record('b', 2), deviceId: null as unknown as string };
+      assert.throws(() => journal.commit([sdk('d1', 'e1', 1), bad]));
+      assert.equal(journal.lastDeviceSeq('d1', 'e1'), 0);
+      assert.equal(journal.commit([sdk('d1', 'e1', 1)]).stored.length, 1);
     });
   });
 }
+
+const seqs = (result: { firstSeq: number; lastSeq: number }) => [result.firstSeq, result.lastSeq];

@@ -289,6 +289,7 @@ export class MqttIngress {
       payload,
       contentType: '',
       deviceSeq: 0,
+      deviceEpoch: '',
       deviceTimeMs: 0,
       gatewayTimeMs: this.clock.now(),
     };

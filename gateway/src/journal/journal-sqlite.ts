@@ -8,6 +8,8 @@
  *           payload BLOB)      one row per message; payload last so the small columns never need overflow pages
  *   meta(key, value)           'last_seq': the highest seq ever given out; 'acked_through': everything up to
  *                              here has been acked by the backend and freed
+ *   device_seqs(device_id, epoch, last_seq)   per device-SDK device: the highest deviceSeq of its current
+ *                              epoch journaled; a record at or below it is a resend and is left out
  *
  * Seqs are given by this class, not by SQLite: a plain rowid restarts at max(rowid) + 1, so it would reuse
  * seqs once every row has been freed, and the backend, which dedupes by (gateway, seq), would drop new data as
@@ -16,18 +18,27 @@
  *
  * What is freed when: rows are deleted only by a commit that carries an `ackedThrough` (the backend's
  * cumulative ack), in the same transaction that moves meta.acked_through. Nothing else deletes rows.
+ * device_seqs is written in the transaction that journals the records it covers, so a resend is recognised
+ * even when it races its first copy's commit across a reconnect.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BulkInsert, FleetgateError, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import type { CommitResult, Journal, JournalRecord, JournalStats, NewRecord } from './journal.ts';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 export const JOURNAL_FILE = 'journal.db';
 
 /** What one transaction did; the bytes are kept out of CommitResult, only the counters need them. */
 interface TxOutcome extends CommitResult {
   releasedBytes: number;
+  /** device_seqs as the transaction left them: applied to the cache only once it committed. */
+  deviceSeqs: Map<string, DeviceSeq>;
+}
+
+interface DeviceSeq {
+  epoch: string;
+  lastSeq: number;
 }
 
 export class JournalError extends FleetgateError {
@@ -48,6 +59,10 @@ export class SqliteJournal implements Journal {
   private rows: number;
   private payloadBytes: number;
   private insertingFrom = 0;
+  /** device_seqs rows read so far (devices are few; each is read from disk once). */
+  private readonly deviceSeqs = new Map<string, DeviceSeq>();
+  private readonly selectDeviceSeq;
+  private readonly upsertDeviceSeq;
   private readonly insert;
   private readonly setMeta;
   private readonly selectAfter;
@@ -88,6 +103,8 @@ export class SqliteJournal implements Journal {
     );
     this.deleteThrough = this.db.prepare('DELETE FROM journal WHERE seq <= ?');
     this.selectOldest = this.db.prepare<[], { t: number }>('SELECT gateway_time AS t FROM journal ORDER BY seq LIMIT 1');
+    this.selectDeviceSeq = this.db.prepare<[string], DeviceSeq>('SELECT epoch, last_seq AS lastSeq FROM device_seqs WHERE device_id = ?');
+    this.upsertDeviceSeq = this.db.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)');
 
     const meta = new Map(
       this.db
@@ -106,18 +123,21 @@ export class SqliteJournal implements Journal {
     this.payloadBytes = held.bytes;
 
     this.commitTx = this.db.transaction((records: readonly NewRecord[], ackedThrough: number): TxOutcome => {
+      const deviceSeqs = new Map<string, DeviceSeq>();
+      const stored = records.some((r) => r.deviceSeq > 0) ? records.filter((r) => this.isNew(r, deviceSeqs)) : records;
+      for (const [deviceId, { epoch, lastSeq }] of deviceSeqs) this.upsertDeviceSeq.run(deviceId, epoch, lastSeq);
       const firstSeq = this.last + 1;
-      const seq = this.last + records.length;
+      const seq = this.last + stored.length;
       this.insertingFrom = firstSeq;
-      this.insert.run(records);
-      if (records.length > 0) this.setMeta.run('last_seq', seq);
+      this.insert.run(stored);
+      if (stored.length > 0) this.setMeta.run('last_seq', seq);
       let released = { rows: 0, bytes: 0 };
       if (ackedThrough > this.acked) {
         released = this.measureThrough.get(ackedThrough)!;
         this.deleteThrough.run(ackedThrough);
         this.setMeta.run('acked_through', ackedThrough);
       }
-      return { firstSeq, lastSeq: seq, released: released.rows, releasedBytes: released.bytes };
+      return { firstSeq, lastSeq: seq, stored, duplicates: records.length - stored.length, released: released.rows, releasedBytes: released.bytes, deviceSeqs };
     });
   }
 
@@ -136,14 +156,38 @@ export class SqliteJournal implements Journal {
     const result = this.commitTx(records, ackedThrough);
     // Only now, after COMMIT returned, does the in-memory view move: a failed commit changes nothing.
     this.last = result.lastSeq;
-    for (const r of records) this.payloadBytes += r.payload.length;
-    this.rows += records.length;
+    for (const r of result.stored) this.payloadBytes += r.payload.length;
+    this.rows += result.stored.length;
+    for (const [deviceId, state] of result.deviceSeqs) this.deviceSeqs.set(deviceId, state);
     if (ackedThrough > this.acked) {
       this.acked = ackedThrough;
       this.rows -= result.released;
       this.payloadBytes -= result.releasedBytes;
     }
-    return { firstSeq: result.firstSeq, lastSeq: result.lastSeq, released: result.released };
+    return { firstSeq: result.firstSeq, lastSeq: result.lastSeq, stored: result.stored, duplicates: result.duplicates, released: result.released };
+  }
+
+  lastDeviceSeq(deviceId: string, epoch: string): number {
+    const state = this.deviceSeq(deviceId);
+    return state && state.epoch === epoch ? state.lastSeq : 0;
+  }
+
+  private deviceSeq(deviceId: string): DeviceSeq | undefined {
+    let state = this.deviceSeqs.get(deviceId);
+    if (state === undefined) {
+      state = this.selectDeviceSeq.get(deviceId);
+      if (state) this.deviceSeqs.set(deviceId, state);
+    }
+    return state;
+  }
+
+  /** Is this record new (not a resend)? Notes it in `pending`, the device_seqs this transaction will write. */
+  private isNew(r: NewRecord, pending: Map<string, DeviceSeq>): boolean {
+    if (r.deviceSeq <= 0) return true;
+    const state = pending.get(r.deviceId) ?? this.deviceSeq(r.deviceId);
+    if (state && state.epoch === r.deviceEpoch && r.deviceSeq <= state.lastSeq) return false;
+    pending.set(r.deviceId, { epoch: r.deviceEpoch, lastSeq: r.deviceSeq });
+    return true;
   }
 
   readAfter(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[] {
@@ -180,6 +224,7 @@ function migrate(db: SqliteDatabase, file: string): void {
     throw new JournalError(`${file} has journal schema ${version}; this gateway knows up to ${SCHEMA_VERSION} (downgrade?)`);
   }
   if (version === SCHEMA_VERSION) return;
+  // Every statement is idempotent: a journal of schema 1 gains device_seqs; a new one gets everything.
   db.exec(`
     CREATE TABLE IF NOT EXISTS journal (
       seq          INTEGER PRIMARY KEY,
@@ -192,6 +237,7 @@ function migrate(db: SqliteDatabase, file: string): void {
       payload      BLOB    NOT NULL
     );
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS device_seqs (device_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL) WITHOUT ROWID;
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
 }

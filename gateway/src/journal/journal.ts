@@ -13,15 +13,21 @@ export interface NewRecord {
   payload: Buffer;
   /** MIME type if known, else "". */
   contentType: string;
-  /** The device's own sequence number where its protocol has one, else 0. */
+  /**
+   * The device's own sequence number where its protocol has one (device SDK), else 0. Within one epoch the
+   * journal stores each deviceSeq of a device once: a resend is recognised and left out.
+   */
   deviceSeq: number;
+  /** The device's epoch for deviceSeq (device SDK: random, kept with its outbox), else "". */
+  deviceEpoch: string;
   /** When the device says it measured, ms since the epoch; 0 if unknown. */
   deviceTimeMs: number;
   /** When the gateway received it, ms since the epoch. */
   gatewayTimeMs: number;
 }
 
-export interface JournalRecord extends NewRecord {
+/** A journaled record. The epoch served only to recognise resends at commit: rows do not keep it. */
+export interface JournalRecord extends Omit<NewRecord, 'deviceEpoch'> {
   /** Unique for the life of the journal, increasing in append order, never reused. */
   seq: number;
 }
@@ -31,6 +37,10 @@ export interface CommitResult {
   firstSeq: number;
   /** Seq of the last record appended (the journal's lastSeq after the commit). */
   lastSeq: number;
+  /** The records appended, in order, with seqs firstSeq, firstSeq + 1, ...: those given, less the duplicates. */
+  stored: readonly NewRecord[];
+  /** Records left out: their (deviceId, deviceEpoch, deviceSeq) was already journaled. */
+  duplicates: number;
   /** Rows freed by this commit's release. */
   released: number;
 }
@@ -50,11 +60,15 @@ export interface JournalStats {
 
 export interface Journal {
   /**
-   * One atomic, durable step: appends `records` in order (giving them consecutive seqs after lastSeq) and, if
-   * `ackedThrough` is beyond the current one, frees every row with seq <= ackedThrough. Either all of it is
-   * durable when this returns, or it throws and nothing changed.
+   * One atomic, durable step: appends `records` in order (giving them consecutive seqs after lastSeq), leaving
+   * out those whose device already journaled their deviceSeq in the same epoch, and, if `ackedThrough` is
+   * beyond the current one, frees every row with seq <= ackedThrough. Either all of it is durable when this
+   * returns, or it throws and nothing changed.
    */
   commit(records: readonly NewRecord[], ackedThrough?: number): CommitResult;
+
+  /** The highest deviceSeq journaled for this device in this epoch (0 if none, or another epoch). */
+  lastDeviceSeq(deviceId: string, epoch: string): number;
 
   /**
    * Rows with seq > afterSeq in seq order: at most `maxRecords`, and no more once `maxBytes` of payload is

@@ -7,7 +7,7 @@ import type { NewRecord } from '../journal/journal.ts';
 
 export interface PackedRecords {
   count: number;
-  /** deviceId, stream, contentType of each record, in turn. */
+  /** deviceId, stream, contentType, deviceEpoch of each record, in turn. */
   strings: string[];
   /** deviceSeq, deviceTimeMs, gatewayTimeMs of each record, in turn. */
   numbers: Float64Array;
@@ -39,7 +39,7 @@ export class RecordPacker {
     record.payload.copy(this.buffer, this.used);
     this.used += size;
     this.payloadEnds.push(this.used);
-    this.strings.push(record.deviceId, record.stream, record.contentType);
+    this.strings.push(record.deviceId, record.stream, record.contentType, record.deviceEpoch);
     this.numbers.push(record.deviceSeq, record.deviceTimeMs, record.gatewayTimeMs);
   }
 
@@ -78,9 +78,10 @@ export function unpackRecords(packed: PackedRecords): NewRecord[] {
   for (let i = 0; i < packed.count; i++) {
     const end = packed.payloadEnds[i]!;
     records.push({
-      deviceId: packed.strings[3 * i]!,
-      stream: packed.strings[3 * i + 1]!,
-      contentType: packed.strings[3 * i + 2]!,
+      deviceId: packed.strings[4 * i]!,
+      stream: packed.strings[4 * i + 1]!,
+      contentType: packed.strings[4 * i + 2]!,
+      deviceEpoch: packed.strings[4 * i + 3]!,
       deviceSeq: packed.numbers[3 * i]!,
       deviceTimeMs: packed.numbers[3 * i + 1]!,
       gatewayTimeMs: packed.numbers[3 * i + 2]!,

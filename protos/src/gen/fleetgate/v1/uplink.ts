@@ -17,10 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-
-export const protobufPackage = "fleetgate.v1";
-
-export const protobufFileName = "fleetgate/v1/uplink.proto";
+import { Command, CommandAck, CommandResult } from "./commands.js";
 
 /**
  * The uplink: one long-lived bidirectional stream from a gateway to a backend.
@@ -35,11 +32,19 @@ export const protobufFileName = "fleetgate/v1/uplink.proto";
  */
 
 export interface UplinkFrame {
-  frame: { $case: "hello"; value: Hello } | { $case: "batch"; value: TelemetryBatch } | undefined;
+  frame:
+    | { $case: "hello"; value: Hello }
+    | { $case: "batch"; value: TelemetryBatch }
+    | { $case: "deviceStatus"; value: DeviceStatus }
+    | { $case: "commandResult"; value: CommandResult }
+    | undefined;
 }
 
 export interface DownlinkFrame {
-  frame: { $case: "welcome"; value: Welcome } | { $case: "ack"; value: Ack } | undefined;
+  frame: { $case: "welcome"; value: Welcome } | { $case: "ack"; value: Ack } | { $case: "command"; value: Command } | {
+    $case: "commandAck";
+    value: CommandAck;
+  } | undefined;
 }
 
 /** First frame of every stream. */
@@ -91,6 +96,18 @@ export interface TelemetryRecord {
   contentType: string;
 }
 
+/**
+ * A device connected to or disconnected from this gateway: where the backend sends its commands. After a new
+ * stream's Welcome the gateway sends the status of every device it holds.
+ */
+export interface DeviceStatus {
+  deviceId: string;
+  online: boolean;
+  /** "mqtt" or "sdk". */
+  protocol: string;
+  timeMs: number;
+}
+
 /** Cumulative: every record of this gateway with seq <= through_seq is committed at the backend. */
 export interface Ack {
   throughSeq: number;
@@ -108,6 +125,12 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
         break;
       case "batch":
         TelemetryBatch.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "deviceStatus":
+        DeviceStatus.encode(message.frame.value, writer.uint32(26).fork()).join();
+        break;
+      case "commandResult":
+        CommandResult.encode(message.frame.value, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -142,6 +165,22 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
             message.frame = { $case: "batch", value: TelemetryBatch.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.frame = { $case: "deviceStatus", value: DeviceStatus.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.frame = { $case: "commandResult", value: CommandResult.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -167,6 +206,12 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
         break;
       case "ack":
         Ack.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "command":
+        Command.encode(message.frame.value, writer.uint32(34).fork()).join();
+        break;
+      case "commandAck":
+        CommandAck.encode(message.frame.value, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -199,6 +244,22 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
             }
 
             message.frame = { $case: "ack", value: Ack.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.frame = { $case: "command", value: Command.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.frame = { $case: "commandAck", value: CommandAck.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -596,6 +657,85 @@ export const TelemetryRecord: MessageFns<TelemetryRecord> = {
   },
 };
 
+function createBaseDeviceStatus(): DeviceStatus {
+  return { deviceId: "", online: false, protocol: "", timeMs: 0 };
+}
+
+export const DeviceStatus: MessageFns<DeviceStatus> = {
+  encode(message: DeviceStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.online !== false) {
+      writer.uint32(16).bool(message.online);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(26).string(message.protocol);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(32).int64(message.timeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.online = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseAck(): Ack {
   return { throughSeq: 0 };
 }
@@ -685,7 +825,7 @@ function longToNumber(int64: { toString(): string }): number {
   return num;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
 }
