@@ -63,7 +63,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
     const gateway = await startFleetgate(
       'gateway',
-      ['gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', values.durability!, ...values['gateway-arg']!],
+      ['gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', values.durability!, '--device-grpc', 'off', ...values['gateway-arg']!],
       'gateway ready',
     );
     const cloudRecords = async () => ((await (await fetch(`${cloudAdmin}/v1/stats`)).json()) as { records: number }).records;

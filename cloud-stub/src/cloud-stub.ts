@@ -19,6 +19,9 @@ import {
 import { UplinkService, type Limits } from '@fleetgate/protos';
 import { AckGate } from './ack-gate.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
+import { CommandRouter } from './commands/command-router.ts';
+import { SqliteCloudCommandStore } from './commands/command-store-sqlite.ts';
+import type { CloudCommand } from './commands/command-store.ts';
 import { AnonymousGatewayAuth, TokenGatewayAuth, type GatewayAuth } from './gateway-auth.ts';
 import { SqliteSink } from './sink/sink-sqlite.ts';
 import type { Sink, SinkStats } from './sink/sink.ts';
@@ -67,12 +70,13 @@ export class CloudStub {
     private readonly logger: Logger,
     limits: Limits,
     private readonly auth: GatewayAuth,
+    private readonly commands: { store: SqliteCloudCommandStore; router: CommandRouter },
   ) {
     this.queue = new CommitQueue(sink);
     this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
     this.server.addService(UplinkService, {
       connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
-        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks, auth }),
+        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks, auth, router: commands.router }),
     });
     const revocations: RevocationList | undefined = auth instanceof TokenGatewayAuth ? auth.verifier.revocations : undefined;
     revocations?.on('changed', () => {
@@ -91,7 +95,8 @@ export class CloudStub {
     const logger = options.logger ?? silentLogger;
     const sink = new SqliteSink({ dir: options.dataDir, durability: options.durability });
     const auth = options.auth ?? new AnonymousGatewayAuth();
-    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth);
+    const store = new SqliteCloudCommandStore({ dir: options.dataDir, durability: options.durability });
+    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth, { store, router: new CommandRouter(store, logger) });
     try {
       stub.address = await stub.bind(options.listen, options.tls);
       if (options.admin) {
@@ -138,6 +143,8 @@ export class CloudStub {
         });
       });
       await this.adminServer?.close();
+      this.commands.router.close();
+      this.commands.store.close();
       await this.sink.close();
       this.logger.info('cloud-stub stopped');
     })();
@@ -160,6 +167,21 @@ export class CloudStub {
     return {
       'GET /healthz': () => ({ status: 200, body: { status: 'ok' } }),
       'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
+      'POST /v1/commands': ({ body }: { body: unknown }) => {
+        const { deviceId, name, payload = null, ttlMs = 60_000 } = (body ?? {}) as Record<string, unknown>;
+        if (typeof deviceId !== 'string' || typeof name !== 'string') throw new BadRequest('expected {"deviceId": "...", "name": "...", "payload": any JSON, "ttlMs": number}');
+        if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new BadRequest(`ttlMs must be an integer from 1 to ${MAX_TTL_MS}`);
+        try {
+          const command = this.commands.router.create({ deviceId, name, payload: Buffer.from(JSON.stringify(payload)), ttlMs });
+          return { status: 201, body: commandView(command) };
+        } catch (err: unknown) {
+          throw new BadRequest((err as Error).message);
+        }
+      },
+      'GET /v1/commands/:id': ({ params }: { params: Record<string, string> }) => {
+        const command = this.commands.router.get(params.id!);
+        return command ? { status: 200, body: commandView(command) } : { status: 404, body: { error: `no command ${params.id}` } };
+      },
       'GET /v1/faults': () => ({ status: 200, body: { holdAcks: this.acks.holding } satisfies Faults }),
       'POST /v1/faults': ({ body }: { body: unknown }) => {
         const holdAcks = (body as Partial<Faults> | undefined)?.holdAcks;
@@ -170,5 +192,33 @@ export class CloudStub {
         return { status: 200, body: { holdAcks: this.acks.holding } satisfies Faults };
       },
     };
+  }
+}
+
+const MAX_TTL_MS = 30 * 24 * 3600 * 1000;
+
+/** A command as the admin API shows it: payload and result as JSON when they are JSON, else as text. */
+export function commandView(c: CloudCommand) {
+  return {
+    commandId: c.commandId,
+    deviceId: c.deviceId,
+    name: c.name,
+    payload: decode(c.payload),
+    status: c.state,
+    result: c.result.length > 0 ? decode(c.result) : null,
+    message: c.message || null,
+    gatewayId: c.gatewayId,
+    createdAt: new Date(c.createdAtMs).toISOString(),
+    updatedAt: new Date(c.updatedAtMs).toISOString(),
+    expiresAt: new Date(c.expiresAtMs).toISOString(),
+  };
+}
+
+function decode(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

@@ -12,6 +12,7 @@ import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-j
 import { errorMessage, ID_PATTERN, isLabel, type Logger, type TokenClaims } from '@fleetgate/common';
 import type { DownlinkFrame, Hello, Limits, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
 import type { AckGate } from './ack-gate.ts';
+import type { CommandRouter, GatewayLink } from './commands/command-router.ts';
 import type { CommitQueue } from './commit-queue.ts';
 import type { GatewayAuth } from './gateway-auth.ts';
 import type { Sink } from './sink/sink.ts';
@@ -63,6 +64,8 @@ export interface SessionDeps {
   /** Every ack passes this gate (fault injection can hold them). */
   acks: AckGate;
   auth: GatewayAuth;
+  /** Takes device statuses and command results; sends commands through this session's link. */
+  router: CommandRouter;
 }
 
 /** Device ids remembered per stream as checked. */
@@ -84,6 +87,8 @@ export class UplinkSession {
   private expiry: NodeJS.Timeout | undefined;
   /** The gateway's verified token, when tokens are in use. */
   claims: TokenClaims | undefined;
+  /** This session as the command router sees it, once Hello is accepted. */
+  private link: GatewayLink | undefined;
 
   constructor(
     private readonly call: UplinkCall,
@@ -134,6 +139,10 @@ export class UplinkSession {
         return void this.onHello(frame.value);
       case 'batch':
         return this.onBatch(frame.value);
+      case 'deviceStatus':
+        return this.link ? this.deps.router.deviceStatus(this.link, frame.value) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+      case 'commandResult':
+        return this.link ? this.deps.router.commandResult(this.link, frame.value) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       default:
         return this.end(status.INVALID_ARGUMENT, 'empty or unknown uplink frame');
     }
@@ -159,6 +168,12 @@ export class UplinkSession {
     if (this.ended) return;
     this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits: this.deps.limits, lastCommittedSeq } } });
     this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq }, 'uplink stream open');
+    this.link = {
+      gatewayId: hello.gatewayId,
+      sendCommand: (command) => this.writeIfOpen({ frame: { $case: 'command', value: command } }),
+      sendCommandAck: (commandId, commandStatus) => this.writeIfOpen({ frame: { $case: 'commandAck', value: { commandId, status: commandStatus } } }),
+    };
+    this.deps.router.linked(this.link);
   }
 
   private onBatch(batch: TelemetryBatch): void {
@@ -194,10 +209,15 @@ export class UplinkSession {
     });
   }
 
+  private writeIfOpen(frame: DownlinkFrame): void {
+    if (!this.ended && !this.call.writableEnded) this.call.write(frame);
+  }
+
   private cleanup(): void {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.expiry);
+    if (this.link) this.deps.router.unlinked(this.link);
     if (this.gatewayId !== undefined) this.deps.registry.release(this, this.gatewayId);
   }
 }

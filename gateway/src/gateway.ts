@@ -1,8 +1,10 @@
 /**
- * A gateway: MQTT ingress on this thread, the journal and the uplink on the journal thread, an admin listener.
+ * A gateway: MQTT ingress and the device link on this thread, the journal and the uplink on the journal
+ * thread, commands, an admin listener.
  *
- *   devices --MQTT/TLS--> MqttIngress --append--> Pipeline ==thread==> GroupCommit -> SqliteJournal
- *                                                                      Uplink <- journal -> backend (gRPC)
+ *   devices --MQTT/TLS--> MqttIngress ----append--> Pipeline ==thread==> GroupCommit -> SqliteJournal
+ *   devices --gRPC SDK--> DeviceLinkServer -/                            Uplink <- journal -> backend (gRPC)
+ *   backend Command --Uplink--> CommandCenter (commands.db) --DeviceRegistry--> the device's connection
  *
  * Start order: the settings that come from files (keys, ACL, certificates: a mistake stops the start with the
  * flag named), the journal (so nothing is accepted before it can be kept), MQTT, admin. Close in reverse, with
@@ -17,11 +19,17 @@ import {
   loadVerifyingKey,
   RevocationList,
   silentLogger,
+  systemClock,
+  systemTimers,
   TokenVerifier,
   type HostPort,
   type Logger,
 } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
+import { CommandCenter, type CommandCounters } from './commands/command-center.ts';
+import { SqliteCommandStore } from './commands/command-store-sqlite.ts';
+import { DeviceRegistry } from './commands/device-registry.ts';
+import { DeviceLinkServer, type DeviceLinkStats } from './device-link/device-link-server.ts';
 import { Acl } from './ingress/acl.ts';
 import { AnonymousAuth, TokenAuth, type DeviceAuthenticator } from './ingress/device-auth.ts';
 import { MqttIngress, type IngressStats } from './ingress/mqtt-ingress.ts';
@@ -38,6 +46,8 @@ export interface GatewayStats {
   journal: PipelineStats['journal'] & { oldestUnackedAgeMs: number | null };
   uplink: UplinkStats;
   ingress: IngressStats;
+  deviceLink: DeviceLinkStats | null;
+  commands: CommandCounters & { stored: number };
 }
 
 export interface GatewayStartOptions extends GatewayOptions {
@@ -50,6 +60,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   private readonly startedAt = Date.now();
   private admin: AdminHttpServer | undefined;
   private ingress: MqttIngress | undefined;
+  private deviceLink: DeviceLinkServer | undefined;
   private closing: Promise<void> | undefined;
   private failure: Error | undefined;
   adminAddress: HostPort | undefined;
@@ -59,8 +70,13 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     private readonly pipeline: Pipeline,
     private readonly logger: Logger,
     private readonly revocations: RevocationList | undefined,
+    private readonly commands: { registry: DeviceRegistry; center: CommandCenter; store: SqliteCommandStore },
   ) {
     super();
+    // Attached right after the pipeline started: nothing the uplink hears can come before these.
+    pipeline.on('command', (command) => commands.center.fromBackend(command));
+    pipeline.on('commandAck', (ack) => commands.center.backendAck(ack));
+    pipeline.on('uplinkReady', () => commands.center.uplinkReady());
     pipeline.on('fatal', (err) => {
       this.failure = err;
       this.logger.fatal({ err: err.message }, 'the journal thread failed');
@@ -72,6 +88,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     validateGatewayOptions(options);
     const logger = options.logger ?? silentLogger;
     const revocations = options.revocationsFile ? new RevocationList(options.revocationsFile) : undefined;
+    let store: SqliteCommandStore | undefined;
     try {
       const auth = await deviceAuthenticator(options, revocations);
       const acl = options.aclFile ? Acl.fromFile(options.aclFile) : new Acl();
@@ -82,7 +99,11 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         ? { ...loadTlsClient(options.upstreamTls, { ca: '--upstream-ca', cert: '--upstream-cert', key: '--upstream-key' }), ...(options.upstreamTls.serverName ? { serverName: options.upstreamTls.serverName } : {}) }
         : undefined;
 
-      const pipeline = await Pipeline.start({
+      const registry = new DeviceRegistry();
+      store = new SqliteCommandStore({ dir: options.dataDir, durability: options.durability });
+      let pipeline: Pipeline | undefined;
+      const center = new CommandCenter({ store, registry, logger, upstream: { send: (frames) => pipeline?.sendUpstream(frames) } });
+      pipeline = await Pipeline.start({
         gatewayId: options.gatewayId,
         version: VERSION,
         dataDir: options.dataDir,
@@ -93,7 +114,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         uplinkAuth: { ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}), ...(upstreamTls ? { tls: upstreamTls } : {}) },
         logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
       });
-      const gateway = new Gateway(options, pipeline, logger, revocations);
+      const gateway = new Gateway(options, pipeline, logger, revocations, { registry, center, store });
       try {
         gateway.ingress = await MqttIngress.start({
           listeners: {
@@ -107,8 +128,25 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           maxUnackedPerConnection: options.maxUnackedPerConnection,
           maxConnections: options.maxConnections,
           ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+          commands: { registry, center },
           logger,
         });
+        if (options.deviceGrpc) {
+          gateway.deviceLink = await DeviceLinkServer.start({
+            listen: options.deviceGrpc,
+            ...(tls ? { tls } : {}),
+            auth,
+            pipeline,
+            commands: { registry, center },
+            maxPayloadBytes: options.maxPayloadBytes,
+            maxUnacked: options.maxUnackedPerConnection,
+            maxConnections: options.maxConnections,
+            ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+            logger,
+            clock: systemClock,
+            timers: systemTimers,
+          });
+        }
         if (options.admin) {
           gateway.admin = new AdminHttpServer(gateway.adminRoutes(), logger);
           gateway.adminAddress = await gateway.admin.listen(options.admin);
@@ -125,6 +163,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           version: VERSION,
           mqtt: tcp && formatHostPort(tcp),
           mqtts: tlsAddress && formatHostPort(tlsAddress),
+          deviceGrpc: gateway.deviceLink && formatHostPort(gateway.deviceLink.address),
           auth: auth.kind,
           admin: gateway.adminAddress && formatHostPort(gateway.adminAddress),
           upstream: options.upstream,
@@ -137,8 +176,14 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       return gateway;
     } catch (err: unknown) {
       revocations?.close();
+      store?.close();
       throw err;
     }
+  }
+
+  /** The device link's address, if it listens. */
+  get deviceGrpcAddress(): HostPort | undefined {
+    return this.deviceLink?.address;
   }
 
   get mqttAddresses(): { tcp?: HostPort; tls?: HostPort } {
@@ -175,6 +220,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       journal: { ...journal, oldestUnackedAgeMs: journal.oldestTimeMs === null ? null : Date.now() - journal.oldestTimeMs },
       uplink,
       ingress,
+      deviceLink: this.deviceLink?.stats() ?? null,
+      commands: this.commands.center.stats(),
     };
   }
 
@@ -182,8 +229,11 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.revocations?.close();
+      await this.deviceLink?.close();
       await this.ingress?.close();
+      this.commands.center.close();
       await this.pipeline.close();
+      this.commands.store.close();
       await this.admin?.close();
       this.logger.info('gateway stopped');
     })();
@@ -194,7 +244,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   private watchRevocations(auth: DeviceAuthenticator): void {
     if (!this.revocations || !(auth instanceof TokenAuth)) return;
     this.revocations.on('changed', (entries) => {
-      const ended = this.ingress?.endRevoked((claims) => auth.verifier.stillValid(claims)) ?? 0;
+      const stillValid = (claims: Parameters<typeof auth.verifier.stillValid>[0]) => auth.verifier.stillValid(claims);
+      const ended = (this.ingress?.endRevoked(stillValid) ?? 0) + (this.deviceLink?.endRevoked(stillValid) ?? 0);
       this.logger.info({ entries: entries.jtis.size + entries.subjects.size, connectionsEnded: ended }, 'revocation list reloaded');
     });
     this.revocations.on('error', (err) => this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'));

@@ -11,6 +11,8 @@ export interface GatewayOptions {
   mqtt: HostPort | null;
   /** MQTT over TLS listener (needs `tls`); none if absent. */
   mqtts?: HostPort;
+  /** Device link (gRPC, device SDK) listener; null for none. On TLS when `tls` is given. */
+  deviceGrpc: HostPort | null;
   /** Certificate and key of the MQTT TLS listener; clientAuth requires client certificates (mTLS). */
   tls?: TlsServerFiles;
   /** The backend's Uplink service, "host:port". */
@@ -52,6 +54,7 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 export const GATEWAY_DEFAULTS = {
   mqtt: { host: '0.0.0.0', port: 1883 },
   mqttsPort: 8883,
+  deviceGrpc: { host: '0.0.0.0', port: 50052 },
   upstream: '127.0.0.1:50051',
   admin: { host: '127.0.0.1', port: 9180 },
   dataDir: './data/gateway',

@@ -23,6 +23,7 @@ export async function startInProcess(dir: string, options: Partial<GatewayOption
     ...GATEWAY_DEFAULTS,
     gatewayId: 'gw-test',
     mqtt: { host: '127.0.0.1', port: 0 },
+      deviceGrpc: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     upstream: `127.0.0.1:${cloud.address.port}`,
     dataDir: join(dir, 'gateway'),

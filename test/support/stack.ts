@@ -13,6 +13,7 @@ export class Stack {
   cloudPort = 0;
   cloudAdminPort = 0;
   mqttPort = 0;
+  deviceGrpcPort = 0;
   gatewayAdminPort = 0;
 
   /** Both processes take --allow-anonymous unless `auth` gives other flags for each. */
@@ -51,12 +52,14 @@ export class Stack {
       [
         'gateway', '--gateway-id', 'gw-test', ...this.gatewayAuthArgs, '--mqtt', `127.0.0.1:${this.mqttPort}`,
         '--admin', `127.0.0.1:${this.gatewayAdminPort}`, '--upstream', `127.0.0.1:${this.cloudPort}`,
+        '--device-grpc', `127.0.0.1:${this.deviceGrpcPort}`,
         '--data', join(this.dir, 'gateway'), '--reconnect-max-ms', '500', ...this.gatewayArgs,
       ],
       'gateway ready',
     );
     this.gateway = process;
     this.mqttPort = portOf(ready.mqtt);
+    this.deviceGrpcPort = portOf(ready.deviceGrpc);
     this.gatewayAdminPort = portOf(ready.admin);
   }
 

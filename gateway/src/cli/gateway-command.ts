@@ -10,6 +10,7 @@ interface GatewayFlags {
   gatewayId: string;
   mqtt: HostPort | null;
   mqtts?: HostPort | true;
+  deviceGrpc: HostPort | null;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -58,6 +59,11 @@ export function gatewayCommand(): Command {
       new Option('--mqtts [host:port]', `MQTT over TLS listener (needs --tls-cert and --tls-key; port ${d.mqttsPort} if not given)`).argParser(
         wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0')),
       ),
+    )
+    .addOption(
+      new Option('--device-grpc <host:port|off>', 'device link listener (gRPC, for the device SDK); on TLS when --tls-cert is given')
+        .argParser(wrap((value) => (value === 'off' ? null : parseHostPort('--device-grpc', value, '0.0.0.0'))))
+        .default(d.deviceGrpc, '0.0.0.0:50052'),
     )
     .option('--tls-cert <file>', 'certificate (PEM) of the MQTT TLS listener')
     .option('--tls-key <file>', 'private key (PEM) of the MQTT TLS listener')
@@ -120,6 +126,7 @@ function toOptions(flags: GatewayFlags): GatewayOptions {
     gatewayId: flags.gatewayId,
     mqtt: flags.mqtt,
     ...(mqtts ? { mqtts } : {}),
+    deviceGrpc: flags.deviceGrpc,
     ...(flags.tlsCert || flags.tlsKey
       ? { tls: { certFile: flags.tlsCert ?? '', keyFile: flags.tlsKey ?? '', clientAuth: flags.tlsClientAuth, ...(flags.tlsCa ? { caFile: flags.tlsCa } : {}) } }
       : {}),

@@ -25,7 +25,13 @@ export type AuthResult =
 
 export interface DeviceAuthenticator {
   readonly kind: 'token' | 'anonymous';
+  /** MQTT: the client id must be the device id; the password is the token. */
   authenticate(clientId: string, password: Buffer | undefined): Promise<AuthResult>;
+  /**
+   * Device link: the token comes in metadata, the id the device claims in Hello. With tokens the claim may be
+   * empty (the token's sub is the id) or must equal the sub; anonymous devices must claim a usable id.
+   */
+  identify(claimedId: string, token: string | undefined): Promise<AuthResult>;
 }
 
 const TOKEN_CODES: Record<TokenRefusal, ConnackCode> = {
@@ -55,6 +61,10 @@ export class AnonymousAuth implements DeviceAuthenticator {
   async authenticate(clientId: string): Promise<AuthResult> {
     return DEVICE_ID.test(clientId) ? { ok: true, deviceId: clientId } : identifierRejected(clientId);
   }
+
+  identify(claimedId: string): Promise<AuthResult> {
+    return this.authenticate(claimedId);
+  }
 }
 
 export class TokenAuth implements DeviceAuthenticator {
@@ -75,6 +85,13 @@ export class TokenAuth implements DeviceAuthenticator {
       };
     }
     return { ok: true, deviceId: clientId, claims: result.claims };
+  }
+
+  async identify(claimedId: string, token: string | undefined): Promise<AuthResult> {
+    if (claimedId !== '') return this.authenticate(claimedId, token === undefined ? undefined : Buffer.from(token));
+    const result = await this.verifier.verify(token);
+    if (!result.ok) return { ok: false, reason: `token-${result.reason}`, returnCode: TOKEN_CODES[result.reason], message: result.message };
+    return DEVICE_ID.test(result.claims.sub) ? { ok: true, deviceId: result.claims.sub, claims: result.claims } : identifierRejected(result.claims.sub);
   }
 }
 

@@ -3,6 +3,7 @@
  * when the token expires or is revoked), the QoS 1 flow bound (puback-writer.ts), and its rate bucket.
  */
 import type { Clock, TimerHandle, Timers, TokenClaims } from '@fleetgate/common';
+import type { DeviceChannel } from '../commands/device-registry.ts';
 import { ConnectionFlow } from './puback-writer.ts';
 
 export interface RateLimit {
@@ -74,6 +75,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class DeviceConnection {
   readonly flow: ConnectionFlow;
   readonly rate: RateQueue | undefined;
+  /** How commands reach this connection, once it is announced. */
+  channel: DeviceChannel | undefined;
   private expiry: TimerHandle | undefined;
   private readonly clock: Clock;
   private readonly timers: Timers;

@@ -8,6 +8,8 @@
  *               why not aedes); QoS 2: callback(null), aedes sends PUBREC
  *   SUBSCRIBE -> authorizeSubscribe: ACL, SUBACK 0x80 when refused
  *   delivery -> authorizeForward: ACL again, per message
+ *   commands -> published to the device's connection on devices/{id}/commands/{name}/{commandId} (QoS 1);
+ *               its answer comes back on devices/{id}/command-results/{commandId} (topics.ts)
  *
  * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 does not wait. When the journal
  * thread is congested, a connection has too many PUBACKs pending, or a device exceeds its rate, the callback
@@ -27,6 +29,10 @@ import {
   type Logger,
   type Timers,
 } from '@fleetgate/common';
+import { CommandStatus } from '@fleetgate/protos';
+import type { CommandCenter } from '../commands/command-center.ts';
+import type { StoredCommand } from '../commands/command-store.ts';
+import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
 import type { NewRecord } from '../journal/journal.ts';
 import { Acl } from './acl.ts';
 import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
@@ -34,7 +40,7 @@ import { DeviceConnection, type RateLimit } from './device-connection.ts';
 import { guardFrames } from './frame-guard.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
-import { parseDeviceTopic } from './topics.ts';
+import { commandTopic, parseDeviceTopic } from './topics.ts';
 
 /** The part of the pipeline ingress needs. */
 export interface RecordAppender {
@@ -55,6 +61,8 @@ export interface MqttIngressOptions {
   maxConnections: number;
   /** Per device; none if absent. */
   rateLimit?: RateLimit;
+  /** Where connected devices are announced, and what takes their command results. */
+  commands: { registry: DeviceRegistry; center: CommandCenter };
   logger: Logger;
   clock?: Clock;
   timers?: Timers;
@@ -81,6 +89,7 @@ export const REFUSAL_REASONS = [
   'packet-too-large',
   'journal-unavailable',
   'subscribe-denied',
+  'invalid-command-result',
 ] as const satisfies readonly (AuthRefusal | string)[];
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -150,6 +159,7 @@ export class MqttIngress {
     broker.authorizePublish = this.authorizePublish;
     broker.authorizeSubscribe = this.authorizeSubscribe;
     broker.authorizeForward = this.authorizeForward;
+    broker.on('clientReady', (client) => this.announce(client));
     broker.on('clientDisconnect', (client) => this.forget(client));
     broker.on('clientError', (client, err) => this.onClientError(client, err));
     broker.on('connectionError', (client, err) => this.onClientError(client, err));
@@ -270,6 +280,13 @@ export class MqttIngress {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length > this.options.maxPayloadBytes) return this.refuse(client, 'payload-too-large', packet, callback);
     const topic = parseDeviceTopic(packet.topic);
+    if (topic?.kind === 'command-result' && topic.deviceId === deviceId) {
+      const result = parseCommandResult(topic.commandId, payload);
+      if (!result) return this.refuse(client, 'invalid-command-result', packet, callback);
+      this.options.commands.center.fromDevice(deviceId, result);
+      this.counters.localMessages++;
+      return callback(null);
+    }
     if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') {
       this.counters.localMessages++;
       return callback(null);
@@ -374,8 +391,30 @@ export class MqttIngress {
     if (this.sampler.take(`disconnect:${reason}`) !== undefined) this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
   }
 
+  /** A connected device is reachable for commands. */
+  private announce(client: Client): void {
+    const connection = this.connections.get(client);
+    if (!connection) return;
+    const channel: DeviceChannel = { protocol: 'mqtt', deliver: (command) => this.deliverCommand(client, command) };
+    connection.channel = channel;
+    this.options.commands.registry.connected(connection.deviceId, channel);
+  }
+
+  /**
+   * Publishes a command to the device's own connection (whatever it subscribed to). DELIVERED means written
+   * to that connection; a device that reconnects before answering gets its unanswered commands again.
+   */
+  private deliverCommand(client: Client, command: StoredCommand): void {
+    const packet = { cmd: 'publish' as const, topic: commandTopic(command.deviceId, command.name, command.commandId), payload: command.payload, qos: 1 as const, retain: false, dup: false };
+    client.publish(packet, (err?: Error) => {
+      if (!err) this.options.commands.center.delivered(command.commandId);
+    });
+  }
+
   private forget(client: Client): void {
-    this.connections.get(client)?.close();
+    const connection = this.connections.get(client);
+    if (connection?.channel) this.options.commands.registry.disconnected(connection.deviceId, connection.channel);
+    connection?.close();
     this.connections.delete(client);
   }
 
@@ -393,4 +432,24 @@ export class MqttIngress {
       this.logger.debug({ deviceId: client?.id, err: err.message }, 'MQTT connection ended with an error');
     }
   }
+}
+
+const RESULT_STATUSES: Record<string, CommandStatus> = {
+  succeeded: CommandStatus.COMMAND_STATUS_SUCCEEDED,
+  failed: CommandStatus.COMMAND_STATUS_FAILED,
+  rejected: CommandStatus.COMMAND_STATUS_REJECTED,
+};
+
+/** A command result published over MQTT: JSON {"status", "payload"?, "message"?}, or undefined if unreadable. */
+function parseCommandResult(commandId: string, payload: Buffer): { commandId: string; status: CommandStatus; payload: Buffer; message: string } | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const { status, payload: value, message } = (doc ?? {}) as { status?: unknown; payload?: unknown; message?: unknown };
+  const known = typeof status === 'string' ? RESULT_STATUSES[status] : undefined;
+  if (known === undefined || (message !== undefined && typeof message !== 'string')) return undefined;
+  return { commandId, status: known, payload: value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value)), message: message ?? '' };
 }

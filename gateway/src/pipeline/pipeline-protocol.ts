@@ -6,6 +6,7 @@ import type { JournalStats } from '../journal/journal.ts';
 import type { TailCache } from '../journal/tail-cache.ts';
 import type { UplinkSettings, UplinkStats } from '../uplink/uplink.ts';
 import type { PackedRecords } from './packed-records.ts';
+import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
 
 export interface PipelineSettings {
   gatewayId: string;
@@ -29,11 +30,17 @@ export interface PipelineStats {
 export type ToWorker =
   | { type: 'append'; id: number; records: PackedRecords }
   | { type: 'stats'; id: number }
+  | { type: 'last-device-seq'; id: number; deviceId: string; epoch: string }
+  | { type: 'upstream'; frames: UplinkFrame[] }
   | { type: 'close'; id: number };
 
 export type FromWorker =
   | { type: 'ready'; lastSeq: number; ackedThrough: number }
   | { type: 'appended'; id: number; error?: string }
   | { type: 'stats'; id: number; stats: PipelineStats }
+  | { type: 'last-device-seq'; id: number; seq: number }
+  | { type: 'command'; command: Command }
+  | { type: 'command-ack'; ack: CommandAck }
+  | { type: 'uplink-ready' }
   | { type: 'closed'; id: number }
   | { type: 'fatal'; error: string };

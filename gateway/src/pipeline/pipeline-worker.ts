@@ -54,6 +54,9 @@ const uplink = new Uplink({
   ...(tls?.serverName ? { serverName: tls.serverName } : {}),
   ...(tokenFile ? { getToken: () => readToken(tokenFile) } : {}),
   journal: tail,
+  onCommand: (command) => post({ type: 'command', command }),
+  onCommandAck: (ack) => post({ type: 'command-ack', ack }),
+  onReady: () => post({ type: 'uplink-ready' }),
   onAcked: (throughSeq) => {
     tail.release(throughSeq);
     commits.ack(throughSeq);
@@ -67,6 +70,12 @@ port.on('message', (message: ToWorker) => {
       commits.append(unpackRecords(message.records), (err) =>
         post(err ? { type: 'appended', id: message.id, error: errorMessage(err) } : { type: 'appended', id: message.id }),
       );
+      return;
+    case 'upstream':
+      uplink.sendControl(message.frames);
+      return;
+    case 'last-device-seq':
+      post({ type: 'last-device-seq', id: message.id, seq: journal.lastDeviceSeq(message.deviceId, message.epoch) });
       return;
     case 'stats':
       post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats() }, uplink: uplink.stats() } });

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { FleetgateError, startWorker } from '@fleetgate/common';
+import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
 import type { NewRecord } from '../journal/journal.ts';
 import { RecordPacker } from './packed-records.ts';
 import type { FromWorker, PipelineSettings, PipelineStats, ToWorker } from './pipeline-protocol.ts';
@@ -20,7 +21,16 @@ type Done = (err?: Error) => void;
 /** Records posted to the journal thread and not yet committed above which the pipeline says it is congested. */
 const CONGESTION_RECORDS = 50_000;
 
-export class Pipeline extends EventEmitter<{ fatal: [Error] }> {
+export interface PipelineEvents {
+  fatal: [Error];
+  /** A command from the backend (its payload a Buffer again). */
+  command: [Command];
+  commandAck: [CommandAck];
+  /** An uplink session became ready. */
+  uplinkReady: [];
+}
+
+export class Pipeline extends EventEmitter<PipelineEvents> {
   private packer = new RecordPacker();
   private callbacks: Done[] = [];
   private flushScheduled = false;
@@ -72,6 +82,16 @@ export class Pipeline extends EventEmitter<{ fatal: [Error] }> {
     }
   }
 
+  /** The highest seq journaled for this device-SDK device in this epoch (0 if none). */
+  lastDeviceSeq(deviceId: string, epoch: string): Promise<number> {
+    return this.request({ type: 'last-device-seq', id: 0, deviceId, epoch }).then((message) => (message.type === 'last-device-seq' ? message.seq : 0));
+  }
+
+  /** Frames for the backend other than telemetry; dropped if the uplink is not ready (see Uplink.sendControl). */
+  sendUpstream(frames: UplinkFrame[]): void {
+    if (frames.length > 0 && !this.failure && !this.closing) this.post({ type: 'upstream', frames });
+  }
+
   stats(): Promise<PipelineStats> {
     return this.request({ type: 'stats', id: 0 }).then((message) => {
       if (message.type !== 'stats') throw new PipelineError(`unexpected answer ${message.type}`);
@@ -100,7 +120,7 @@ export class Pipeline extends EventEmitter<{ fatal: [Error] }> {
     this.post({ type: 'append', id, records }, [records.payloads]);
   };
 
-  private request(message: ToWorker): Promise<FromWorker> {
+  private request(message: Extract<ToWorker, { id: number }>): Promise<FromWorker> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -123,7 +143,15 @@ export class Pipeline extends EventEmitter<{ fatal: [Error] }> {
         for (const done of callbacks) done(err);
         return;
       }
+      case 'command':
+        // Structured clone turned the payload Buffer into a plain Uint8Array.
+        return void this.emit('command', { ...message.command, payload: Buffer.from(message.command.payload) });
+      case 'command-ack':
+        return void this.emit('commandAck', message.ack);
+      case 'uplink-ready':
+        return void this.emit('uplinkReady');
       case 'stats':
+      case 'last-device-seq':
       case 'closed': {
         const request = this.pendingRequests.get(message.id);
         this.pendingRequests.delete(message.id);

@@ -23,7 +23,7 @@ import {
   type TimerHandle,
   type Timers,
 } from '@fleetgate/common';
-import { UplinkClient, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
+import { UplinkClient, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
 import type { Journal } from '../journal/journal.ts';
 
 export interface UplinkSettings {
@@ -69,6 +69,12 @@ export interface UplinkOptions extends UplinkSettings {
   serverName?: string;
   /** This gateway's token, asked before every session (so a replaced token file is picked up); throws if none. */
   getToken?: () => string;
+  /** A command from the backend. */
+  onCommand?: (command: Command) => void;
+  /** The backend recorded a command status. */
+  onCommandAck?: (ack: CommandAck) => void;
+  /** A session became ready: the moment to send what the backend must know (device statuses, results). */
+  onReady?: () => void;
 }
 
 export interface UplinkStats {
@@ -215,6 +221,10 @@ export class Uplink {
         return this.onWelcome(call, frame.value);
       case 'ack':
         return this.onAck(call, frame.value.throughSeq);
+      case 'command':
+        return this.options.onCommand?.(frame.value);
+      case 'commandAck':
+        return this.options.onCommandAck?.(frame.value);
       default:
         // A newer backend may send frames this gateway does not know yet; they are not errors.
         this.logger.debug('ignoring an unknown downlink frame');
@@ -240,7 +250,18 @@ export class Uplink {
     this.waitingForDrain = false;
     this.backoff.reset();
     this.connectivity.set(ConnectivityState.READY);
+    this.options.onReady?.();
     this.pump();
+  }
+
+  /**
+   * Frames other than telemetry (device status, command results): written now if a session is ready, else
+   * dropped, as the sender keeps what matters and sends it again from onReady.
+   */
+  sendControl(frames: readonly UplinkFrame[]): void {
+    const call = this.call;
+    if (!call || this.state !== ConnectivityState.READY) return;
+    for (const frame of frames) call.write(frame);
   }
 
   private onAck(call: Call, throughSeq: number): void {

@@ -1,0 +1,118 @@
+/**
+ * The backend's commands in SQLite: `commands.db` beside the sink. commands(...) keeps every command and its
+ * state (nothing is deleted: this is a reference backend, whose job includes saying what happened);
+ * device_locations(device_id, gateway_id, online, ...) is where each device was last reported.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { isForward, type CloudCommand, type CloudCommandStore, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
+
+interface Row {
+  command_id: string;
+  device_id: string;
+  name: string;
+  payload: Buffer;
+  state: CommandState;
+  result: Buffer;
+  message: string;
+  gateway_id: string | null;
+  created: number;
+  updated: number;
+  expires: number;
+}
+
+const toCommand = (r: Row): CloudCommand => ({
+  commandId: r.command_id,
+  deviceId: r.device_id,
+  name: r.name,
+  payload: r.payload,
+  state: r.state,
+  result: r.result,
+  message: r.message,
+  gatewayId: r.gateway_id,
+  createdAtMs: r.created,
+  updatedAtMs: r.updated,
+  expiresAtMs: r.expires,
+});
+
+export class SqliteCloudCommandStore implements CloudCommandStore {
+  private readonly db: SqliteDatabase;
+  private readonly statements;
+
+  constructor({ dir, durability }: { dir: string; durability: Durability }) {
+    this.db = openSqlite(join(dir, 'commands.db'), { durability });
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS commands (
+        command_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, name TEXT NOT NULL, payload BLOB NOT NULL,
+        state TEXT NOT NULL, result BLOB NOT NULL, message TEXT NOT NULL, gateway_id TEXT,
+        created INTEGER NOT NULL, updated INTEGER NOT NULL, expires INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS commands_pending ON commands (state, device_id, created);
+      CREATE TABLE IF NOT EXISTS device_locations (
+        device_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, online INTEGER NOT NULL, protocol TEXT NOT NULL, updated INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `);
+    this.statements = {
+      insert: this.db.prepare("INSERT INTO commands VALUES (?, ?, ?, ?, 'pending', x'', '', NULL, ?, ?, ?)"),
+      get: this.db.prepare<[string], Row>('SELECT * FROM commands WHERE command_id = ?'),
+      update: this.db.prepare('UPDATE commands SET state = ?, result = ?, message = ?, gateway_id = ?, updated = ? WHERE command_id = ?'),
+      pendingFor: this.db.prepare<[string, number], Row>("SELECT * FROM commands WHERE state = 'pending' AND device_id = ? AND expires > ? ORDER BY created"),
+      pendingAll: this.db.prepare<[number], Row>("SELECT * FROM commands WHERE state = 'pending' AND expires > ? ORDER BY created"),
+      expired: this.db.prepare<[number], Row>("SELECT * FROM commands WHERE state = 'pending' AND expires <= ?"),
+      locate: this.db.prepare('INSERT OR REPLACE INTO device_locations VALUES (?, ?, ?, ?, ?)'),
+      location: this.db.prepare<[string], { gateway_id: string; online: number; protocol: string; updated: number }>(
+        'SELECT gateway_id, online, protocol, updated FROM device_locations WHERE device_id = ?',
+      ),
+    };
+  }
+
+  create({ deviceId, name, payload, expiresAtMs }: NewCommand): CloudCommand {
+    const commandId = randomUUID();
+    const now = Date.now();
+    this.statements.insert.run(commandId, deviceId, name, payload, now, now, expiresAtMs);
+    return this.get(commandId)!;
+  }
+
+  get(commandId: string): CloudCommand | undefined {
+    const row = this.statements.get.get(commandId);
+    return row && toCommand(row);
+  }
+
+  update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): CloudCommand | undefined {
+    const current = this.get(commandId);
+    if (!current || !isForward(current.state, state)) return current;
+    const next = {
+      ...current,
+      state,
+      result: fields.result ?? current.result,
+      message: fields.message ?? current.message,
+      gatewayId: fields.gatewayId ?? current.gatewayId,
+      updatedAtMs: Date.now(),
+    };
+    this.statements.update.run(state, next.result, next.message, next.gatewayId, next.updatedAtMs, commandId);
+    return next;
+  }
+
+  pending(deviceId?: string): CloudCommand[] {
+    const now = Date.now();
+    return (deviceId === undefined ? this.statements.pendingAll.all(now) : this.statements.pendingFor.all(deviceId, now)).map(toCommand);
+  }
+
+  unconfirmedExpired(nowMs: number): CloudCommand[] {
+    return this.statements.expired.all(nowMs).map(toCommand);
+  }
+
+  locate(deviceId: string, location: DeviceLocation): void {
+    this.statements.locate.run(deviceId, location.gatewayId, location.online ? 1 : 0, location.protocol, location.updatedAtMs);
+  }
+
+  location(deviceId: string): DeviceLocation | undefined {
+    const row = this.statements.location.get(deviceId);
+    return row && { gatewayId: row.gateway_id, online: row.online === 1, protocol: row.protocol, updatedAtMs: row.updated };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

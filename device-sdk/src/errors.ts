@@ -1,0 +1,16 @@
+import { FleetgateError } from '@fleetgate/common';
+
+/** The outbox is at its bound: the message was not taken (nothing is ever dropped silently). */
+export class OutboxFullError extends FleetgateError {
+  override name = 'OutboxFullError';
+}
+
+/** The client is closed (or closing): it takes no more messages. */
+export class ClientClosedError extends FleetgateError {
+  override name = 'ClientClosedError';
+}
+
+/** A payload over the gateway's limit: it would be refused, so it is not taken. */
+export class PayloadTooLargeError extends FleetgateError {
+  override name = 'PayloadTooLargeError';
+}

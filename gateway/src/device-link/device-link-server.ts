@@ -1,0 +1,97 @@
+/**
+ * The gateway's device link listener (--device-grpc): a grpc-js server for DeviceLink.Connect, on TLS when the
+ * gateway has a certificate (the same one as MQTT over TLS, with the same mTLS choice). Each stream is a
+ * DeviceSession; this class owns the listener, the sessions and their counters.
+ */
+import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { formatHostPort, ListenError, LogSampler, type HostPort, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
+import { DeviceLinkService } from '@fleetgate/protos';
+import { DEVICE_LINK_REFUSALS, DeviceSession, type DeviceCall, type DeviceLinkRefusal, type DeviceSessionDeps } from './device-session.ts';
+
+export interface DeviceLinkStats {
+  listen: string;
+  tls: boolean;
+  devicesConnected: number;
+  messages: number;
+  bytes: number;
+  refusals: Record<DeviceLinkRefusal, number>;
+  disconnects: { 'token-expired': number; 'token-revoked': number; 'taken-over': number };
+}
+
+export type DeviceLinkOptions = Omit<DeviceSessionDeps, 'sessions' | 'refuse' | 'counters'> & { listen: HostPort; tls?: TlsServerMaterial };
+
+export class DeviceLinkServer {
+  private readonly server = new Server({ 'grpc.max_receive_message_length': 4 << 20 });
+  private readonly sessions = new Map<string, DeviceSession>();
+  private readonly sampler = new LogSampler(1000);
+  private readonly refusals = Object.fromEntries(DEVICE_LINK_REFUSALS.map((r) => [r, 0])) as Record<DeviceLinkRefusal, number>;
+  private readonly counters = { messages: 0, bytes: 0, tokenExpired: 0, takenOver: 0 };
+  private revoked = 0;
+  address!: HostPort;
+
+  private constructor(private readonly options: DeviceLinkOptions) {
+    const deps: DeviceSessionDeps = {
+      ...options,
+      sessions: this.sessions,
+      counters: this.counters,
+      refuse: (reason, fields) => {
+        this.refusals[reason]++;
+        const suppressed = this.sampler.take(reason);
+        if (suppressed !== undefined) options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, 'device link refused');
+      },
+    };
+    this.server.addService(DeviceLinkService, { connect: (call: DeviceCall) => new DeviceSession(call, deps) });
+  }
+
+  static async start(options: DeviceLinkOptions): Promise<DeviceLinkServer> {
+    const link = new DeviceLinkServer(options);
+    const tls = options.tls;
+    const credentials = tls
+      ? ServerCredentials.createSsl(tls.ca ?? null, [{ private_key: tls.key, cert_chain: tls.cert }], tls.clientAuth)
+      : ServerCredentials.createInsecure();
+    link.address = await new Promise((resolve, reject) => {
+      link.server.bindAsync(formatHostPort(options.listen), credentials, (err, port) => {
+        if (err) reject(new ListenError(`device link listener (--device-grpc) cannot listen on ${formatHostPort(options.listen)}: ${err.message}`, { cause: err }));
+        else resolve({ host: options.listen.host, port });
+      });
+    });
+    return link;
+  }
+
+  stats(): DeviceLinkStats {
+    return {
+      listen: formatHostPort(this.address),
+      tls: Boolean(this.options.tls),
+      devicesConnected: this.sessions.size,
+      messages: this.counters.messages,
+      bytes: this.counters.bytes,
+      refusals: { ...this.refusals },
+      disconnects: { 'token-expired': this.counters.tokenExpired, 'token-revoked': this.revoked, 'taken-over': this.counters.takenOver },
+    };
+  }
+
+  /** Ends the sessions whose token is no longer valid (after the revocation list changed). */
+  endRevoked(isValid: (claims: TokenClaims) => boolean): number {
+    let ended = 0;
+    // end() removes the session from the map: deleting the entry being visited is safe for a Map iterator.
+    for (const session of this.sessions.values()) {
+      if (session.claims && !isValid(session.claims)) {
+        session.end(status.PERMISSION_DENIED, 'device token revoked');
+        ended++;
+      }
+    }
+    this.revoked += ended;
+    return ended;
+  }
+
+  async close(): Promise<void> {
+    for (const session of this.sessions.values()) session.end(status.UNAVAILABLE, 'the gateway is shutting down');
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => this.server.forceShutdown(), 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}
