@@ -185,6 +185,14 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     return promise;
   }
 
+  /**
+   * Makes every message taken so far durable in the outbox. It happens by itself at the end of each tick;
+   * await this to know when (e.g. before telling someone the data is safe on the device).
+   */
+  flush(): void {
+    this.outbox.flush();
+  }
+
   /** Runs `handler` for commands named `name`. Commands without a handler are answered REJECTED. */
   onCommand(name: string, handler: CommandHandler): this {
     this.handlers.set(name, handler);

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
+import ms from 'ms';
 import {
   ConfigError,
   createLogger,
+  formatHostPort,
   GATEWAY_AUDIENCE,
   loadTlsServer,
   loadVerifyingKey,
@@ -103,6 +105,49 @@ export function cloudCommand(): Command {
         process.stderr.write(`fleetgate cloud export: cannot read the sink in ${flags.data}: ${err instanceof Error ? err.message : String(err)}\n`);
         process.exitCode = 1;
       }
+    });
+
+  cloud
+    .command('command')
+    .description('send a command to a device through the cloud-stub\'s admin API; with --wait, print its result')
+    .requiredOption('--device <id>', 'the device')
+    .requiredOption('--name <name>', 'the command, e.g. reboot')
+    .option('--payload <json>', 'its payload, as JSON', 'null')
+    .option('--ttl <duration>', 'how long it may wait for the device, e.g. 60s, 10m', '60s')
+    .option('--wait', 'wait for the final status and print it (exit 0 only if it succeeded)', false)
+    .addOption(hostPortOption('--admin <host:port>', 'the cloud-stub\'s admin listener', CLOUD_DEFAULTS.admin))
+    .action(async (flags: { device: string; name: string; payload: string; ttl: string; wait: boolean; admin: HostPort }) => {
+      const fail = (message: string): never => {
+        process.stderr.write(`fleetgate cloud command: ${message}\n`);
+        process.exit(1);
+      };
+      let payload: unknown;
+      try {
+        payload = JSON.parse(flags.payload);
+      } catch {
+        fail(`--payload: ${JSON.stringify(flags.payload)} is not JSON`);
+      }
+      const ttlMs = ms(flags.ttl as ms.StringValue);
+      if (typeof ttlMs !== 'number' || !(ttlMs >= 1)) fail(`--ttl: "${flags.ttl}" is not a duration (like 60s, 10m)`);
+      const admin = `http://${formatHostPort(flags.admin)}`;
+      const created = await fetch(`${admin}/v1/commands`, {
+        method: 'POST',
+        body: JSON.stringify({ deviceId: flags.device, name: flags.name, payload, ttlMs }),
+      }).catch((err: unknown) => fail(`cannot reach ${admin}: ${(err as Error).message}`));
+      const command = (await created.json()) as { commandId?: string; error?: string; status?: string };
+      if (!created.ok || !command.commandId) fail(command.error ?? `HTTP ${created.status}`);
+      if (!flags.wait) {
+        process.stdout.write(JSON.stringify(command, null, 2) + '\n');
+        return;
+      }
+      const final = new Set(['succeeded', 'failed', 'expired', 'rejected']);
+      let current = command;
+      while (!final.has(current.status ?? '')) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        current = (await (await fetch(`${admin}/v1/commands/${command.commandId}`)).json()) as typeof command;
+      }
+      process.stdout.write(JSON.stringify(current, null, 2) + '\n');
+      process.exitCode = current.status === 'succeeded' ? 0 : 2;
     });
 
   return cloud;
