@@ -115,6 +115,15 @@ export async function startFleetgate(name: string, args: string[], readyMessage:
   return { process: proc, ready };
 }
 
+/** Runs a TypeScript file as its own process (tsx), watched and reaped like the fleetgate processes. */
+export function startScript(name: string, script: string, args: string[]): FleetgateProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = new FleetgateProcess(name, child);
+  started.add(proc);
+  void proc.exited.then(() => started.delete(proc));
+  return proc;
+}
+
 export async function killAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.kill()));
 }
