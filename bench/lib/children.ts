@@ -6,11 +6,14 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult, LoadSettings } from './mqtt-load.ts';
 
-const LOADER = fileURLToPath(new URL('./mqtt-load.ts', import.meta.url));
+const LOADERS = {
+  mqtt: fileURLToPath(new URL('./mqtt-load.ts', import.meta.url)),
+  sdk: fileURLToPath(new URL('./sdk-load.ts', import.meta.url)),
+};
 
-/** Runs the loader in its own process; `onEvent` hears "measuring" / "measured" as they happen. */
-export async function runLoader(settings: LoadSettings, onEvent: (event: string) => void = () => {}): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', LOADER, JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs a loader (MQTT or device SDK) in its own process; `onEvent` hears "measuring" / "measured" as they happen. */
+export async function runLoader(settings: LoadSettings, onEvent: (event: string) => void = () => {}, kind: keyof typeof LOADERS = 'mqtt'): Promise<LoadResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', LOADERS[kind], JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let result: LoadResult | undefined;
   createInterface({ input: child.stdout! }).on('line', (text) => {
     const event = JSON.parse(text) as { event: string } & LoadResult;

@@ -106,6 +106,8 @@ type Waiter = { resolve: (result: SendResult) => void; reject: (err: Error) => v
 /** Before the first Welcome says the gateway's limit, its default. */
 const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 const HANDLED_COMMANDS_REMEMBERED = 1000;
+/** Messages per Telemetry frame, at most: what is ready goes together. */
+const MAX_FRAME_MESSAGES = 256;
 
 export class DeviceClient extends EventEmitter<{ error: [Error] }> {
   readonly connectivity = new ConnectivityTracker();
@@ -314,22 +316,19 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     const call = this.call;
     const window = this.options.window ?? 500;
     while (call && this.state === ConnectivityState.READY && !this.waitingForDrain && this.sent - this.acked < window) {
-      const entries = this.outbox.after(this.sent, Math.min(256, window - (this.sent - this.acked)));
+      const entries = this.outbox.after(this.sent, Math.min(MAX_FRAME_MESSAGES, window - (this.sent - this.acked)));
       if (entries.length === 0) return;
-      for (const e of entries) {
-        const writable = call.write({
-          frame: { $case: 'telemetry', value: { seq: e.seq, stream: e.stream, timeMs: e.timeMs, payload: e.payload, contentType: e.contentType } },
+      const messages = entries.map((e) => ({ seq: e.seq, stream: e.stream, timeMs: e.timeMs, payload: e.payload, contentType: e.contentType }));
+      const writable = call.write({ frame: { $case: 'telemetry', value: { messages } } });
+      this.sent = entries[entries.length - 1]!.seq;
+      if (!writable) {
+        this.waitingForDrain = true;
+        call.once('drain', () => {
+          if (call !== this.call) return;
+          this.waitingForDrain = false;
+          this.pump();
         });
-        this.sent = e.seq;
-        if (!writable) {
-          this.waitingForDrain = true;
-          call.once('drain', () => {
-            if (call !== this.call) return;
-            this.waitingForDrain = false;
-            this.pump();
-          });
-          return;
-        }
+        return;
       }
     }
   }

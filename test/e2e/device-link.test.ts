@@ -33,7 +33,9 @@ async function exchange(port: number, token: string | undefined, frames: DeviceF
 }
 
 const hello = (deviceId = ''): DeviceFrame => ({ frame: { $case: 'hello', value: { epoch: 'e1', deviceId, sdkVersion: 'test' } } });
-const telemetry = (seq: number, bytes = 10): DeviceFrame => ({ frame: { $case: 'telemetry', value: { seq, stream: '', timeMs: 0, payload: Buffer.alloc(bytes), contentType: '' } } });
+const telemetry = (seq: number, bytes = 10): DeviceFrame => ({
+  frame: { $case: 'telemetry', value: { messages: [{ seq, stream: '', timeMs: 0, payload: Buffer.alloc(bytes), contentType: '' }] } },
+});
 
 describe('device link refusals', function () {
   this.timeout(30_000);

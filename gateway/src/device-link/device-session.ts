@@ -101,7 +101,11 @@ export class DeviceSession {
     if (this.deviceId === undefined || this.channel === undefined) return this.refuse('protocol', status.FAILED_PRECONDITION, 'the first frame must be Hello, and wait for Welcome');
     switch (frame?.$case) {
       case 'telemetry':
-        return this.onTelemetry(frame.value);
+        for (const message of frame.value.messages) {
+          if (this.ended) return;
+          this.onTelemetry(message);
+        }
+        return;
       case 'commandResult':
         this.deps.commands.center.fromDevice(this.deviceId, frame.value);
         return;

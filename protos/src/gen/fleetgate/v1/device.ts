@@ -23,7 +23,7 @@ import { Command, CommandResult } from "./commands.js";
  * The device link: one bidirectional stream between a device running the device SDK and its gateway.
  *
  *   device -> Hello{epoch, device_id}                gateway -> Welcome{device_id, last_durable_seq, limits}
- *   device -> Telemetry{seq, ...} (in seq order)     gateway -> Ack{through_seq} once committed to the journal
+ *   device -> Telemetry{messages: seq, ...} (seq order) gateway -> Ack{through_seq} once committed to the journal
  *   gateway -> Command                               device -> CommandResult
  *
  * A device numbers its messages 1, 2, 3, ... within an epoch: a random id it keeps with its outbox (a new
@@ -33,10 +33,13 @@ import { Command, CommandResult } from "./commands.js";
  */
 
 export interface DeviceFrame {
-  frame: { $case: "hello"; value: DeviceHello } | { $case: "telemetry"; value: Telemetry } | {
-    $case: "commandResult";
-    value: CommandResult;
-  } | undefined;
+  frame:
+    | { $case: "hello"; value: DeviceHello }
+    | //
+    /** Messages in seq order: as many as the device has ready (gRPC costs far more per message than per byte). */
+    { $case: "telemetry"; value: DeviceTelemetry }
+    | { $case: "commandResult"; value: CommandResult }
+    | undefined;
 }
 
 export interface GatewayFrame {
@@ -65,6 +68,10 @@ export interface DeviceLimits {
   maxPayloadBytes: number;
 }
 
+export interface DeviceTelemetry {
+  messages: Telemetry[];
+}
+
 export interface Telemetry {
   /** 1, 2, 3, ... within the epoch; never reused, never skipped. */
   seq: number;
@@ -91,7 +98,7 @@ export const DeviceFrame: MessageFns<DeviceFrame> = {
         DeviceHello.encode(message.frame.value, writer.uint32(10).fork()).join();
         break;
       case "telemetry":
-        Telemetry.encode(message.frame.value, writer.uint32(18).fork()).join();
+        DeviceTelemetry.encode(message.frame.value, writer.uint32(18).fork()).join();
         break;
       case "commandResult":
         CommandResult.encode(message.frame.value, writer.uint32(26).fork()).join();
@@ -126,7 +133,7 @@ export const DeviceFrame: MessageFns<DeviceFrame> = {
               break;
             }
 
-            message.frame = { $case: "telemetry", value: Telemetry.decode(reader, reader.uint32()) };
+            message.frame = { $case: "telemetry", value: DeviceTelemetry.decode(reader, reader.uint32()) };
             continue;
           }
           case 3: {
@@ -387,6 +394,52 @@ export const DeviceLimits: MessageFns<DeviceLimits> = {
             }
 
             message.maxPayloadBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseDeviceTelemetry(): DeviceTelemetry {
+  return { messages: [] };
+}
+
+export const DeviceTelemetry: MessageFns<DeviceTelemetry> = {
+  encode(message: DeviceTelemetry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.messages) {
+      Telemetry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceTelemetry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceTelemetry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messages.push(Telemetry.decode(reader, reader.uint32()));
             continue;
           }
         }
