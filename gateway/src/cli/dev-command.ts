@@ -166,6 +166,9 @@ publish as device my-sensor (its token is the password; the client id must be th
   npx mqtt pub -h ${mqttHost} -p ${port} -i my-sensor -u my-sensor -P "$TOKEN" -q 1 -t devices/my-sensor/telemetry/vibration -m 'hello'
 a token for another device:
   npx fleetgate token issue --device sensor-2 --ttl 7d --key ${join(data, 'keys', 'fleet.key')}
+a command to a demo device (they answer "ping"):
+  npx fleetgate cloud command --device demo-1 --name ping --payload '"hello"' --wait
+the device SDK (device-sdk/README.md) connects to 127.0.0.1:50052
 see what arrived:
   npx fleetgate cloud export --data ${join(data, 'cloud')} | tail -3
 stop with Ctrl-C
@@ -178,6 +181,13 @@ function startDemo(host: string, port: number, tokens: string[], rate: number): 
   const clients = tokens.map((token, i) => {
     const id = `demo-${i + 1}`;
     const client = mqtt.connect({ host, port, clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 1000 });
+    // Commands arrive on devices/{id}/commands/{name}/{commandId}; answers go to devices/{id}/command-results/{commandId}.
+    client.on('message', (topic, payload) => {
+      const [, , kind, name, commandId] = topic.split('/');
+      if (kind !== 'commands' || !commandId) return;
+      const answer = name === 'ping' ? { status: 'succeeded', payload: { pong: JSON.parse(payload.toString() || 'null'), from: id } } : { status: 'rejected', message: `demo devices only answer "ping"` };
+      client.publish(`devices/${id}/command-results/${commandId}`, JSON.stringify(answer), { qos: 1 });
+    });
     let n = 0;
     const timer = setInterval(() => {
       if (!client.connected) return;
