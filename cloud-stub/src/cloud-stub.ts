@@ -17,7 +17,7 @@ import {
   type TlsServerMaterial,
 } from '@fleetgate/common';
 import { UplinkService, type Limits } from '@fleetgate/protos';
-import { AckGate } from './ack-gate.ts';
+import { Faults, type FaultsView } from './faults.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
 import { CommandRouter } from './commands/command-router.ts';
 import { SqliteCloudCommandStore } from './commands/command-store-sqlite.ts';
@@ -48,17 +48,14 @@ export interface CloudStats extends SinkStats {
   sessions: number;
   auth: 'token' | 'anonymous';
   commits: CommitQueueStats;
-  faults: Faults;
+  faults: FaultsView;
 }
 
-export interface Faults {
-  holdAcks: boolean;
-}
-
-export const DEFAULT_LIMITS: Limits = { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0 };
+/** No opinion on batch sizes; credit for 16 batches in flight per gateway, topped up as they commit. */
+export const DEFAULT_LIMITS: Limits = { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 16 };
 
 export class CloudStub {
-  readonly acks = new AckGate();
+  readonly faults = new Faults();
   private readonly registry = new SessionRegistry();
   private readonly queue: CommitQueue;
   private readonly server: Server;
@@ -76,7 +73,7 @@ export class CloudStub {
     this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
     this.server.addService(UplinkService, {
       connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
-        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, acks: this.acks, auth, router: commands.router }),
+        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, faults: this.faults, auth, router: commands.router }),
     });
     const revocations: RevocationList | undefined = auth instanceof TokenGatewayAuth ? auth.verifier.revocations : undefined;
     revocations?.on('changed', () => {
@@ -126,7 +123,7 @@ export class CloudStub {
       sessions: this.registry.size,
       auth: this.auth.kind,
       commits: this.queue.stats(),
-      faults: { holdAcks: this.acks.holding },
+      faults: this.faults.view(),
     };
   }
 
@@ -182,14 +179,20 @@ export class CloudStub {
         const command = this.commands.router.get(params.id!);
         return command ? { status: 200, body: commandView(command) } : { status: 404, body: { error: `no command ${params.id}` } };
       },
-      'GET /v1/faults': () => ({ status: 200, body: { holdAcks: this.acks.holding } satisfies Faults }),
+      'GET /v1/faults': () => ({ status: 200, body: this.faults.view() }),
       'POST /v1/faults': ({ body }: { body: unknown }) => {
-        const holdAcks = (body as Partial<Faults> | undefined)?.holdAcks;
-        if (typeof holdAcks !== 'boolean') throw new BadRequest('expected {"holdAcks": true|false}');
-        if (holdAcks) this.acks.hold();
-        else this.acks.release();
-        this.logger.warn({ holdAcks }, 'fault injection changed');
-        return { status: 200, body: { holdAcks: this.acks.holding } satisfies Faults };
+        const { holdAcks, rejectPayloads, ...unknown } = (body ?? {}) as Partial<FaultsView>;
+        const extra = Object.keys(unknown);
+        if (extra.length > 0) throw new BadRequest(`unknown fault "${extra[0]}": expected holdAcks, rejectPayloads`);
+        if (holdAcks !== undefined && typeof holdAcks !== 'boolean') throw new BadRequest('holdAcks must be true or false');
+        if (rejectPayloads !== undefined && rejectPayloads !== null && (typeof rejectPayloads !== 'string' || rejectPayloads === '')) {
+          throw new BadRequest('rejectPayloads must be a non-empty string, or null for none');
+        }
+        if (holdAcks === true) this.faults.hold();
+        if (holdAcks === false) this.faults.release();
+        if (rejectPayloads !== undefined) this.faults.rejectPayloads(rejectPayloads);
+        this.logger.warn(this.faults.view(), 'fault injection changed');
+        return { status: 200, body: this.faults.view() };
       },
     };
   }

@@ -1,7 +1,11 @@
 /**
  * One gateway's uplink stream, as the backend sees it:
- *   Hello -> Welcome{sessionId, limits, lastCommittedSeq}; then for each TelemetryBatch: commit to the sink
- *   (deduped), and only then Ack{throughSeq}.
+ *   Hello -> Welcome{sessionId, limits (maxBatchesInFlight: the first credit), lastCommittedSeq}; then for each
+ *   TelemetryBatch: commit its valid records to the sink (deduped), and only then Ack{fromSeq, throughSeq,
+ *   rejected} and Credit{1}; for each Gap: record it, then Ack{fromSeq, throughSeq} of its range.
+ * Credit is how the backend paces a replay: a gateway may have only as many batches in flight as it was granted,
+ * and a batch sent without credit ends the stream (RESOURCE_EXHAUSTED). A record with invalid fields is not the
+ * whole batch's fault: it is listed as rejected in the ack, and the rest is committed.
  * Before any frame is read, the gateway is authenticated (gateway-auth.ts): UNAUTHENTICATED if its token is
  * missing or bad, or when it expires or is revoked during the stream; PERMISSION_DENIED if Hello names another
  * gateway than the token. A protocol violation ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION and
@@ -10,10 +14,10 @@
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { errorMessage, ID_PATTERN, isLabel, type Logger, type TokenClaims } from '@fleetgate/common';
-import type { DownlinkFrame, Hello, Limits, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
-import type { AckGate } from './ack-gate.ts';
+import type { Ack, DownlinkFrame, Gap, Hello, Limits, RecordRejection, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
 import type { CommandRouter, GatewayLink } from './commands/command-router.ts';
 import type { CommitQueue } from './commit-queue.ts';
+import type { Faults } from './faults.ts';
 import type { GatewayAuth } from './gateway-auth.ts';
 import type { Sink } from './sink/sink.ts';
 
@@ -61,8 +65,8 @@ export interface SessionDeps {
   registry: SessionRegistry;
   limits: Limits;
   logger: Logger;
-  /** Every ack passes this gate (fault injection can hold them). */
-  acks: AckGate;
+  /** Every ack passes through here (fault injection can hold acks, or reject payloads). */
+  faults: Faults;
   auth: GatewayAuth;
   /** Takes device statuses and command results; sends commands through this session's link. */
   router: CommandRouter;
@@ -72,15 +76,17 @@ export interface SessionDeps {
 const MAX_KNOWN_DEVICES = 100_000;
 /** The most payload one record may carry here (the gateway's own default limit is 256 KiB). */
 const MAX_PAYLOAD_BYTES = 16 << 20;
-/** Batches committing at once per stream before the stub stops reading it (the gateway's window should keep well under). */
-const MAX_PENDING_BATCHES = 64;
+/** Credit granted when the limits name none. */
+const DEFAULT_CREDIT = 16;
 
 export class UplinkSession {
   readonly id = randomUUID();
   private gatewayId: string | undefined;
   private logger: Logger;
-  private lastSeq = 0;
+  /** Batches and gaps received and not yet acked. */
   private pending = 0;
+  /** Batches the gateway may still send. */
+  private credit: number;
   private ended = false;
   /** Device ids already checked on this stream: the id check runs once per device, not per record. */
   private readonly knownDevices = new Set<string>();
@@ -95,6 +101,7 @@ export class UplinkSession {
     private readonly deps: SessionDeps,
   ) {
     this.logger = deps.logger.child({ session: this.id, peer: call.getPeer() });
+    this.credit = deps.limits.maxBatchesInFlight || DEFAULT_CREDIT;
     // Frames are read only once the gateway is authenticated: no 'data' listener until then.
     deps.auth.authenticate(call.metadata).then(
       (result) => {
@@ -139,6 +146,8 @@ export class UplinkSession {
         return void this.onHello(frame.value);
       case 'batch':
         return this.onBatch(frame.value);
+      case 'gap':
+        return this.onGap(frame.value);
       case 'deviceStatus':
         return this.link ? this.deps.router.deviceStatus(this.link, frame.value) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       case 'commandResult':
@@ -166,7 +175,8 @@ export class UplinkSession {
       return this.end(status.UNAVAILABLE, `sink unavailable: ${errorMessage(err)}`);
     }
     if (this.ended) return;
-    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits: this.deps.limits, lastCommittedSeq } } });
+    const limits = { ...this.deps.limits, maxBatchesInFlight: this.credit };
+    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits, lastCommittedSeq } } });
     this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq }, 'uplink stream open');
     this.link = {
       gatewayId: hello.gatewayId,
@@ -181,29 +191,50 @@ export class UplinkSession {
     if (gatewayId === undefined) return this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
     const records = batch.records;
     if (records.length === 0) return this.end(status.INVALID_ARGUMENT, 'TelemetryBatch with no records');
+    if (this.credit <= 0) return this.end(status.RESOURCE_EXHAUSTED, 'TelemetryBatch sent without credit: wait for Credit frames');
+    this.credit--;
+    let previous = 0;
+    let rejected: RecordRejection[] | undefined;
     for (const r of records) {
-      if (!(r.seq > this.lastSeq)) {
-        return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${this.lastSeq}: seqs must increase along a stream`);
-      }
-      const invalid = invalidField(r, this.knownDevices);
-      if (invalid) return this.end(status.INVALID_ARGUMENT, `record ${r.seq}: ${invalid}`);
-      this.lastSeq = r.seq;
+      if (!(r.seq > previous)) return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${previous}: seqs must be positive and ascending in a batch`);
+      previous = r.seq;
+      const reason = invalidField(r, this.knownDevices) ?? this.deps.faults.rejects(r.payload);
+      if (reason !== undefined) (rejected ??= []).push({ seq: r.seq, reason });
     }
-    const throughSeq = this.lastSeq;
+    const ack: Ack = { fromSeq: records[0]!.seq, throughSeq: previous, rejected: rejected ?? [] };
+    const valid = rejected ? records.filter((r) => !rejected.some((x) => x.seq === r.seq)) : records;
+    if (rejected) this.logger.warn({ rejected }, 'records rejected as invalid');
     this.pending++;
-    if (this.pending >= MAX_PENDING_BATCHES) this.call.pause();
-    this.deps.queue.submit({ gatewayId, records }).then(
-      () => this.acked(throughSeq),
+    if (valid.length === 0) return this.acked(ack, true);
+    this.deps.queue.submit({ gatewayId, records: valid }).then(
+      () => this.acked(ack, true),
       (err: unknown) => this.end(status.UNAVAILABLE, `sink commit failed: ${errorMessage(err)}`),
     );
   }
 
-  private acked(throughSeq: number): void {
-    this.pending--;
-    if (this.pending < MAX_PENDING_BATCHES) this.call.resume();
-    this.deps.acks.pass(() => {
+  private onGap(gap: Gap): void {
+    const gatewayId = this.gatewayId;
+    if (gatewayId === undefined) return this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+    const invalid = invalidGap(gap);
+    if (invalid) return this.end(status.INVALID_ARGUMENT, `Gap ${gap.fromSeq}..${gap.toSeq}: ${invalid}`);
+    this.logger.warn({ fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count }, 'the gateway reports records it could not keep');
+    this.pending++;
+    this.deps.sink.recordGap(gatewayId, { fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count, timeMs: gap.timeMs }).then(
+      () => this.acked({ fromSeq: gap.fromSeq, throughSeq: gap.toSeq, rejected: [] }, false),
+      (err: unknown) => this.end(status.UNAVAILABLE, `sink commit failed: ${errorMessage(err)}`),
+    );
+  }
+
+  /** Sends the ack (and for a batch, a credit to replace it) once fault injection lets it through. */
+  private acked(ack: Ack, batch: boolean): void {
+    this.deps.faults.pass(() => {
+      this.pending--;
       if (this.call.writableEnded || this.call.cancelled) return;
-      this.call.write({ frame: { $case: 'ack', value: { throughSeq } } });
+      this.call.write({ frame: { $case: 'ack', value: ack } });
+      if (batch && !this.ended) {
+        this.credit++;
+        this.call.write({ frame: { $case: 'credit', value: { batches: 1 } } });
+      }
       // The gateway half-closed earlier: its last ack is out, close our side.
       if (this.ended && this.pending === 0) this.call.end();
     });
@@ -220,6 +251,14 @@ export class UplinkSession {
     if (this.link) this.deps.router.unlinked(this.link);
     if (this.gatewayId !== undefined) this.deps.registry.release(this, this.gatewayId);
   }
+}
+
+/** What is wrong with a gap, if anything. */
+function invalidGap(gap: Gap): string | undefined {
+  if (!(gap.fromSeq >= 1 && gap.toSeq >= gap.fromSeq)) return 'fromSeq must be at least 1 and at most toSeq';
+  if (gap.count > gap.toSeq - gap.fromSeq + 1) return `count ${gap.count} is more than the range holds`;
+  if (gap.reason === '' || !isLabel(gap.reason)) return 'reason must be 1-128 characters without control characters';
+  return undefined;
 }
 
 /** What is wrong with a record's fields, if anything: a compromised gateway must not put garbage in the sink. */

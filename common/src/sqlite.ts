@@ -49,12 +49,29 @@ export class BulkInsert<T> {
     private readonly columns: number,
     private readonly bind: (row: T, params: unknown[], offset: number, index: number) => void,
     private readonly chunk = 16,
+    /** e.g. "RETURNING id", for all() */
+    tail = '',
   ) {
     const tuple = `(${Array(columns).fill('?').join(', ')})`;
-    this.many = db.prepare(`${head} VALUES ${Array(chunk).fill(tuple).join(', ')}`);
-    this.one = db.prepare(`${head} VALUES ${tuple}`);
+    this.many = db.prepare(`${head} VALUES ${Array(chunk).fill(tuple).join(', ')} ${tail}`);
+    this.one = db.prepare(`${head} VALUES ${tuple} ${tail}`);
     this.params = Array.from({ length: columns * chunk });
     this.single = Array.from({ length: columns });
+  }
+
+  /** Like run(), for a statement with RETURNING: the rows it returned, in order. */
+  all<R>(rows: readonly T[]): R[] {
+    const out: R[] = [];
+    let i = 0;
+    for (; i + this.chunk <= rows.length; i += this.chunk) {
+      for (let k = 0; k < this.chunk; k++) this.bind(rows[i + k]!, this.params, k * this.columns, i + k);
+      for (const row of this.many.all(this.params)) out.push(row as R);
+    }
+    for (; i < rows.length; i++) {
+      this.bind(rows[i]!, this.single, 0, i);
+      for (const row of this.one.all(this.single)) out.push(row as R);
+    }
+    return out;
   }
 
   /** Inserts every row (call inside a transaction); returns the rows SQLite reports as changed. */

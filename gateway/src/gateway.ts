@@ -109,6 +109,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         dataDir: options.dataDir,
         durability: options.durability,
         groupCommit: options.groupCommit,
+        limits: options.journalLimits,
+        ...(options.maxJournalFileBytes ? { maxFileBytes: options.maxJournalFileBytes } : {}),
         tailCacheBytes: options.tailCacheBytes,
         uplink: { ...options.uplink, target: options.upstream },
         uplinkAuth: { ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}), ...(upstreamTls ? { tls: upstreamTls } : {}) },
@@ -232,7 +234,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       await this.deviceLink?.close();
       await this.ingress?.close();
       this.commands.center.close();
-      await this.pipeline.close();
+      await this.pipeline.close(this.options.drainGraceMs);
       this.commands.store.close();
       await this.admin?.close();
       this.logger.info('gateway stopped');

@@ -3,6 +3,7 @@ import { ConfigError, DEVICE_AUDIENCE, type Durability, type HostPort, type KeyS
 import type { RateLimit } from './ingress/device-connection.ts';
 import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';
+import type { JournalLimits } from './journal/journal.ts';
 import { DEFAULT_UPLINK_SETTINGS, type UplinkSettings } from './uplink/uplink.ts';
 
 export interface GatewayOptions {
@@ -44,6 +45,12 @@ export interface GatewayOptions {
   /** Messages per second per device, with a burst; none if absent. */
   rateLimit?: RateLimit;
   groupCommit: GroupCommitSettings;
+  /** Bounds of the journal (bytes, age) and what happens when full. */
+  journalLimits: JournalLimits;
+  /** A hard cap on the journal file (a small disk); past it appends are refused as on a full disk. */
+  maxJournalFileBytes?: number;
+  /** On SIGTERM, how long to wait for batches in flight to be acked before stopping anyway. */
+  drainGraceMs: number;
   /** Memory for the newest committed records, which the uplink then sends without reading them back. */
   tailCacheBytes: number;
   uplink: Omit<UplinkSettings, 'target'>;
@@ -64,6 +71,8 @@ export const GATEWAY_DEFAULTS = {
   maxUnackedPerConnection: 1000,
   maxConnections: 20_000,
   groupCommit: DEFAULT_GROUP_COMMIT,
+  journalLimits: { maxBytes: 1 << 30, maxAgeMs: 0, policy: 'drop-oldest' } as JournalLimits,
+  drainGraceMs: 10_000,
   tailCacheBytes: 16 << 20,
   uplink: DEFAULT_UPLINK_SETTINGS,
 };
@@ -93,6 +102,12 @@ export function validateGatewayOptions(options: GatewayOptions): void {
     positiveInteger('--rate-limit', options.rateLimit.perSecond);
     positiveInteger('--rate-burst', options.rateLimit.burst);
   }
+  positiveInteger('--journal-max-bytes', options.journalLimits.maxBytes, 0);
+  positiveInteger('--journal-max-age', options.journalLimits.maxAgeMs, 0);
+  if (!['drop-oldest', 'reject-new'].includes(options.journalLimits.policy)) {
+    throw new ConfigError('--journal-full', `"${options.journalLimits.policy}" is not drop-oldest or reject-new`);
+  }
+  positiveInteger('--drain-grace-ms', options.drainGraceMs, 0);
   positiveInteger('--commit-interval-ms', options.groupCommit.intervalMs, 0);
   positiveInteger('--commit-max-rows', options.groupCommit.maxRows);
   positiveInteger('--uplink-window', options.uplink.window);

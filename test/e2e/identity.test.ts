@@ -14,6 +14,7 @@ import { Stack } from '../support/stack.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
+import { DEFAULT_UPLINK_SETTINGS } from '../../gateway/src/uplink/uplink.ts';
 import { RawUplink, status } from '../support/uplink-client.ts';
 
 describe('identity (MQTT)', function () {
@@ -233,7 +234,7 @@ describe('identity (uplink)', function () {
 
   it('identity - a gateway with its token streams to a cloud-stub that requires tokens; without a token file it waits for one', async () => {
     const tokenFile = join(dir.path, 'gw.token');
-    stack = await startInProcess(dir.path, { tokenFile, uplink: { window: 16, maxBatchRecords: 1000, maxBatchBytes: 1 << 20, welcomeTimeoutMs: 10_000, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
+    stack = await startInProcess(dir.path, { tokenFile, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
     await waitUntil('the uplink to say it has no token', async () => /no token for the backend/.test((await stack!.gateway.stats()).uplink.lastError ?? ''));
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
     await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).uplink.state === 'ready');
@@ -246,7 +247,7 @@ describe('identity (uplink)', function () {
   it('identity - a gateway token that expires ends the stream; the gateway comes back with the fresh one from its file', async () => {
     const tokenFile = join(dir.path, 'gw.token');
     writeFileSync(tokenFile, await keys.gateway('gw-test', { ttlSeconds: 2 }));
-    stack = await startInProcess(dir.path, { tokenFile, uplink: { window: 16, maxBatchRecords: 1000, maxBatchBytes: 1 << 20, welcomeTimeoutMs: 10_000, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
+    stack = await startInProcess(dir.path, { tokenFile, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
     await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).uplink.state === 'ready');
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
     await waitUntil('the stream ended for the expired token and a new one opened', async () => {

@@ -6,8 +6,8 @@ import { JOURNAL_FILE, JournalError, SqliteJournal } from '../../gateway/src/jou
 import { journalContract } from './journal.contract.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 
-journalContract('sqlite, durability power', (dir) => new SqliteJournal({ dir, durability: 'power' }));
-journalContract('sqlite, durability process', (dir) => new SqliteJournal({ dir, durability: 'process' }));
+journalContract('sqlite, durability power', (dir, options) => new SqliteJournal({ dir, durability: 'power', ...options }));
+journalContract('sqlite, durability process', (dir, options) => new SqliteJournal({ dir, durability: 'process', ...options }));
 
 describe('journal (sqlite)', function () {
   const dir = useTempDir();

@@ -2,12 +2,13 @@
 import assert from 'node:assert/strict';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { silentLogger } from '@fleetgate/common';
-import { UplinkService, type DownlinkFrame, type Hello, type Limits, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
+import { UplinkService, type DownlinkFrame, type Gap, type Hello, type Limits, type RecordRejection, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
 import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import { DEFAULT_UPLINK_SETTINGS, Uplink, type UplinkSettings } from '../../gateway/src/uplink/uplink.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
 import { record } from './journal.contract.ts';
+import type { SeqRange } from '../../gateway/src/journal/journal.ts';
 
 type Call = ServerDuplexStream<UplinkFrame, DownlinkFrame>;
 
@@ -15,14 +16,24 @@ type Call = ServerDuplexStream<UplinkFrame, DownlinkFrame>;
 class Session {
   hello: Hello | undefined;
   readonly batches: TelemetryRecord[][] = [];
+  readonly gaps: Gap[] = [];
   acksSent = 0;
   constructor(readonly call: Call) {}
   welcome(limits: Partial<Limits> = {}): void {
     this.call.write({ frame: { $case: 'welcome', value: { sessionId: 's', lastCommittedSeq: 0, limits: { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0, ...limits } } } });
   }
-  ack(throughSeq: number): void {
+  /** Acks batch `index` (default: the last one received) by its range, as the cloud-stub does, and gives its credit back. */
+  ack(index = this.batches.length - 1, rejected: RecordRejection[] = [], credit = 1): void {
+    const batch = this.batches[index]!;
+    this.ackRange(batch[0]!.seq, batch.at(-1)!.seq, rejected);
+    if (credit > 0) this.credit(credit);
+  }
+  ackRange(fromSeq: number, throughSeq: number, rejected: RecordRejection[] = []): void {
     this.acksSent++;
-    this.call.write({ frame: { $case: 'ack', value: { throughSeq } } });
+    this.call.write({ frame: { $case: 'ack', value: { fromSeq, throughSeq, rejected } } });
+  }
+  credit(batches: number): void {
+    this.call.write({ frame: { $case: 'credit', value: { batches } } });
   }
   get records(): number[] {
     return this.batches.flat().map((r) => r.seq);
@@ -38,6 +49,7 @@ class ScriptedBackend {
   constructor(
     private readonly onHello: (session: Session, index: number) => void,
     private readonly onBatch: (session: Session, index: number) => void = () => {},
+    private readonly onGap: (session: Session, index: number) => void = () => {},
   ) {
     this.server.addService(UplinkService, {
       connect: (call: Call) => {
@@ -51,6 +63,9 @@ class ScriptedBackend {
           } else if (frame?.$case === 'batch') {
             session.batches.push(frame.value.records);
             this.onBatch(session, index);
+          } else if (frame?.$case === 'gap') {
+            session.gaps.push(frame.value);
+            this.onGap(session, index);
           }
         });
       },
@@ -74,11 +89,13 @@ describe('uplink', function () {
   let journal: SqliteJournal;
   let backend: ScriptedBackend | undefined;
   let uplink: Uplink | undefined;
-  let acked: number[];
+  let released: SeqRange[];
+  let deadLetters: Array<{ seq: number; reason: string }>;
 
   beforeEach(() => {
     journal = new SqliteJournal({ dir: dir.path, durability: 'process' });
-    acked = [];
+    released = [];
+    deadLetters = [];
   });
   afterEach(() => {
     uplink?.close();
@@ -101,55 +118,85 @@ describe('uplink', function () {
       gatewayId: 'gw-test',
       version: 'test',
       journal,
-      onAcked: (seq) => acked.push(seq),
+      // What the pipeline does: free the range in the journal (which the next Hello's lastAckedSeq comes from).
+      onReleased: (range) => {
+        released.push(range);
+        journal.commit([], [range]);
+      },
+      onDeadLetter: (r, reason) => {
+        deadLetters.push({ seq: r.seq, reason });
+        journal.commit([], [{ from: r.seq, to: r.seq }]);
+      },
       logger: silentLogger,
     });
     uplink.start();
     return uplink;
   };
 
-  it('uplink - after the backend ends the stream it reconnects, says Hello with the last ack and resends the rest', async () => {
+  const seqs = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const allReleased = (through: number) => journal.ackedThrough === through && journal.stats().rows === 0;
+
+  it('uplink - after the backend ends the stream it reconnects, says Hello with the low-water mark and resends the rest', async () => {
     fill(30);
     const up = await start(
       new ScriptedBackend(
         (s) => s.welcome(),
         (s, index) => {
-          if (index === 0 && s.batches.length === 1) s.ack(s.records.at(-1)!);
+          if (index === 0 && s.batches.length === 1) s.ack();
           if (index === 0 && s.batches.length === 3) s.call.end();
-          if (index === 1) s.ack(s.records.at(-1)!);
+          if (index === 1) s.ack();
         },
       ),
-      { maxBatchRecords: 10, window: 3 },
+      // A window of 5 leaves the backlog 3 batches in flight (2 are kept for live data).
+      { maxBatchRecords: 10, window: 5 },
     );
-    await waitUntil('everything acked', () => acked.at(-1) === 30);
+    await waitUntil('everything acked', () => allReleased(30));
     const [first, second] = backend!.sessions;
-    assert.deepEqual(first!.records, Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual(first!.records, seqs(1, 30));
     assert.equal(second!.hello?.lastAckedSeq, 10);
-    assert.deepEqual(second!.records, Array.from({ length: 20 }, (_, i) => i + 11));
+    assert.deepEqual(second!.records, seqs(11, 30));
+    assert.deepEqual(released, [{ from: 1, to: 10 }, { from: 11, to: 20 }, { from: 21, to: 30 }]);
     const stats = up.stats();
     assert.equal(stats.recordsResent, 20);
     assert.equal(stats.sessions, 2);
     assert.equal(stats.state, 'ready');
   });
 
-  it('uplink - an ack for a seq never sent is a protocol error: the session is dropped and retried', async () => {
+  it('uplink - an ack for seqs never sent is a protocol error: the session is dropped and retried, nothing freed', async () => {
     fill(5);
-    const up = await start(new ScriptedBackend((s) => s.welcome(), (s, index) => s.ack(index === 0 ? 999 : s.records.at(-1)!)));
-    await waitUntil('acked by the second session', () => acked.at(-1) === 5);
-    assert.equal(acked.includes(999), false);
-    assert.match(up.stats().lastError ?? '', /protocol error: ack through 999, but only 5 was sent/);
+    const up = await start(
+      new ScriptedBackend(
+        (s) => s.welcome(),
+        (s, index) => {
+          if (index === 0) s.ackRange(0, 999);
+          else if (index === 1) s.ackRange(2, 3); // not the range of any batch
+          else s.ack();
+        },
+      ),
+    );
+    await waitUntil('acked by the third session', () => allReleased(5));
+    assert.deepEqual(released, [{ from: 1, to: 5 }]);
+    assert.equal(up.stats().sessions, 3);
+    assert.match(up.stats().lastError ?? '', /protocol error: ack for 2\.\.3, which is no batch or gap in flight/);
+  });
+
+  it('uplink - a cumulative ack (from 0) frees only what was sent without a hole', async () => {
+    fill(5);
+    const up = await start(new ScriptedBackend((s) => s.welcome(), (s, index) => (index === 0 ? s.ackRange(0, 6) : s.ackRange(0, 5))));
+    await waitUntil('acked by the second session', () => allReleased(5));
     assert.equal(up.stats().sessions, 2);
+    assert.match(up.stats().lastError ?? '', /protocol error: ack through 6, but only 5 was sent without a hole/);
   });
 
   it('uplink - no Welcome in time: the session is given up and a new one tried', async () => {
     fill(1);
-    const up = await start(new ScriptedBackend((s, index) => index > 0 && s.welcome(), (s) => s.ack(1)), { welcomeTimeoutMs: 200 });
-    await waitUntil('acked', () => acked.at(-1) === 1);
+    const up = await start(new ScriptedBackend((s, index) => index > 0 && s.welcome(), (s) => s.ack()), { welcomeTimeoutMs: 200 });
+    await waitUntil('acked', () => allReleased(1));
     assert.match(up.stats().lastError ?? '', /no Welcome within 200 ms/);
     assert.equal(backend!.sessions[0]!.batches.length, 0, 'nothing is sent before Welcome');
   });
 
-  it('uplink - the backend\'s limits narrow the batch size and the window', async () => {
+  it('uplink - the backend\'s limits narrow the batch size, and its credit bounds the batches in flight', async () => {
     fill(40);
     let maxUnacked = 0;
     await start(
@@ -157,15 +204,103 @@ describe('uplink', function () {
         (s) => s.welcome({ maxBatchRecords: 7, maxBatchesInFlight: 1 }),
         (s) => {
           maxUnacked = Math.max(maxUnacked, s.batches.length - s.acksSent);
-          setTimeout(() => s.ack(s.records.at(-1)!), 5);
+          setTimeout(() => s.ack(), 5);
         },
       ),
       { maxBatchRecords: 500, window: 8 },
     );
-    await waitUntil('everything acked', () => acked.at(-1) === 40);
+    await waitUntil('everything acked', () => allReleased(40));
     const batches = backend!.sessions[0]!.batches;
     assert.ok(batches.every((b) => b.length <= 7), `batch sizes ${batches.map((b) => b.length)}`);
     assert.equal(maxUnacked, 1);
+  });
+
+  it('uplink - without credit nothing is sent, even with every batch acked; a Credit frame lets more go', async () => {
+    fill(50);
+    const up = await start(new ScriptedBackend((s) => s.welcome({ maxBatchesInFlight: 2 }), (s) => s.ack(undefined, [], 0)), { maxBatchRecords: 10 });
+    await waitUntil('two batches acked', () => journal.ackedThrough === 20);
+    // The ack that freed rows 11..20 ran the sender synchronously: had it wanted to send more, it would have.
+    assert.equal(up.stats().batchesSent, 2);
+    assert.equal(up.stats().credit, 0);
+    const session = backend!.sessions[0]!;
+    session.credit(3);
+    await waitUntil('everything acked', () => allReleased(50));
+    assert.equal(session.batches.length, 5);
+  });
+
+  it('uplink - live first: what is committed after Welcome overtakes the backlog, which drains with the credit left', async () => {
+    fill(100); // the backlog: seqs 1..100, in the journal before the session starts
+    let acking = false;
+    const up = await start(
+      new ScriptedBackend(
+        (s) => s.welcome({ maxBatchesInFlight: 3 }),
+        (s) => {
+          if (acking) s.ack();
+        },
+      ),
+      { maxBatchRecords: 10 },
+    );
+    const session = await waitUntil('the first backlog batch', () => backend!.sessions[0]?.batches.length === 1 && backend!.sessions[0]);
+    // Credit 3 less the 2 kept for live data: the backlog has one batch in flight and waits for it.
+    assert.deepEqual(session.records, seqs(1, 10));
+    journal.commit([record('live', 1), record('live', 2)]);
+    up.wake();
+    await waitUntil('the live batch', () => session.batches.length === 2);
+    assert.deepEqual(session.batches[1]!.map((r) => r.seq), [101, 102], 'live data did not wait behind the backlog');
+    acking = true;
+    session.ack(0);
+    session.ack(1);
+    await waitUntil('the backlog drained', () => allReleased(102));
+    assert.deepEqual(session.batches.slice(2).flat().map((r) => r.seq), seqs(11, 100), 'the backlog in seq order');
+    const stats = up.stats();
+    assert.deepEqual(stats.lanes, { liveFrom: 100, liveSentThrough: 102, backlogSentThrough: 100, backlogRemaining: false });
+  });
+
+  it('uplink - a record the backend rejects is resent maxAttempts times in all, then dead-lettered; the stream goes on', async () => {
+    fill(6);
+    const up = await start(
+      new ScriptedBackend((s) => s.welcome(), (s) => {
+        const batch = s.batches.at(-1)!;
+        s.ack(undefined, batch.some((r) => r.seq === 3) ? [{ seq: 3, reason: 'not JSON' }] : []);
+      }),
+      { maxAttempts: 3 },
+    );
+    await waitUntil('everything released or dead-lettered', () => allReleased(6));
+    const session = backend!.sessions[0]!;
+    assert.equal(session.records.filter((seq) => seq === 3).length, 3, 'sent 3 times');
+    assert.deepEqual(deadLetters, [{ seq: 3, reason: 'not JSON' }]);
+    assert.deepEqual(released.slice(0, 2), [{ from: 1, to: 2 }, { from: 4, to: 6 }], 'the rest of the batch was freed at once');
+    assert.equal(up.stats().sessions, 1, 'no reconnect needed');
+    journal.commit([record('d', 7)]);
+    up.wake();
+    await waitUntil('a later record goes through', () => allReleased(7));
+  });
+
+  it('uplink - gaps go up before any batch, once per session, and are forgotten once acked', async () => {
+    journal.close();
+    journal = new SqliteJournal({ dir: dir.path, durability: 'process', limits: { maxBytes: 100, maxAgeMs: 0, policy: 'drop-oldest' } });
+    fill(20); // 200 bytes: the oldest rows are dropped down to 95 bytes
+    const gap = journal.gaps()[0]!;
+    assert.deepEqual([gap.from, gap.to, gap.reason], [1, 11, 'journal-full']);
+    let first: string | undefined;
+    await start(
+      new ScriptedBackend(
+        (s) => s.welcome(),
+        (s) => {
+          first ??= 'batch';
+          s.ack();
+        },
+        (s) => {
+          first ??= 'gap';
+          s.ackRange(s.gaps[0]!.fromSeq, s.gaps[0]!.toSeq);
+        },
+      ),
+    );
+    await waitUntil('everything acked', () => allReleased(20) && journal.gaps().length === 0);
+    const session = backend!.sessions[0]!;
+    assert.equal(first, 'gap');
+    assert.deepEqual(session.gaps.map(({ timeMs, ...g }) => g), [{ fromSeq: 1, toSeq: 11, reason: 'journal-full', count: 11 }]);
+    assert.deepEqual(session.records, seqs(12, 20));
   });
 
   it('uplink - when the stream takes no more it waits for drain instead of buffering without bound', async () => {
@@ -178,7 +313,7 @@ describe('uplink', function () {
           s.call.pause(); // a backend that stopped reading: HTTP/2 flow control pushes back on the gateway
           reading = false;
         },
-        (s) => s.ack(s.records.at(-1)!),
+        (s) => s.ack(),
       ),
       { window: 1000, maxBatchRecords: 4 },
     );
@@ -187,6 +322,6 @@ describe('uplink', function () {
     const blockedAt = up.stats().recordsSent;
     assert.ok(blockedAt < 200, `sent ${blockedAt} of 200 while the backend read nothing`);
     backend!.sessions[0]!.call.resume();
-    await waitUntil('everything acked once the backend reads again', () => acked.at(-1) === 200);
+    await waitUntil('everything acked once the backend reads again', () => allReleased(200));
   });
 });

@@ -82,9 +82,11 @@ export class TestDevice {
 }
 
 /** Resolves when `predicate` holds, checking every `everyMs`; rejects with `what` after `timeoutMs`. */
-export async function waitUntil(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000, everyMs = 50): Promise<void> {
+export async function waitUntil<T>(what: string, predicate: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 50): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
+  for (;;) {
+    const value = await predicate();
+    if (value) return value as Exclude<T, false | 0 | '' | null | undefined>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }

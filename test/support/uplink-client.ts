@@ -1,6 +1,6 @@
 /** A raw Uplink stream for protocol tests: write frames, read what comes back, see how it ended. */
 import { credentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
-import { UplinkClient, type DownlinkFrame, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
+import { UplinkClient, type Ack, type DownlinkFrame, type Gap, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
 
 export class RawUplink {
   readonly frames: DownlinkFrame[] = [];
@@ -37,10 +37,33 @@ export class RawUplink {
     this.call.write({ frame: { $case: 'batch', value: { records } } });
   }
 
+  gap(gap: Gap): void {
+    this.call.write({ frame: { $case: 'gap', value: gap } });
+  }
+
   /** Resolves with the n-th frame received (1-based), waiting for it if need be. */
   async frame(n: number): Promise<DownlinkFrame> {
     while (this.frames.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
     return this.frames[n - 1]!;
+  }
+
+  /** Resolves with the n-th Ack received (1-based). */
+  async ack(n: number): Promise<Ack> {
+    for (;;) {
+      const acks = this.frames.flatMap((f) => (f.frame?.$case === 'ack' ? [f.frame.value] : []));
+      if (acks.length >= n) return acks[n - 1]!;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Credit granted so far: Welcome's and every Credit frame's. */
+  get credit(): number {
+    let credit = 0;
+    for (const { frame } of this.frames) {
+      if (frame?.$case === 'welcome') credit += frame.value.limits?.maxBatchesInFlight ?? 0;
+      if (frame?.$case === 'credit') credit += frame.value.batches;
+    }
+    return credit;
   }
 
   close(): void {

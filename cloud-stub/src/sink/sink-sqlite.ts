@@ -5,15 +5,16 @@
  *
  *   records(id INTEGER PRIMARY KEY, gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time,
  *           received_time, content_type, payload, UNIQUE(gateway_id, seq))
- *                the id is the commit order; the unique key is the dedupe: INSERT OR IGNORE skips a resend
+ *                the id is the commit order; the unique key is the dedupe: ON CONFLICT DO NOTHING skips a resend
  *   gateways(gateway_id, last_seq, records, duplicates)   running totals, kept in the same transaction
  *   devices(device_id, records)                            records held per device
+ *   gaps(gateway_id, from_seq, to_seq, reason, count, ...)  records a gateway reported it had to let go of
  *
  * Nothing is ever deleted: this is a reference backend whose job is to say exactly what arrived.
  */
 import { dirname, join } from 'node:path';
 import { BulkInsert, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
-import type { ExportedRecord, GatewayStats, Sink, SinkBatch, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
+import type { ExportedGap, ExportedRecord, GatewayStats, Sink, SinkBatch, SinkGap, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
 
 export const SINK_FILE = 'sink.db';
 
@@ -28,6 +29,7 @@ export class SqliteSink implements Sink {
   private readonly db: SqliteDatabase;
   private readonly clock: Clock;
   private readonly commitTx: (batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => SinkOutcome[];
+  private readonly insertGap;
   /** Highest seq held per gateway: this process is the sink's only writer, so memory is the truth. */
   private lastSeqs = new Map<string, number>();
   /** What the rows being bound share: their gateway and commit time. */
@@ -62,12 +64,18 @@ export class SqliteSink implements Sink {
         device_id TEXT PRIMARY KEY,
         records   INTEGER NOT NULL
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS gaps (
+        id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+        reason TEXT NOT NULL, count INTEGER NOT NULL, time INTEGER NOT NULL, received_time INTEGER NOT NULL,
+        UNIQUE (gateway_id, from_seq)
+      );
     `);
     const columns = 'INTO records (gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time, received_time, content_type, payload)';
-    // Fresh records (seq above the highest held for their gateway) cannot be duplicates: plain bulk INSERT.
-    // Resends (seq at or below it) go one by one through INSERT OR IGNORE, the unique key deciding.
-    const insertFresh = new BulkInsert<SinkRecord>(this.db, `INSERT ${columns}`, 10, (r, p, o) => bindRecord(r, p, o, this.committing));
-    const insertResend = this.db.prepare(`INSERT OR IGNORE ${columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    // One path for fresh records and resends (lanes send seqs out of order): the unique key decides, and RETURNING
+    // says which rows went in. Not INSERT OR IGNORE: that would also skip a row breaking NOT NULL, silently.
+    const insert = new BulkInsert<SinkRecord>(
+      this.db, `INSERT ${columns}`, 10, (r, p, o) => bindRecord(r, p, o, this.committing), 16, 'ON CONFLICT (gateway_id, seq) DO NOTHING RETURNING device_id AS d',
+    );
     const addGateway = this.db.prepare(
       `INSERT INTO gateways (gateway_id, last_seq, records, duplicates) VALUES (?, ?, ?, ?)
        ON CONFLICT (gateway_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
@@ -77,37 +85,24 @@ export class SqliteSink implements Sink {
       `INSERT INTO devices (device_id, records) VALUES (?, ?)
        ON CONFLICT (device_id) DO UPDATE SET records = records + excluded.records`,
     );
+    this.insertGap = this.db.prepare('INSERT OR IGNORE INTO gaps (gateway_id, from_seq, to_seq, reason, count, time, received_time) VALUES (?, ?, ?, ?, ?, ?, ?)');
     for (const row of this.db.prepare<[], { gateway_id: string; last_seq: number }>('SELECT gateway_id, last_seq FROM gateways').iterate()) {
       this.lastSeqs.set(row.gateway_id, row.last_seq);
     }
 
-    const single: unknown[] = Array.from({ length: 10 });
     this.commitTx = this.db.transaction((batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => {
       const perDevice = new Map<string, number>();
-      const count = (deviceId: string) => perDevice.set(deviceId, (perDevice.get(deviceId) ?? 0) + 1);
       const outcomes = batches.map(({ gatewayId, records }) => {
         if (records.length === 0) return { inserted: 0, duplicates: 0 };
         this.committing.gatewayId = gatewayId;
-        const held = lastSeqs.get(gatewayId) ?? 0;
-        // Seqs ascend within a batch, so the resends are a prefix of it.
-        let firstFresh = 0;
-        while (firstFresh < records.length && records[firstFresh]!.seq <= held) firstFresh++;
-        let inserted = 0;
-        for (let i = 0; i < firstFresh; i++) {
-          bindRecord(records[i]!, single, 0, this.committing);
-          if (insertResend.run(single).changes > 0) {
-            inserted++;
-            count(records[i]!.deviceId);
-          }
-        }
-        const fresh = firstFresh === 0 ? records : records.slice(firstFresh);
-        inserted += insertFresh.run(fresh);
-        for (const r of fresh) count(r.deviceId);
-        const lastSeq = Math.max(held, records[records.length - 1]!.seq);
+        const inserted = insert.all<{ d: string }>(records);
+        for (const { d } of inserted) perDevice.set(d, (perDevice.get(d) ?? 0) + 1);
+        let lastSeq = lastSeqs.get(gatewayId) ?? 0;
+        for (const r of records) if (r.seq > lastSeq) lastSeq = r.seq;
         lastSeqs.set(gatewayId, lastSeq);
-        const duplicates = records.length - inserted;
-        addGateway.run(gatewayId, lastSeq, inserted, duplicates);
-        return { inserted, duplicates };
+        const duplicates = records.length - inserted.length;
+        addGateway.run(gatewayId, lastSeq, inserted.length, duplicates);
+        return { inserted: inserted.length, duplicates };
       });
       for (const [deviceId, n] of perDevice) addDevice.run(deviceId, n);
       return outcomes;
@@ -121,6 +116,10 @@ export class SqliteSink implements Sink {
     const outcomes = this.commitTx(batches, lastSeqs);
     this.lastSeqs = lastSeqs;
     return outcomes;
+  }
+
+  async recordGap(gatewayId: string, gap: SinkGap): Promise<void> {
+    this.insertGap.run(gatewayId, gap.fromSeq, gap.toSeq, gap.reason, gap.count, gap.timeMs, this.clock.now());
   }
 
   async lastSeq(gatewayId: string): Promise<number> {
@@ -193,7 +192,26 @@ function readStats(db: SqliteDatabase): SinkStats {
   for (const row of db.prepare<[], { device_id: string; records: number }>('SELECT device_id, records FROM devices ORDER BY device_id').iterate()) {
     devices[row.device_id] = row.records;
   }
-  return { records, duplicates, gateways, devices };
+  const gaps = db.prepare<[], { n: number; lost: number }>('SELECT count(*) AS n, coalesce(sum(count), 0) AS lost FROM gaps').get()!;
+  return { records, duplicates, gateways, devices, gaps: gaps.n, recordsLostInGaps: gaps.lost };
+}
+
+/** Every gap reported to the sink in `dir`, in the order received. */
+export function readSqliteGaps(dir: string): ExportedGap[] {
+  const db = openSqlite(join(dir, SINK_FILE), { durability: 'process', readonly: true });
+  try {
+    return readGaps(db);
+  } finally {
+    db.close();
+  }
+}
+
+function readGaps(db: SqliteDatabase): ExportedGap[] {
+  return db
+    .prepare<[], ExportedGap>(
+      `SELECT gateway_id AS gatewayId, from_seq AS fromSeq, to_seq AS toSeq, reason, count, time, received_time AS receivedTime FROM gaps ORDER BY id`,
+    )
+    .all();
 }
 
 function* readRecords(db: SqliteDatabase): Generator<ExportedRecord> {

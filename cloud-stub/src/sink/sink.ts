@@ -37,9 +37,32 @@ export interface GatewayStats {
 export interface SinkStats {
   records: number;
   duplicates: number;
+  /** Gaps gateways reported, and the records they say were lost in them. */
+  gaps: number;
+  recordsLostInGaps: number;
   gateways: Record<string, GatewayStats>;
   /** Records held per device id. */
   devices: Record<string, number>;
+}
+
+/** Records a gateway reported it had to let go of before this backend had them (a Gap frame). */
+export interface SinkGap {
+  fromSeq: number;
+  toSeq: number;
+  reason: string;
+  count: number;
+  timeMs: number;
+}
+
+/** A gap, as `fleetgate cloud export --gaps` prints it. */
+export interface ExportedGap {
+  gatewayId: string;
+  fromSeq: number;
+  toSeq: number;
+  reason: string;
+  count: number;
+  time: number;
+  receivedTime: number;
 }
 
 /** One committed record, as `fleetgate cloud export` prints it (one JSON object per line). */
@@ -65,6 +88,8 @@ export interface Sink {
    * commit is durable; rejects if nothing was committed.
    */
   commit(batches: readonly SinkBatch[]): Promise<SinkOutcome[]>;
+  /** Records a gap a gateway reported (a repeat of the same gap is ignored). */
+  recordGap(gatewayId: string, gap: SinkGap): Promise<void>;
   /** Highest seq held for the gateway, 0 if none. */
   lastSeq(gatewayId: string): Promise<number>;
   stats(): Promise<SinkStats>;

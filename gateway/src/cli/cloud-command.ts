@@ -12,18 +12,21 @@ import {
   type Durability,
   type HostPort,
 } from '@fleetgate/common';
-import { CloudStub, exportSqliteSink, TokenGatewayAuth, type GatewayAuth } from '@fleetgate/cloud-stub';
+import { CloudStub, exportSqliteSink, readSqliteGaps, TokenGatewayAuth, type GatewayAuth } from '@fleetgate/cloud-stub';
 import type { LevelWithSilent } from 'pino';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
-import { durabilityOption, hostPortOption, logLevelOption } from './options.ts';
+import { durabilityOption, hostPortOption, integerOption, logLevelOption } from './options.ts';
 
 export const CLOUD_DEFAULTS = {
   listen: { host: '0.0.0.0', port: 50051 },
   admin: { host: '127.0.0.1', port: 9181 },
   dataDir: './data/cloud',
+  /** Batches a gateway may have in flight: enough to cover the round trip at full speed (see uplink.ts). */
+  credit: 16,
 };
 
 interface ServeFlags {
+  credit: number;
   listen: HostPort;
   data: string;
   admin: HostPort;
@@ -59,6 +62,7 @@ export function cloudCommand(): Command {
     .option('--tls-key <file>', 'its private key (PEM)')
     .option('--tls-ca <file>', 'CA (PEM) that gateway certificates must chain to (with --tls-client-auth)')
     .option('--tls-client-auth', 'mTLS: gateways must present a certificate signed by --tls-ca', false)
+    .addOption(integerOption('--credit <batches>', 'batches each gateway may have in flight: the first credit, topped up as they commit', CLOUD_DEFAULTS.credit))
     .addOption(logLevelOption())
     .action(async (flags: ServeFlags) => {
       const logger = createLogger({ name: 'cloud', level: flags.logLevel });
@@ -80,6 +84,7 @@ export function cloudCommand(): Command {
           admin: flags.admin,
           dataDir: flags.data,
           durability: flags.durability,
+          limits: { maxBatchesInFlight: flags.credit },
           ...(auth ? { auth } : {}),
           ...(tls ? { tls } : {}),
           logger,
@@ -92,11 +97,12 @@ export function cloudCommand(): Command {
 
   cloud
     .command('export')
-    .description('print every committed record as one JSON line, in commit order (works while the stub runs)')
+    .description('print every committed record (or, with --gaps, every gap gateways reported) as one JSON line, in commit order (works while the stub runs)')
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
-    .action(async (flags: { data: string }) => {
+    .option('--gaps', 'print the gaps gateways reported (records they had to let go of) instead of the records', false)
+    .action(async (flags: { data: string; gaps: boolean }) => {
       try {
-        for (const record of exportSqliteSink(flags.data)) {
+        for (const record of flags.gaps ? readSqliteGaps(flags.data) : exportSqliteSink(flags.data)) {
           if (!process.stdout.write(JSON.stringify(record) + '\n')) {
             await new Promise((resolve) => process.stdout.once('drain', resolve));
           }

@@ -4,7 +4,7 @@ import type { LevelWithSilent } from 'pino';
 import { Gateway } from '../gateway.ts';
 import { GATEWAY_DEFAULTS, type GatewayOptions } from '../options.ts';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
-import { defaultGatewayId, durabilityOption, hostPortOption, integerOption, logLevelOption, wrap } from './options.ts';
+import { defaultGatewayId, durabilityOption, hostPortOption, integerOption, logLevelOption, parseDuration, parseSize, wrap } from './options.ts';
 
 interface GatewayFlags {
   gatewayId: string;
@@ -36,6 +36,11 @@ interface GatewayFlags {
   maxConnections: number;
   rateLimit?: number;
   rateBurst?: number;
+  journalMaxBytes: string;
+  journalMaxAge: string;
+  journalFull: 'drop-oldest' | 'reject-new';
+  journalMaxFileBytes?: string;
+  drainGraceMs: number;
   commitIntervalMs: number;
   commitMaxRows: number;
   uplinkWindow: number;
@@ -90,6 +95,11 @@ export function gatewayCommand(): Command {
     .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
     .addOption(integerOption('--rate-limit <msgs/s>', 'messages per second per device; beyond it the device is slowed down, not refused', 0, 0))
     .addOption(integerOption('--rate-burst <n>', 'messages a device may send at once beyond the rate (default: the rate)', 0, 0))
+    .option('--journal-max-bytes <size>', 'payload held at most by the journal, e.g. 500MB, 2GB (0: no limit)', '1GB')
+    .option('--journal-max-age <duration>', 'records older than this are dropped, with a gap, e.g. 7d (0: no limit)', '0')
+    .addOption(new Option('--journal-full <policy>', 'when the journal is full: drop-oldest (reported as a gap) or reject-new (devices keep their data)').choices(['drop-oldest', 'reject-new']).default('drop-oldest'))
+    .option('--journal-max-file-bytes <size>', 'a hard cap on the journal file (a small disk), e.g. 100MB')
+    .addOption(integerOption('--drain-grace-ms <ms>', 'on SIGTERM, how long to wait for batches in flight to be acked', d.drainGraceMs, 0))
     .addOption(integerOption('--commit-interval-ms <ms>', 'least time between two journal commits', d.groupCommit.intervalMs, 0))
     .addOption(integerOption('--commit-max-rows <n>', 'commit at once when this many messages wait', d.groupCommit.maxRows))
     .addOption(integerOption('--uplink-window <n>', 'batches sent and not yet acked, at most', d.uplink.window))
@@ -155,6 +165,13 @@ function toOptions(flags: GatewayFlags): GatewayOptions {
     maxConnections: flags.maxConnections,
     ...(flags.rateLimit ? { rateLimit: { perSecond: flags.rateLimit, burst: flags.rateBurst || flags.rateLimit } } : {}),
     groupCommit: { intervalMs: flags.commitIntervalMs, maxRows: flags.commitMaxRows },
+    journalLimits: {
+      maxBytes: parseSize('--journal-max-bytes', flags.journalMaxBytes),
+      maxAgeMs: parseDuration('--journal-max-age', flags.journalMaxAge),
+      policy: flags.journalFull,
+    },
+    ...(flags.journalMaxFileBytes ? { maxJournalFileBytes: parseSize('--journal-max-file-bytes', flags.journalMaxFileBytes) } : {}),
+    drainGraceMs: flags.drainGraceMs,
     tailCacheBytes: d.tailCacheBytes,
     uplink: {
       ...d.uplink,

@@ -1,6 +1,7 @@
 /** Flag parsers shared by the subcommands: each refusal names the flag, the value and what was expected. */
 import { hostname } from 'node:os';
 import { InvalidArgumentError, Option } from 'commander';
+import ms from 'ms';
 import { ConfigError, DURABILITIES, formatHostPort, parseHostPort, type Durability, type HostPort } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
 
@@ -51,4 +52,22 @@ export function logLevelOption(): Option {
 /** A default gateway id that is stable on one machine: "gw-" and the host name, cleaned up. */
 export function defaultGatewayId(): string {
   return `gw-${hostname().replace(/[^A-Za-z0-9._:-]/g, '-')}`.slice(0, 128);
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
+
+/** "500MB", "2GiB", "1048576" -> bytes; a ConfigError naming the flag otherwise. */
+export function parseSize(field: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = match ? SIZE_UNITS[match[2]!.toUpperCase()] : undefined;
+  if (!match || unit === undefined) throw new ConfigError(field, `"${value}" is not a size (like 500MB, 2GiB, or bytes)`);
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** "7d", "12h", "0" -> ms; a ConfigError naming the flag otherwise. */
+export function parseDuration(field: string, value: string): number {
+  if (value.trim() === '0') return 0;
+  const parsed = ms(value as ms.StringValue);
+  if (typeof parsed !== 'number' || !(parsed > 0)) throw new ConfigError(field, `"${value}" is not a duration (like 7d, 12h, 30m, or 0)`);
+  return parsed;
 }

@@ -20,13 +20,14 @@ import type { AuthRefusal, DeviceAuthenticator } from '../ingress/device-auth.ts
 import { RateQueue, type RateLimit } from '../ingress/device-connection.ts';
 import type { RecordAppender } from '../ingress/mqtt-ingress.ts';
 import { isValidStream } from '../ingress/topics.ts';
+import { JournalFullError } from '../journal/journal.ts';
 
 export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;
 
 export const DEVICE_LINK_REFUSALS = [
   'identifier-rejected', 'token-missing', 'token-malformed', 'token-bad-signature', 'token-wrong-algorithm', 'token-expired',
   'token-not-yet-valid', 'token-missing-claims', 'token-wrong-audience', 'token-revoked', 'client-id-mismatch',
-  'too-many-connections', 'protocol', 'payload-too-large', 'invalid-stream', 'seq-not-increasing', 'journal-unavailable',
+  'too-many-connections', 'protocol', 'payload-too-large', 'invalid-stream', 'seq-not-increasing', 'journal-unavailable', 'journal-full',
 ] as const satisfies readonly (AuthRefusal | string)[];
 export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
 
@@ -193,6 +194,8 @@ export class DeviceSession {
     this.deps.pipeline.append(record, (err) => {
       this.pending--;
       if (this.pending <= this.deps.maxUnacked && this.rateWaiting === 0) this.call.resume();
+      // The device keeps what was not acked and sends it again after its backoff.
+      if (err instanceof JournalFullError) return this.refuse('journal-full', status.RESOURCE_EXHAUSTED, `journal full: ${err.message}`);
       if (err) return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${err.message}`);
       if (seq > this.ackedThrough) this.ackedThrough = seq;
       if (!this.ackScheduled) {

@@ -33,7 +33,7 @@ import { CommandStatus } from '@fleetgate/protos';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { StoredCommand } from '../commands/command-store.ts';
 import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
-import type { NewRecord } from '../journal/journal.ts';
+import { JournalFullError, type NewRecord } from '../journal/journal.ts';
 import { Acl } from './acl.ts';
 import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
 import { DeviceConnection, type RateLimit } from './device-connection.ts';
@@ -88,6 +88,7 @@ export const REFUSAL_REASONS = [
   'payload-too-large',
   'packet-too-large',
   'journal-unavailable',
+  'journal-full',
   'subscribe-denied',
   'invalid-command-result',
 ] as const satisfies readonly (AuthRefusal | string)[];
@@ -317,7 +318,7 @@ export class MqttIngress {
       case 0:
         this.accept(record, 'qos0');
         pipeline.append(record, (err) => {
-          if (err) this.count('journal-unavailable', { deviceId: connection.deviceId, err: err.message }, 'QoS 0 message lost: journal commit failed');
+          if (err) this.count(journalRefusal(err), { deviceId: connection.deviceId, err: err.message }, 'QoS 0 message lost: not journaled');
         });
         return pipeline.congested ? connection.flow.admit(() => callback(null), true) : callback(null);
       case 1: {
@@ -340,7 +341,7 @@ export class MqttIngress {
         // PUBLISH aedes already holds is not journaled again [MQTT-4.3.3-2].
         const append = () => {
           this.accept(record, 'qos2');
-          pipeline.append(record, (err) => (err ? this.refuse(client, 'journal-unavailable', packet, callback, err) : callback(null)));
+          pipeline.append(record, (err) => (err ? this.refuse(client, journalRefusal(err), packet, callback, err) : callback(null)));
         };
         if (!packet.dup) return append();
         this.runtime.persistence.incomingGetPacket(client, packet).then(() => callback(null), append);
@@ -375,9 +376,12 @@ export class MqttIngress {
     callback(new Error(`publish refused (${reason}): ${detail}`));
   }
 
-  /** A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed. */
+  /**
+   * A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed, so the
+   * device (which still holds the message) reconnects and sends it again; with a full journal, after a backoff.
+   */
   private closeAfterFailure(client: Client, deviceId: string, err: Error): void {
-    this.count('journal-unavailable', { deviceId, err: err.message }, 'journal commit failed, connection closed');
+    this.count(journalRefusal(err), { deviceId, err: err.message }, 'message not journaled: no PUBACK, connection closed');
     (client.conn as Socket).destroy();
   }
 
@@ -452,4 +456,9 @@ function parseCommandResult(commandId: string, payload: Buffer): { commandId: st
   const known = typeof status === 'string' ? RESULT_STATUSES[status] : undefined;
   if (known === undefined || (message !== undefined && typeof message !== 'string')) return undefined;
   return { commandId, status: known, payload: value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value)), message: message ?? '' };
+}
+
+/** Why the journal did not take a message: full (reject-new, or the disk), or failing. */
+function journalRefusal(err: Error): 'journal-full' | 'journal-unavailable' {
+  return err instanceof JournalFullError ? 'journal-full' : 'journal-unavailable';
 }

@@ -4,11 +4,16 @@
  * turns thousands of messages into one fsync; at low load it bounds the fsync rate to 1000 / intervalMs per
  * second (kind to SD cards) while a lone message waits at most intervalMs.
  *
- * An ack from the backend rides along in the next commit, so freeing rows costs no fsync of its own.
- * Whoever appended hears back only after COMMIT returned: that is what makes a PUBACK mean "on disk".
+ * What the backend acknowledged (ranges of seqs) rides along in the next commit, so freeing rows costs no fsync
+ * of its own. Whoever appended hears back only after COMMIT returned: that is what makes a PUBACK mean "on disk".
+ *
+ * Admission: with the reject-new policy, appends that do not fit the journal's room are refused
+ * (JournalFullError, reason "limit"), in order: an append is taken whole or not at all. A disk that is full
+ * (SQLITE_FULL) refuses every append (reason "disk") until a write succeeds again: after a commit that freed
+ * rows, or a probe once a second.
  */
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from '@fleetgate/common';
-import type { CommitResult, Journal, NewRecord } from './journal.ts';
+import { JournalFullError, type CommitResult, type Journal, type NewRecord, type SeqRange } from './journal.ts';
 
 export interface GroupCommitSettings {
   /** Least time between two commits, in ms. */
@@ -19,15 +24,25 @@ export interface GroupCommitSettings {
 
 export const DEFAULT_GROUP_COMMIT: GroupCommitSettings = { intervalMs: 2, maxRows: 2000 };
 
-/** Told once per append: undefined error means the records are durable, with these seqs. */
-export type AppendDone = (err: Error | undefined, seqs?: { firstSeq: number; lastSeq: number }) => void;
+/** Told once per append: undefined error means the records are durable. */
+export type AppendDone = (err: Error | undefined) => void;
+
+interface Append {
+  records: readonly NewRecord[];
+  bytes: number;
+  done: AppendDone;
+}
 
 export interface GroupCommitOptions extends GroupCommitSettings {
-  journal: Journal;
+  journal: Journal & { probe?: () => void };
+  /** reject-new: appends that do not fit journal.room are refused. */
+  rejectWhenFull: boolean;
   /** After every successful commit, with the records it appended (seqs result.firstSeq, firstSeq + 1, ...). */
-  onCommitted?: (result: CommitResult, records: readonly NewRecord[], durationMs: number) => void;
+  onCommitted?: (result: CommitResult, durationMs: number) => void;
   /** After a commit failed; the appends it carried were told the error. */
   onFailed?: (err: Error) => void;
+  /** The disk became full, or took writes again. */
+  onDiskFull?: (full: boolean) => void;
   clock?: Clock;
   timers?: Timers;
 }
@@ -36,6 +51,9 @@ export interface GroupCommitStats {
   commits: number;
   committedRows: number;
   failedCommits: number;
+  /** Appends refused because the journal or the disk was full. */
+  rejectedAppends: number;
+  diskFull: boolean;
   /** Records waiting for the next commit. */
   waiting: number;
   lastCommitMs: number;
@@ -43,14 +61,16 @@ export interface GroupCommitStats {
 
 export class GroupCommit {
   private records: NewRecord[] = [];
-  private appends: Array<{ count: number; done: AppendDone }> = [];
-  private ackedThrough = 0;
+  private appends: Append[] = [];
+  private releases: SeqRange[] = [];
   private timer: TimerHandle | undefined;
+  private probeTimer: TimerHandle | undefined;
   private lastCommitAt = -Infinity;
   private closed = false;
+  private diskFull = false;
   private readonly clock: Clock;
   private readonly timers: Timers;
-  private readonly counters = { commits: 0, committedRows: 0, failedCommits: 0, lastCommitMs: 0 };
+  private readonly counters = { commits: 0, committedRows: 0, failedCommits: 0, rejectedAppends: 0, lastCommitMs: 0 };
 
   constructor(private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? systemClock;
@@ -60,55 +80,66 @@ export class GroupCommit {
   /** Queues `records` for the next commit; `done` hears when they are durable (or why not). */
   append(records: readonly NewRecord[], done: AppendDone): void {
     if (this.closed) return done(new Error('the journal is closed'));
+    let bytes = 0;
+    for (const r of records) bytes += r.payload.length;
+    this.appends.push({ records, bytes, done });
     for (const r of records) this.records.push(r);
-    this.appends.push({ count: records.length, done });
     this.schedule();
   }
 
-  /** The backend acked through `throughSeq`: free those rows in the next commit. */
-  ack(throughSeq: number): void {
-    if (throughSeq <= this.ackedThrough) return;
-    this.ackedThrough = throughSeq;
-    this.schedule();
+  /** The backend committed `range`: free those rows in the next commit (after close, in the next flush()). */
+  release(range: SeqRange): void {
+    this.releases.push(range);
+    if (!this.closed) this.schedule();
   }
 
   stats(): GroupCommitStats {
-    return { ...this.counters, waiting: this.records.length };
+    return { ...this.counters, diskFull: this.diskFull, waiting: this.records.length };
   }
 
   /** Commits what is waiting, now. */
   flush(): void {
     this.cancelTimer();
-    const records = this.records;
-    const appends = this.appends;
-    const ackedThrough = this.ackedThrough > this.options.journal.ackedThrough ? this.ackedThrough : 0;
-    if (records.length === 0 && ackedThrough === 0) return;
+    if (this.records.length === 0 && this.releases.length === 0) return;
+    // Near the limit (reject-new), what the backend freed must count before appends are judged: commit it first.
+    if (this.releases.length > 0 && this.options.rejectWhenFull && !this.diskFull && this.admit().refused.length > 0) this.commit([], []);
+    const { taken, refused } = this.admit();
     this.records = [];
     this.appends = [];
+    for (const a of refused) a.done(new JournalFullError(this.diskFull ? 'disk' : 'limit'));
+    this.counters.rejectedAppends += refused.length;
+    this.commit(taken.flatMap((a) => a.records), taken);
+  }
+
+  /** One journal commit of `records` (the appends `taken`) and every release waiting. */
+  private commit(records: NewRecord[], taken: readonly Append[]): void {
+    const releases = this.releases;
+    this.releases = [];
+    if (records.length === 0 && releases.length === 0) return;
     const started = this.clock.now();
     this.lastCommitAt = started;
     let result: CommitResult;
     try {
-      result = this.options.journal.commit(records, ackedThrough);
+      result = this.options.journal.commit(records, releases);
     } catch (err: unknown) {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = isDiskFull(err) ? new JournalFullError('disk') : err instanceof Error ? err : new Error(String(err));
       this.counters.failedCommits++;
-      for (const a of appends) a.done(error);
+      if (isDiskFull(err)) this.setDiskFull(true);
+      for (const a of taken) a.done(error);
       this.options.onFailed?.(error);
-      // The ack is still wanted; it goes with the next commit.
-      if (ackedThrough > 0) this.schedule();
+      // What the backend acknowledged is still to be freed: with the next commit.
+      this.releases.unshift(...releases);
+      if (releases.length > 0 && !this.closed) this.schedule();
       return;
     }
+    // Freed rows may be the space that was missing; a commit that only freed rows proves nothing by itself.
+    if (this.diskFull && result.released > 0) this.probe();
     const durationMs = this.clock.now() - started;
     this.counters.commits++;
-    this.counters.committedRows += records.length;
+    this.counters.committedRows += result.stored.length;
     this.counters.lastCommitMs = durationMs;
-    let seq = result.firstSeq;
-    for (const a of appends) {
-      a.done(undefined, { firstSeq: seq, lastSeq: seq + a.count - 1 });
-      seq += a.count;
-    }
-    this.options.onCommitted?.(result, records, durationMs);
+    for (const a of taken) a.done(undefined);
+    this.options.onCommitted?.(result, durationMs);
   }
 
   /** Commits what is waiting and refuses further appends. */
@@ -116,6 +147,56 @@ export class GroupCommit {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    if (this.probeTimer !== undefined) this.timers.clearTimeout(this.probeTimer);
+  }
+
+  /** Which appends this commit takes: all, unless the disk is full or (reject-new) they exceed the room. */
+  private admit(): { taken: Append[]; refused: Append[] } {
+    if (this.diskFull) return { taken: [], refused: this.appends };
+    if (!this.options.rejectWhenFull) return { taken: this.appends, refused: [] };
+    let room = this.options.journal.room;
+    const taken = [];
+    const refused = [];
+    for (const a of this.appends) {
+      if (refused.length === 0 && a.bytes <= room) {
+        taken.push(a);
+        room -= a.bytes;
+      } else {
+        refused.push(a); // in order: nothing after a refused append is taken
+      }
+    }
+    return { taken, refused };
+  }
+
+  private setDiskFull(full: boolean): void {
+    if (this.diskFull === full) return;
+    this.diskFull = full;
+    this.options.onDiskFull?.(full);
+    if (full) this.scheduleProbe();
+    else if (this.probeTimer !== undefined) {
+      this.timers.clearTimeout(this.probeTimer);
+      this.probeTimer = undefined;
+    }
+  }
+
+  /** Once a second while the disk is full: does it take a write again? */
+  private scheduleProbe(): void {
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.diskFull && !this.closed && !this.probe()) this.scheduleProbe();
+    }, 1000);
+    this.probeTimer.unref?.();
+  }
+
+  /** Does the journal take writes again? If so, appends resume. */
+  private probe(): boolean {
+    try {
+      this.options.journal.probe?.();
+    } catch {
+      return false;
+    }
+    this.setDiskFull(false);
+    return true;
   }
 
   private schedule(): void {
@@ -134,4 +215,8 @@ export class GroupCommit {
       this.timer = undefined;
     }
   }
+}
+
+function isDiskFull(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'SQLITE_FULL';
 }

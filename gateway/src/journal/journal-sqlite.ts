@@ -6,32 +6,45 @@
  *
  *   journal(seq INTEGER PRIMARY KEY, device_id, stream, device_seq, device_time, gateway_time, content_type,
  *           payload BLOB)      one row per message; payload last so the small columns never need overflow pages
- *   meta(key, value)           'last_seq': the highest seq ever given out; 'acked_through': everything up to
- *                              here has been acked by the backend and freed
+ *   meta(key, value)           'last_seq': the highest seq ever given out; 'acked_through': every row at or
+ *                              below it is gone (the low-water mark)
  *   device_seqs(device_id, epoch, last_seq)   per device-SDK device: the highest deviceSeq of its current
  *                              epoch journaled; a record at or below it is a resend and is left out
+ *   gaps(from_seq, to_seq, reason, count, time)   rows let go without the backend having them (drop-oldest,
+ *                              too old, salvaged around damage): kept until the backend acknowledges the range
+ *   dead_letters(...)          see dead-letters.ts
  *
- * Seqs are given by this class, not by SQLite: a plain rowid restarts at max(rowid) + 1, so it would reuse
- * seqs once every row has been freed, and the backend, which dedupes by (gateway, seq), would drop new data as
+ * Seqs are given by this class, not by SQLite: a plain rowid restarts at max(rowid) + 1, so it would reuse seqs
+ * once every row has been freed, and the backend, which dedupes by (gateway, seq), would drop new data as
  * duplicates. meta.last_seq is written in the same transaction as the rows it covers, so after a crash
  * lastSeq = max(meta.last_seq, max(seq)) and never goes backwards.
  *
- * What is freed when: rows are deleted only by a commit that carries an `ackedThrough` (the backend's
- * cumulative ack), in the same transaction that moves meta.acked_through. Nothing else deletes rows.
- * device_seqs is written in the transaction that journals the records it covers, so a resend is recognised
- * even when it races its first copy's commit across a reconnect.
+ * What is freed when: a commit frees the rows and gaps inside each range the backend acknowledged, and the
+ * limits drop (recording a gap) the oldest rows beyond maxBytes (drop-oldest) or older than maxAgeMs. Nothing
+ * else deletes rows. Freed pages go back to the file system by incremental vacuum, so the file does not stay at
+ * its high-water mark; the WAL is truncated after checkpoints (journal_size_limit).
  */
-import { statSync } from 'node:fs';
+import { statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BulkInsert, FleetgateError, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
-import type { CommitResult, Journal, JournalRecord, JournalStats, NewRecord } from './journal.ts';
+import { BulkInsert, FleetgateError, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { NO_LIMITS, type CommitResult, type Gap, type GapReason, type Journal, type JournalLimits, type JournalRecord, type JournalStats, type NewRecord, type SeqRange } from './journal.ts';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 export const JOURNAL_FILE = 'journal.db';
+/** After dropping for maxBytes, the journal holds at most this share of it: drops come in chunks, not per commit. */
+const DROP_TO = 0.95;
+/** Free space the file system must have before appends resume after a full disk. */
+const PROBE_FREE_BYTES = 16 << 20;
+class ProbeRollback extends Error {}
+/** Free pages above which a commit is followed by an incremental vacuum. */
+const VACUUM_FREE_PAGES = 256;
 
 /** What one transaction did; the bytes are kept out of CommitResult, only the counters need them. */
 interface TxOutcome extends CommitResult {
   releasedBytes: number;
+  droppedRows: number;
+  droppedBytes: number;
+  ackedThrough: number;
   /** device_seqs as the transaction left them: applied to the cache only once it committed. */
   deviceSeqs: Map<string, DeviceSeq>;
 }
@@ -49,32 +62,40 @@ export interface SqliteJournalOptions {
   /** The data folder; created if missing. */
   dir: string;
   durability: Durability;
+  limits?: JournalLimits;
+  /** A hard cap on the database file (PRAGMA max_page_count): past it commits fail as on a full disk. */
+  maxFileBytes?: number;
+  clock?: Clock;
 }
 
 export class SqliteJournal implements Journal {
   readonly file: string;
-  private readonly db: SqliteDatabase;
+  private readonly dir: string;
+  readonly db: SqliteDatabase;
+  private readonly limits: JournalLimits;
+  private readonly clock: Clock;
   private last: number;
   private acked: number;
   private rows: number;
   private payloadBytes: number;
+  private readonly dropped: Record<GapReason, number> = { 'journal-full': 0, 'too-old': 0, 'journal-damaged': 0 };
   private insertingFrom = 0;
   /** device_seqs rows read so far (devices are few; each is read from disk once). */
   private readonly deviceSeqs = new Map<string, DeviceSeq>();
-  private readonly selectDeviceSeq;
-  private readonly upsertDeviceSeq;
-  private readonly insert;
-  private readonly setMeta;
-  private readonly selectAfter;
-  private readonly measureThrough;
-  private readonly deleteThrough;
-  private readonly selectOldest;
-  private readonly commitTx;
+  private readonly statements;
+  private readonly insert: BulkInsert<NewRecord>;
+  private readonly probeTx: () => void;
+  private readonly commitTx: (records: readonly NewRecord[], releases: readonly SeqRange[]) => TxOutcome;
 
-  constructor({ dir, durability }: SqliteJournalOptions) {
+  constructor({ dir, durability, limits = NO_LIMITS, maxFileBytes, clock = systemClock }: SqliteJournalOptions) {
+    this.dir = dir;
     this.file = join(dir, JOURNAL_FILE);
+    this.limits = limits;
+    this.clock = clock;
     this.db = openSqlite(this.file, { durability });
     migrate(this.db, this.file);
+    this.db.pragma('journal_size_limit = 67108864');
+    if (maxFileBytes) this.db.pragma(`max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (this.db.pragma('page_size', { simple: true }) as number)))}`);
 
     // Row i of a commit gets seq firstSeq + i (the commit sets this.insertingFrom first).
     this.insert = new BulkInsert<NewRecord>(
@@ -92,52 +113,77 @@ export class SqliteJournal implements Journal {
         p[o + 7] = r.payload;
       },
     );
-    this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
-    this.selectAfter = this.db.prepare<[number, number], JournalRecord>(
-      `SELECT seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
-              gateway_time AS gatewayTimeMs, content_type AS contentType, payload
-       FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
-    );
-    this.measureThrough = this.db.prepare<[number], { rows: number; bytes: number }>(
-      'SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM journal WHERE seq <= ?',
-    );
-    this.deleteThrough = this.db.prepare('DELETE FROM journal WHERE seq <= ?');
-    this.selectOldest = this.db.prepare<[], { t: number }>('SELECT gateway_time AS t FROM journal ORDER BY seq LIMIT 1');
-    this.selectDeviceSeq = this.db.prepare<[string], DeviceSeq>('SELECT epoch, last_seq AS lastSeq FROM device_seqs WHERE device_id = ?');
-    this.upsertDeviceSeq = this.db.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)');
+    const db = this.db;
+    this.statements = {
+      setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      selectAfter: db.prepare<[number, number, number], JournalRecord>(
+        `SELECT seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
+                gateway_time AS gatewayTimeMs, content_type AS contentType, payload
+         FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      ),
+      measureRange: db.prepare<[number, number], { rows: number; bytes: number }>(
+        'SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM journal WHERE seq BETWEEN ? AND ?',
+      ),
+      deleteRange: db.prepare('DELETE FROM journal WHERE seq BETWEEN ? AND ?'),
+      deleteGapsIn: db.prepare('DELETE FROM gaps WHERE from_seq >= ? AND to_seq <= ?'),
+      insertGap: db.prepare('INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time) VALUES (?, ?, ?, ?, ?)'),
+      selectGaps: db.prepare<[], Gap>('SELECT from_seq AS "from", to_seq AS "to", reason, count, time AS timeMs FROM gaps ORDER BY from_seq'),
+      minSeq: db.prepare<[], { seq: number | null }>('SELECT min(seq) AS seq FROM journal'),
+      oldest: db.prepare<[], { seq: number; bytes: number; t: number }>('SELECT seq, length(payload) AS bytes, gateway_time AS t FROM journal ORDER BY seq'),
+      oldestTime: db.prepare<[], { t: number }>('SELECT gateway_time AS t FROM journal ORDER BY seq LIMIT 1'),
+      selectDeviceSeq: db.prepare<[string], DeviceSeq>('SELECT epoch, last_seq AS lastSeq FROM device_seqs WHERE device_id = ?'),
+      upsertDeviceSeq: db.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)'),
+    };
 
-    const meta = new Map(
-      this.db
-        .prepare<[], { key: string; value: number }>('SELECT key, value FROM meta')
-        .all()
-        .map((row) => [row.key, row.value]),
-    );
-    const held = this.db
-      .prepare<[], { rows: number; bytes: number; maxSeq: number | null }>(
-        'SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq FROM journal',
+    const meta = new Map(db.prepare<[], { key: string; value: number }>('SELECT key, value FROM meta').all().map((row) => [row.key, row.value]));
+    const held = db
+      .prepare<[], { rows: number; bytes: number; maxSeq: number | null; minSeq: number | null }>(
+        'SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq, min(seq) AS minSeq FROM journal',
       )
       .get()!;
-    this.acked = meta.get('acked_through') ?? 0;
-    this.last = Math.max(meta.get('last_seq') ?? 0, held.maxSeq ?? 0, this.acked);
+    this.last = Math.max(meta.get('last_seq') ?? 0, held.maxSeq ?? 0, meta.get('acked_through') ?? 0);
+    this.acked = held.minSeq === null ? this.last : held.minSeq - 1;
     this.rows = held.rows;
     this.payloadBytes = held.bytes;
 
-    this.commitTx = this.db.transaction((records: readonly NewRecord[], ackedThrough: number): TxOutcome => {
+    const probeRow = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', zeroblob(65536))");
+    this.probeTx = db.transaction(() => {
+      probeRow.run();
+      throw new ProbeRollback();
+    });
+
+    this.commitTx = db.transaction((records: readonly NewRecord[], releases: readonly SeqRange[]): TxOutcome => {
       const deviceSeqs = new Map<string, DeviceSeq>();
       const stored = records.some((r) => r.deviceSeq > 0) ? records.filter((r) => this.isNew(r, deviceSeqs)) : records;
-      for (const [deviceId, { epoch, lastSeq }] of deviceSeqs) this.upsertDeviceSeq.run(deviceId, epoch, lastSeq);
+      for (const [deviceId, { epoch, lastSeq }] of deviceSeqs) this.statements.upsertDeviceSeq.run(deviceId, epoch, lastSeq);
       const firstSeq = this.last + 1;
-      const seq = this.last + stored.length;
+      const lastSeq = this.last + stored.length;
       this.insertingFrom = firstSeq;
       this.insert.run(stored);
-      if (stored.length > 0) this.setMeta.run('last_seq', seq);
-      let released = { rows: 0, bytes: 0 };
-      if (ackedThrough > this.acked) {
-        released = this.measureThrough.get(ackedThrough)!;
-        this.deleteThrough.run(ackedThrough);
-        this.setMeta.run('acked_through', ackedThrough);
+      let storedBytes = 0;
+      for (const r of stored) storedBytes += r.payload.length;
+      if (stored.length > 0) this.statements.setMeta.run('last_seq', lastSeq);
+
+      let released = 0;
+      let releasedBytes = 0;
+      for (const { from, to } of releases) {
+        const measured = this.statements.measureRange.get(from, to)!;
+        this.statements.deleteRange.run(from, to);
+        this.statements.deleteGapsIn.run(from, to);
+        released += measured.rows;
+        releasedBytes += measured.bytes;
       }
-      return { firstSeq, lastSeq: seq, stored, duplicates: records.length - stored.length, released: released.rows, releasedBytes: released.bytes, deviceSeqs };
+
+      const gaps = this.enforceLimits(this.payloadBytes + storedBytes - releasedBytes);
+      const droppedRows = gaps.reduce((n, g) => n + g.count, 0);
+      const droppedBytes = gaps.reduce((n, g) => n + (g as Gap & { bytes: number }).bytes, 0);
+      const min = this.statements.minSeq.get()!.seq;
+      const ackedThrough = min === null ? lastSeq : min - 1;
+      this.statements.setMeta.run('acked_through', ackedThrough);
+      return {
+        firstSeq, lastSeq, stored, duplicates: records.length - stored.length, released, gaps: gaps.map(({ from, to, reason, count, timeMs }) => ({ from, to, reason, count, timeMs })),
+        releasedBytes, droppedRows, droppedBytes, ackedThrough, deviceSeqs,
+      };
     });
   }
 
@@ -149,22 +195,39 @@ export class SqliteJournal implements Journal {
     return this.acked;
   }
 
-  commit(records: readonly NewRecord[], ackedThrough = 0): CommitResult {
-    if (ackedThrough > this.last + records.length) {
-      throw new RangeError(`cannot ack through ${ackedThrough}: the last seq is ${this.last + records.length}`);
+  get room(): number {
+    return this.limits.maxBytes > 0 ? Math.max(0, this.limits.maxBytes - this.payloadBytes) : Infinity;
+  }
+
+  commit(records: readonly NewRecord[], releases: readonly SeqRange[] = []): CommitResult {
+    for (const { from, to } of releases) {
+      if (!(from >= 1 && to >= from && to <= this.last + records.length)) {
+        throw new RangeError(`cannot release ${from}..${to}: seqs run from 1 to ${this.last + records.length}`);
+      }
     }
-    const result = this.commitTx(records, ackedThrough);
+    const result = this.commitTx(records, releases);
     // Only now, after COMMIT returned, does the in-memory view move: a failed commit changes nothing.
     this.last = result.lastSeq;
+    this.acked = result.ackedThrough;
     for (const r of result.stored) this.payloadBytes += r.payload.length;
-    this.rows += result.stored.length;
+    this.rows += result.stored.length - result.released - result.droppedRows;
+    this.payloadBytes -= result.releasedBytes + result.droppedBytes;
     for (const [deviceId, state] of result.deviceSeqs) this.deviceSeqs.set(deviceId, state);
-    if (ackedThrough > this.acked) {
-      this.acked = ackedThrough;
-      this.rows -= result.released;
-      this.payloadBytes -= result.releasedBytes;
+    for (const gap of result.gaps) this.dropped[gap.reason] += gap.count;
+    if (result.released + result.droppedRows > 0) this.vacuumIfWorthIt();
+    return { firstSeq: result.firstSeq, lastSeq: result.lastSeq, stored: result.stored, duplicates: result.duplicates, released: result.released, gaps: result.gaps };
+  }
+
+  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq = Number.MAX_SAFE_INTEGER): JournalRecord[] {
+    if (maxRecords <= 0) return [];
+    const out: JournalRecord[] = [];
+    let bytes = 0;
+    for (const row of this.statements.selectAfter.iterate(afterSeq, throughSeq, maxRecords)) {
+      if (out.length > 0 && bytes + row.payload.length > maxBytes) break;
+      out.push(row);
+      bytes += row.payload.length;
     }
-    return { firstSeq: result.firstSeq, lastSeq: result.lastSeq, stored: result.stored, duplicates: result.duplicates, released: result.released };
+    return out;
   }
 
   lastDeviceSeq(deviceId: string, epoch: string): number {
@@ -172,10 +235,106 @@ export class SqliteJournal implements Journal {
     return state && state.epoch === epoch ? state.lastSeq : 0;
   }
 
+  gaps(): Gap[] {
+    return this.statements.selectGaps.all();
+  }
+
+  /** Records a gap that did not come from a commit (salvage after damage). */
+  recordGap(gap: Gap): void {
+    this.statements.insertGap.run(gap.from, gap.to, gap.reason, gap.count, gap.timeMs);
+    this.dropped[gap.reason] += gap.count;
+  }
+
+  stats(): JournalStats {
+    return {
+      rows: this.rows,
+      payloadBytes: this.payloadBytes,
+      fileBytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
+      oldestTimeMs: this.rows > 0 ? (this.statements.oldestTime.get()?.t ?? null) : null,
+      lastSeq: this.last,
+      ackedThrough: this.acked,
+      dropped: { ...this.dropped },
+      pendingGaps: this.gaps().length,
+    };
+  }
+
+  /**
+   * Does the journal take writes again after SQLITE_FULL? Throws if not. The file system must have room for a
+   * few batches, and the database must be able to grow by a batch's worth (a 64 KiB row, written and rolled back: nothing
+   * stays, but pages must be found for it, which is where a max_page_count cap refuses).
+   */
+  probe(): void {
+    const fs = statfsSync(this.dir);
+    const free = fs.bavail * fs.bsize;
+    if (free < PROBE_FREE_BYTES) throw Object.assign(new Error(`${free} bytes free on the journal's file system`), { code: 'SQLITE_FULL' });
+    try {
+      this.probeTx();
+    } catch (err: unknown) {
+      if (!(err instanceof ProbeRollback)) throw err;
+    }
+  }
+
+  /** Moves the WAL into the database file and truncates it (for a clean stop). */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Drops (with gaps) the rows beyond the limits; inside the commit's transaction. */
+  private enforceLimits(payloadBytes: number): Array<Gap & { bytes: number }> {
+    const gaps: Array<Gap & { bytes: number }> = [];
+    const now = this.clock.now();
+    const { maxAgeMs, maxBytes, policy } = this.limits;
+    if (maxAgeMs > 0) {
+      const gap = this.dropPrefix('too-old', (row) => row.t < now - maxAgeMs);
+      if (gap) {
+        gaps.push(gap);
+        payloadBytes -= gap.bytes;
+      }
+    }
+    if (maxBytes > 0 && policy === 'drop-oldest' && payloadBytes > maxBytes) {
+      let excess = payloadBytes - maxBytes * DROP_TO;
+      const gap = this.dropPrefix('journal-full', (row) => {
+        if (excess <= 0) return false;
+        excess -= row.bytes;
+        return true;
+      });
+      if (gap) gaps.push(gap);
+    }
+    return gaps;
+  }
+
+  /** Deletes the oldest rows while `take(row)` says so; records and returns the gap. */
+  private dropPrefix(reason: GapReason, take: (row: { seq: number; bytes: number; t: number }) => boolean): (Gap & { bytes: number }) | undefined {
+    let from = 0;
+    let to = 0;
+    let count = 0;
+    let bytes = 0;
+    for (const row of this.statements.oldest.iterate()) {
+      if (!take(row)) break;
+      if (count === 0) from = row.seq;
+      to = row.seq;
+      count++;
+      bytes += row.bytes;
+    }
+    if (count === 0) return undefined;
+    this.statements.deleteRange.run(from, to);
+    const gap = { from, to, reason, count, timeMs: this.clock.now(), bytes };
+    this.statements.insertGap.run(from, to, reason, count, gap.timeMs);
+    return gap;
+  }
+
+  private vacuumIfWorthIt(): void {
+    if ((this.db.pragma('freelist_count', { simple: true }) as number) > VACUUM_FREE_PAGES) this.db.pragma('incremental_vacuum');
+  }
+
   private deviceSeq(deviceId: string): DeviceSeq | undefined {
     let state = this.deviceSeqs.get(deviceId);
     if (state === undefined) {
-      state = this.selectDeviceSeq.get(deviceId);
+      state = this.statements.selectDeviceSeq.get(deviceId);
       if (state) this.deviceSeqs.set(deviceId, state);
     }
     return state;
@@ -189,33 +348,6 @@ export class SqliteJournal implements Journal {
     pending.set(r.deviceId, { epoch: r.deviceEpoch, lastSeq: r.deviceSeq });
     return true;
   }
-
-  readAfter(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[] {
-    if (maxRecords <= 0) return [];
-    const out: JournalRecord[] = [];
-    let bytes = 0;
-    for (const row of this.selectAfter.iterate(afterSeq, maxRecords)) {
-      if (out.length > 0 && bytes + row.payload.length > maxBytes) break;
-      out.push(row);
-      bytes += row.payload.length;
-    }
-    return out;
-  }
-
-  stats(): JournalStats {
-    return {
-      rows: this.rows,
-      payloadBytes: this.payloadBytes,
-      fileBytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
-      oldestTimeMs: this.rows > 0 ? (this.selectOldest.get()?.t ?? null) : null,
-      lastSeq: this.last,
-      ackedThrough: this.acked,
-    };
-  }
-
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
 }
 
 function migrate(db: SqliteDatabase, file: string): void {
@@ -224,7 +356,10 @@ function migrate(db: SqliteDatabase, file: string): void {
     throw new JournalError(`${file} has journal schema ${version}; this gateway knows up to ${SCHEMA_VERSION} (downgrade?)`);
   }
   if (version === SCHEMA_VERSION) return;
-  // Every statement is idempotent: a journal of schema 1 gains device_seqs; a new one gets everything.
+  // Incremental vacuum must be chosen before the first table exists (or the file rewritten once, by VACUUM).
+  const fresh = version === 0 && (db.pragma('page_count', { simple: true }) as number) <= 1;
+  db.pragma('auto_vacuum = INCREMENTAL');
+  // Every statement is idempotent: an older journal gains what it lacks; a new one gets everything.
   db.exec(`
     CREATE TABLE IF NOT EXISTS journal (
       seq          INTEGER PRIMARY KEY,
@@ -238,8 +373,10 @@ function migrate(db: SqliteDatabase, file: string): void {
     );
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS device_seqs (device_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS gaps (from_seq INTEGER PRIMARY KEY, to_seq INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, time INTEGER NOT NULL);
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
+  if (!fresh && (db.pragma('auto_vacuum', { simple: true }) as number) !== 2) db.exec('VACUUM');
 }
 
 function fileSize(path: string): number {

@@ -3,6 +3,15 @@
  * it until the backend has acknowledged it in turn. One interface, one file per implementation
  * (journal-sqlite.ts); every implementation passes the contract suite in test/gateway/journal.contract.ts.
  */
+import { FleetgateError } from '@fleetgate/common';
+
+/** The journal cannot take this append: it is full (limit, with reject-new) or the disk is. */
+export class JournalFullError extends FleetgateError {
+  override name = 'JournalFullError';
+  constructor(readonly reason: 'limit' | 'disk') {
+    super(reason === 'disk' ? 'the disk is full: the journal takes nothing until space returns' : 'the journal is full (reject-new): try again later');
+  }
+}
 
 /** A message as ingress hands it over; the journal gives it its seq. */
 export interface NewRecord {
@@ -32,6 +41,36 @@ export interface JournalRecord extends Omit<NewRecord, 'deviceEpoch'> {
   seq: number;
 }
 
+/** Seqs from..to, both included. */
+export interface SeqRange {
+  from: number;
+  to: number;
+}
+
+export type GapReason = 'journal-full' | 'too-old' | 'journal-damaged';
+
+/** Records the journal had to let go of without the backend having them: reported upstream, never hidden. */
+export interface Gap extends SeqRange {
+  reason: GapReason;
+  /** Records in the range that were lost (a range may hold seqs that never had a row). */
+  count: number;
+  timeMs: number;
+}
+
+export interface JournalLimits {
+  /** Payload bytes held at most; 0: no limit. */
+  maxBytes: number;
+  /** Records older than this are dropped, with a Gap; 0: no limit. */
+  maxAgeMs: number;
+  /**
+   * When maxBytes is reached: drop-oldest frees the oldest rows (a Gap says which); reject-new leaves the
+   * journal as it is and the appender refuses what does not fit (room), so devices keep their data and retry.
+   */
+  policy: 'drop-oldest' | 'reject-new';
+}
+
+export const NO_LIMITS: JournalLimits = { maxBytes: 0, maxAgeMs: 0, policy: 'drop-oldest' };
+
 export interface CommitResult {
   /** Seq of the first record appended, or lastSeq + 1 when none was. */
   firstSeq: number;
@@ -41,8 +80,45 @@ export interface CommitResult {
   stored: readonly NewRecord[];
   /** Records left out: their (deviceId, deviceEpoch, deviceSeq) was already journaled. */
   duplicates: number;
-  /** Rows freed by this commit's release. */
+  /** Rows freed by this commit's releases. */
   released: number;
+  /** Gaps this commit recorded (drop-oldest, maxAgeMs). */
+  gaps: readonly Gap[];
+}
+
+export interface Journal {
+  /**
+   * One atomic, durable step: appends `records` in order (giving them consecutive seqs after lastSeq), leaving
+   * out those whose device already journaled their deviceSeq in the same epoch; frees the rows (and gaps) in
+   * each of `releases` (ranges the backend committed); enforces the limits (dropping with a Gap, never
+   * silently). Either all of it is durable when this returns, or it throws and nothing changed.
+   */
+  commit(records: readonly NewRecord[], releases?: readonly SeqRange[]): CommitResult;
+
+  /** Payload bytes that can still be appended before maxBytes (Infinity without a limit). */
+  readonly room: number;
+
+  /**
+   * Rows with afterSeq < seq <= throughSeq in seq order: at most `maxRecords`, and no more once `maxBytes` of
+   * payload is reached (but always at least one row if there is one, however large).
+   */
+  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq?: number): JournalRecord[];
+
+  /** The highest deviceSeq journaled for this device in this epoch (0 if none, or another epoch). */
+  lastDeviceSeq(deviceId: string, epoch: string): number;
+
+  /** Gaps recorded and not yet released by the backend, oldest first. */
+  gaps(): Gap[];
+
+  /** Seq of the last row ever appended (0 for a new journal). Survives restarts and the release of every row. */
+  readonly lastSeq: number;
+
+  /** Every row through this seq is gone (released or dropped): the low-water mark. 0 for a new journal. */
+  readonly ackedThrough: number;
+
+  stats(): JournalStats;
+
+  close(): void;
 }
 
 export interface JournalStats {
@@ -56,33 +132,7 @@ export interface JournalStats {
   oldestTimeMs: number | null;
   lastSeq: number;
   ackedThrough: number;
-}
-
-export interface Journal {
-  /**
-   * One atomic, durable step: appends `records` in order (giving them consecutive seqs after lastSeq), leaving
-   * out those whose device already journaled their deviceSeq in the same epoch, and, if `ackedThrough` is
-   * beyond the current one, frees every row with seq <= ackedThrough. Either all of it is durable when this
-   * returns, or it throws and nothing changed.
-   */
-  commit(records: readonly NewRecord[], ackedThrough?: number): CommitResult;
-
-  /** The highest deviceSeq journaled for this device in this epoch (0 if none, or another epoch). */
-  lastDeviceSeq(deviceId: string, epoch: string): number;
-
-  /**
-   * Rows with seq > afterSeq in seq order: at most `maxRecords`, and no more once `maxBytes` of payload is
-   * reached (but always at least one row if there is one, however large).
-   */
-  readAfter(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[];
-
-  /** Seq of the last row ever appended (0 for a new journal). Survives restarts and the release of every row. */
-  readonly lastSeq: number;
-
-  /** Every row through this seq has been released (0 for a new journal). */
-  readonly ackedThrough: number;
-
-  stats(): JournalStats;
-
-  close(): void;
+  /** Records dropped since start, by reason, and the gaps not yet released. */
+  dropped: Record<GapReason, number>;
+  pendingGaps: number;
 }

@@ -4,12 +4,13 @@
  * front of the journal, bounded by bytes: when it is full it forgets its oldest records, which are still in
  * the journal, where readAfter finds them. Its seqs are contiguous: every commit is added, in order.
  */
-import type { Journal, JournalRecord, NewRecord } from './journal.ts';
+import type { Gap, Journal, JournalRecord, NewRecord } from './journal.ts';
+import type { UplinkJournal } from '../uplink/uplink.ts';
 
 /** Rough memory of one cached record beyond its payload (object, strings, array slot). */
 const RECORD_OVERHEAD_BYTES = 160;
 
-export class TailCache implements Pick<Journal, 'readAfter' | 'ackedThrough'> {
+export class TailCache implements UplinkJournal {
   private records: JournalRecord[] = [];
   /** Index in `records` of the oldest record still cached. */
   private head = 0;
@@ -18,7 +19,7 @@ export class TailCache implements Pick<Journal, 'readAfter' | 'ackedThrough'> {
   private misses = 0;
 
   constructor(
-    private readonly journal: Pick<Journal, 'readAfter' | 'ackedThrough' | 'lastSeq'>,
+    private readonly journal: Pick<Journal, 'readAfter' | 'ackedThrough' | 'lastSeq' | 'gaps'>,
     private readonly maxBytes: number,
   ) {}
 
@@ -26,10 +27,18 @@ export class TailCache implements Pick<Journal, 'readAfter' | 'ackedThrough'> {
     return this.journal.ackedThrough;
   }
 
+  get lastSeq(): number {
+    return this.journal.lastSeq;
+  }
+
+  gaps(): Gap[] {
+    return this.journal.gaps();
+  }
+
   /** Records just committed with seqs firstSeq, firstSeq + 1, ... */
   add(firstSeq: number, records: readonly NewRecord[]): void {
     if (records.length === 0) return;
-    if (this.size > 0 && firstSeq !== this.lastSeq + 1) this.clear(); // not contiguous: start over
+    if (this.size > 0 && firstSeq !== this.cachedThrough + 1) this.clear(); // not contiguous: start over
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       this.records.push({ seq: firstSeq + i, deviceId: r.deviceId, stream: r.stream, payload: r.payload, contentType: r.contentType, deviceSeq: r.deviceSeq, deviceTimeMs: r.deviceTimeMs, gatewayTimeMs: r.gatewayTimeMs });
@@ -45,18 +54,19 @@ export class TailCache implements Pick<Journal, 'readAfter' | 'ackedThrough'> {
     this.compact();
   }
 
-  readAfter(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[] {
+  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq = Number.MAX_SAFE_INTEGER): JournalRecord[] {
     const first = this.size > 0 ? this.records[this.head]!.seq : Infinity;
-    if (afterSeq >= this.journal.lastSeq) return []; // caught up: nothing to read anywhere
-    if (afterSeq + 1 < first || afterSeq >= this.lastSeq) {
+    if (afterSeq >= Math.min(this.journal.lastSeq, throughSeq)) return []; // caught up: nothing to read anywhere
+    if (afterSeq + 1 < first || afterSeq >= this.cachedThrough) {
       this.misses++;
-      return this.journal.readAfter(afterSeq, maxRecords, maxBytes);
+      return this.journal.readAfter(afterSeq, maxRecords, maxBytes, throughSeq);
     }
     this.hits++;
     const out: JournalRecord[] = [];
     let bytes = 0;
     for (let i = this.head + (afterSeq + 1 - first); i < this.records.length && out.length < maxRecords; i++) {
       const r = this.records[i]!;
+      if (r.seq > throughSeq) break;
       if (out.length > 0 && bytes + r.payload.length > maxBytes) break;
       out.push(r);
       bytes += r.payload.length;
@@ -72,7 +82,8 @@ export class TailCache implements Pick<Journal, 'readAfter' | 'ackedThrough'> {
     return this.records.length - this.head;
   }
 
-  private get lastSeq(): number {
+  /** The last seq held in the cache (-1 when empty). */
+  private get cachedThrough(): number {
     return this.size > 0 ? this.records[this.records.length - 1]!.seq : -1;
   }
 

@@ -2,7 +2,7 @@
 import type { LevelWithSilent } from 'pino';
 import type { Durability, TlsClientMaterial } from '@fleetgate/common';
 import type { GroupCommitSettings, GroupCommitStats } from '../journal/group-commit.ts';
-import type { JournalStats } from '../journal/journal.ts';
+import type { JournalLimits, JournalStats } from '../journal/journal.ts';
 import type { TailCache } from '../journal/tail-cache.ts';
 import type { UplinkSettings, UplinkStats } from '../uplink/uplink.ts';
 import type { PackedRecords } from './packed-records.ts';
@@ -14,6 +14,9 @@ export interface PipelineSettings {
   dataDir: string;
   durability: Durability;
   groupCommit: GroupCommitSettings;
+  limits: JournalLimits;
+  /** A hard cap on the journal file; past it the journal behaves as on a full disk. */
+  maxFileBytes?: number;
   /** Memory for the newest committed records, so the uplink need not read them back from SQLite. */
   tailCacheBytes: number;
   uplink: UplinkSettings;
@@ -23,7 +26,7 @@ export interface PipelineSettings {
 }
 
 export interface PipelineStats {
-  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']>;
+  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']> & { deadLetters: number };
   uplink: UplinkStats;
 }
 
@@ -32,11 +35,13 @@ export type ToWorker =
   | { type: 'stats'; id: number }
   | { type: 'last-device-seq'; id: number; deviceId: string; epoch: string }
   | { type: 'upstream'; frames: UplinkFrame[] }
-  | { type: 'close'; id: number };
+  /** Commit what waits, then wait up to graceMs for the batches in flight to be acked, checkpoint, close. */
+  | { type: 'close'; id: number; graceMs: number };
 
 export type FromWorker =
   | { type: 'ready'; lastSeq: number; ackedThrough: number }
-  | { type: 'appended'; id: number; error?: string }
+  /** full: refused because the journal (limit, with reject-new) or the disk was full. */
+  | { type: 'appended'; id: number; error?: string; full?: 'limit' | 'disk' }
   | { type: 'stats'; id: number; stats: PipelineStats }
   | { type: 'last-device-seq'; id: number; seq: number }
   | { type: 'command'; command: Command }

@@ -1,13 +1,16 @@
 /**
- * The journal thread: owns the SQLite journal, its group commit and the uplink, so that a commit's fsync or a
- * batch's encoding never holds up the MQTT thread. It receives packed records, commits them, says which append
- * is durable, and streams the journal to the backend.
+ * The journal thread: owns the SQLite journal, its group commit, the dead letters and the uplink, so that a
+ * commit's fsync or a batch's encoding never holds up the MQTT thread. It receives packed records, commits
+ * them, says which append is durable (or refused, when the journal or the disk is full), and streams the
+ * journal to the backend, freeing what the backend acknowledges.
  */
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { credentials } from '@grpc/grpc-js';
 import { createLogger, errorMessage } from '@fleetgate/common';
+import { DeadLetters } from '../journal/dead-letters.ts';
 import { GroupCommit } from '../journal/group-commit.ts';
+import { JournalFullError } from '../journal/journal.ts';
 import { SqliteJournal } from '../journal/journal-sqlite.ts';
 import { TailCache } from '../journal/tail-cache.ts';
 import { Uplink } from '../uplink/uplink.ts';
@@ -18,23 +21,34 @@ const port = parentPort!;
 const settings = (workerData as { data: PipelineSettings }).data;
 const logger = createLogger({ name: 'gateway', level: settings.logLevel }).child({ thread: 'journal' });
 const post = (message: FromWorker) => port.postMessage(message);
+/** How often letters marked for replay (by `fleetgate deadletter replay`) are picked up. */
+const REPLAY_POLL_MS = 5000;
 
 let journal: SqliteJournal;
 try {
-  journal = new SqliteJournal({ dir: settings.dataDir, durability: settings.durability });
+  journal = new SqliteJournal({
+    dir: settings.dataDir,
+    durability: settings.durability,
+    limits: settings.limits,
+    ...(settings.maxFileBytes ? { maxFileBytes: settings.maxFileBytes } : {}),
+  });
 } catch (err: unknown) {
   post({ type: 'fatal', error: `cannot open the journal in ${settings.dataDir}: ${errorMessage(err)}` });
   throw err;
 }
+const deadLetters = new DeadLetters(journal.db);
 
 const tail = new TailCache(journal, settings.tailCacheBytes);
 let lastFailureLog = 0;
 const commits = new GroupCommit({
   ...settings.groupCommit,
   journal,
-  onCommitted: (result, records) => {
-    tail.add(result.firstSeq, records);
-    uplink.wake();
+  rejectWhenFull: settings.limits.policy === 'reject-new' && settings.limits.maxBytes > 0,
+  onCommitted: (result) => {
+    tail.add(result.firstSeq, result.stored);
+    tail.release(journal.ackedThrough);
+    if (result.gaps.length > 0) logger.warn({ gaps: result.gaps }, 'records dropped by the journal limits: reported as gaps');
+    uplink.wake(result.gaps.length > 0);
   },
   onFailed: (err) => {
     // A broken disk fails every commit; one line a second is enough to say so.
@@ -42,6 +56,10 @@ const commits = new GroupCommit({
     lastFailureLog = Date.now();
     logger.error({ err: errorMessage(err), failedCommits: commits.stats().failedCommits }, 'journal commit failed');
   },
+  onDiskFull: (full) =>
+    full
+      ? logger.error('the disk is full: appends are refused (devices keep their data) until space returns')
+      : logger.warn('the disk takes writes again: appends resume'),
 });
 
 const { tokenFile, tls } = settings.uplinkAuth;
@@ -57,18 +75,38 @@ const uplink = new Uplink({
   onCommand: (command) => post({ type: 'command', command }),
   onCommandAck: (ack) => post({ type: 'command-ack', ack }),
   onReady: () => post({ type: 'uplink-ready' }),
-  onAcked: (throughSeq) => {
-    tail.release(throughSeq);
-    commits.ack(throughSeq);
+  onReleased: (range) => commits.release(range),
+  onDeadLetter: (record, reason) => {
+    deadLetters.add(record, reason, Date.now());
+    commits.release({ from: record.seq, to: record.seq });
   },
   logger,
 });
+
+/** Re-appends the dead letters marked for replay, as new records. */
+function replayDeadLetters(): void {
+  const { records, done } = deadLetters.takeReplays(Date.now());
+  if (records.length === 0) return;
+  commits.append(records, (err) => {
+    if (err) return logger.error({ err: err.message }, 'dead letters not replayed: they stay marked');
+    done();
+    logger.info({ records: records.length }, 'dead letters replayed as new records');
+  });
+}
+const replayTimer = setInterval(replayDeadLetters, REPLAY_POLL_MS);
+replayTimer.unref();
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'append':
       commits.append(unpackRecords(message.records), (err) =>
-        post(err ? { type: 'appended', id: message.id, error: errorMessage(err) } : { type: 'appended', id: message.id }),
+        post(
+          err instanceof JournalFullError
+            ? { type: 'appended', id: message.id, error: err.message, full: err.reason }
+            : err
+              ? { type: 'appended', id: message.id, error: errorMessage(err) }
+              : { type: 'appended', id: message.id },
+        ),
       );
       return;
     case 'upstream':
@@ -78,17 +116,33 @@ port.on('message', (message: ToWorker) => {
       post({ type: 'last-device-seq', id: message.id, seq: journal.lastDeviceSeq(message.deviceId, message.epoch) });
       return;
     case 'stats':
-      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats() }, uplink: uplink.stats() } });
+      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats(), deadLetters: deadLetters.list().length }, uplink: uplink.stats() } });
       return;
     case 'close':
-      commits.close();
-      uplink.close();
-      journal.close();
-      post({ type: 'closed', id: message.id });
-      port.close();
+      void close(message.id, message.graceMs);
       return;
   }
 });
+
+/** Commits what waits, lets the batches in flight be acked (up to the grace period), checkpoints, closes. */
+async function close(id: number, graceMs: number): Promise<void> {
+  clearInterval(replayTimer);
+  commits.close();
+  if (graceMs > 0) {
+    const drained = await uplink.drain(graceMs);
+    commits.flush(); // what the acks freed
+    logger.info({ drained, ackedThrough: journal.ackedThrough, lastSeq: journal.lastSeq }, drained ? 'in-flight batches acked' : 'grace period over with batches in flight: they are resent at the next start');
+  }
+  uplink.close();
+  try {
+    journal.checkpoint();
+  } catch (err: unknown) {
+    logger.warn({ err: errorMessage(err) }, 'checkpoint at close failed (the WAL is replayed at the next start)');
+  }
+  journal.close();
+  post({ type: 'closed', id });
+  port.close();
+}
 
 function asBuffer(bytes: Uint8Array | undefined): Buffer | null {
   return bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : null;
@@ -102,5 +156,6 @@ function readToken(file: string): string {
 }
 
 logger.info({ file: journal.file, lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough, rows: journal.stats().rows }, 'journal open');
+replayDeadLetters();
 uplink.start();
 post({ type: 'ready', lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough });

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { FleetgateError, startWorker } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
+import { JournalFullError } from '../journal/journal.ts';
 import type { NewRecord } from '../journal/journal.ts';
 import { RecordPacker } from './packed-records.ts';
 import type { FromWorker, PipelineSettings, PipelineStats, ToWorker } from './pipeline-protocol.ts';
@@ -99,11 +100,14 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     });
   }
 
-  /** Commits what was appended, stops the uplink and closes the journal. Idempotent. */
-  close(): Promise<void> {
+  /**
+   * Commits what was appended, waits up to `graceMs` for the batches in flight to be acked, stops the uplink,
+   * checkpoints and closes the journal. Idempotent.
+   */
+  close(graceMs = 0): Promise<void> {
     this.closing ??= (async () => {
       this.flush();
-      if (!this.failure) await this.request({ type: 'close', id: 0 });
+      if (!this.failure) await this.request({ type: 'close', id: 0, graceMs });
       await this.worker.terminate();
     })();
     return this.closing;
@@ -139,7 +143,12 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
         const callbacks = this.pendingAppends.get(message.id) ?? [];
         this.pendingAppends.delete(message.id);
         this.inFlightRecords -= callbacks.length;
-        const err = message.error === undefined ? undefined : new PipelineError(`journal commit failed: ${message.error}`);
+        const err =
+          message.full !== undefined
+            ? new JournalFullError(message.full)
+            : message.error === undefined
+              ? undefined
+              : new PipelineError(`journal commit failed: ${message.error}`);
         for (const done of callbacks) done(err);
         return;
       }

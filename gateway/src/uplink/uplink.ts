@@ -1,16 +1,25 @@
 /**
  * The uplink: streams the journal to one backend over a long-lived bidirectional gRPC stream.
  *
- *   connect -> Hello{lastAckedSeq} -> Welcome -> READY: send batches while the window allows -> Ack{throughSeq}
+ *   connect -> Hello{lastAckedSeq} -> Welcome{limits: first credit} -> READY
+ *   -> batches: the live lane first, the backlog lane with the credit left -> Ack{from, through} per batch
+ *   -> the acked range is freed in the journal; Credit{n} from the backend lets n more batches go
  *
- * - Batches are read from the journal in seq order, bounded by count and payload bytes.
- * - At most `window` batches are unacked at once; the sender stops there until acks return, so a backend that
- *   stops acking makes the journal grow rather than the gateway's memory.
- * - grpc-js backpressure is honoured: when write() returns false, nothing more is written until 'drain'.
- * - Acks are cumulative. Each one is handed to `onAcked`, which frees the journal rows through it.
- * - Any failure (stream error, the backend ending the stream, no Welcome in time, an ack for a seq never
- *   sent) ends the session; after a backoff delay (exponential, full jitter) a new session says Hello with the
- *   last acked seq and resends everything after it. The backend dedupes, so resends are harmless.
+ * Lanes. When a session becomes ready, what the journal holds up to then is the backlog (after an outage, maybe
+ * millions of rows); what is committed afterwards is live. Live batches go first, so fresh data does not wait
+ * behind a replay; the backlog drains with the credit left, always keeping LIVE_RESERVE credits for live data.
+ * The backend grants credit as it commits, so a replay never floods it. Each lane is sent in seq order and each
+ * batch is acked by its range, so rows are freed exactly as the backend has them; the backend orders each
+ * device's records by seq whatever the lane.
+ *
+ * Other rules:
+ * - At most `window` batches are unacked at once, whatever the credit: a backend that stops acking makes the
+ *   journal grow, not the gateway's memory. grpc-js backpressure is honoured (write() false -> wait 'drain').
+ * - Gaps (records the journal had to let go of) are sent before anything else, once per session, until acked.
+ * - A record the backend rejects is sent again, at most `maxAttempts` times in all; then it is dead-lettered so
+ *   it does not block anything.
+ * - Any failure (stream error, the backend ending the stream, no Welcome in time, an ack for a seq never sent)
+ *   ends the session; after a backoff delay (exponential, full jitter) a new session resends every row not acked.
  */
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import {
@@ -23,13 +32,13 @@ import {
   type TimerHandle,
   type Timers,
 } from '@fleetgate/common';
-import { UplinkClient, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
-import type { Journal } from '../journal/journal.ts';
+import { UplinkClient, type Ack, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
+import type { Gap, JournalRecord, SeqRange } from '../journal/journal.ts';
 
 export interface UplinkSettings {
   /** The backend, "host:port". */
   target: string;
-  /** At most this many batches unacked at once. */
+  /** At most this many batches unacked at once (and the credit assumed when the backend grants none). */
   window: number;
   maxBatchRecords: number;
   /** Payload bytes per batch (a single larger record still goes, alone). */
@@ -38,6 +47,8 @@ export interface UplinkSettings {
   welcomeTimeoutMs: number;
   /** Ceiling of the reconnect backoff (exponential from 100 ms, full jitter). */
   reconnectMaxMs: number;
+  /** Times a record the backend rejects is sent, in all, before it is dead-lettered. */
+  maxAttempts: number;
 }
 
 /**
@@ -50,16 +61,29 @@ export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
   maxBatchBytes: 1 << 20,
   welcomeTimeoutMs: 10_000,
   reconnectMaxMs: 10_000,
+  maxAttempts: 3,
 };
+
+/** Credits the backlog leaves for live data. */
+const LIVE_RESERVE = 2;
+
+/** What the uplink reads: the journal through its tail cache. */
+export interface UplinkJournal {
+  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq?: number): JournalRecord[];
+  readonly lastSeq: number;
+  readonly ackedThrough: number;
+  gaps(): Gap[];
+}
 
 export interface UplinkOptions extends UplinkSettings {
   gatewayId: string;
   /** The gateway's version, sent in Hello. */
   version: string;
-  /** Where the records come from; only reads. */
-  journal: Pick<Journal, 'readAfter' | 'ackedThrough'>;
-  /** Called with each new cumulative ack: every record through `throughSeq` is durable at the backend. */
-  onAcked: (throughSeq: number) => void;
+  journal: UplinkJournal;
+  /** The backend committed this range (or took note of this gap): free it. */
+  onReleased: (range: SeqRange) => void;
+  /** The backend rejected this record `maxAttempts` times: move it out of the way. */
+  onDeadLetter?: (record: JournalRecord, reason: string) => void;
   logger: Logger;
   backoff?: Backoff;
   timers?: Timers;
@@ -77,19 +101,31 @@ export interface UplinkOptions extends UplinkSettings {
   onReady?: () => void;
 }
 
+type Lane = 'live' | 'backlog' | 'retry';
+
+interface Batch extends SeqRange {
+  lane: Lane;
+  records: JournalRecord[];
+}
+
 export interface UplinkStats {
   state: ConnectivityState;
   target: string;
-  /** Highest seq the backend acked. */
+  /** Every row through this seq is acked or gone (the journal's low-water mark). */
   ackedThrough: number;
-  /** Highest seq sent in the current session. */
+  /** Highest seq sent in the current session (either lane). */
   sentThrough: number;
+  lanes: { liveFrom: number; liveSentThrough: number; backlogSentThrough: number; backlogRemaining: boolean };
+  credit: number;
   batchesInFlight: number;
   batchesSent: number;
   recordsSent: number;
   /** Records sent again after a reconnect (already sent once, not acked then). */
   recordsResent: number;
   acks: number;
+  gapsSent: number;
+  rejections: number;
+  deadLettered: number;
   /** Times the stream would take no more (write() returned false) and the sender waited for 'drain'. */
   drainWaits: number;
   /** Sessions started (connection attempts). */
@@ -124,18 +160,29 @@ export class Uplink {
   private call: Call | undefined;
   private welcomeTimer: TimerHandle | undefined;
   private waitingForDrain = false;
-  /** lastSeq of each unacked batch of the current session, oldest first. */
-  private inflight: number[] = [];
-  private acked: number;
-  private sent: number;
+  /** Unacked batches of this session, by their last seq. */
+  private inflight = new Map<number, Batch>();
+  private credit = 0;
+  private liveFrom = 0;
+  private liveSent = 0;
+  private backlogSent = 0;
+  private gapsDirty = true;
+  /** Gaps sent on this session: from -> to. */
+  private gapsSent = new Map<number, number>();
+  private retries: number[] = [];
+  /** Rejections so far per seq (for the whole life of the process). */
+  private readonly attempts = new Map<number, number>();
   /** Highest seq ever written on any session: what is sent again at or below it is a resend. */
-  private everSent: number;
-  private readonly counters = { batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, drainWaits: 0, sessions: 0, failures: 0 };
+  private everSent = 0;
+  private drainWaiters: Array<() => void> = [];
+  private readonly counters = {
+    batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, gapsSent: 0, rejections: 0, deadLettered: 0, drainWaits: 0, sessions: 0, failures: 0,
+  };
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
-    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs } = options;
-    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs };
+    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts } = options;
+    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts };
     this.logger = options.logger.child({ upstream: target });
     this.timers = options.timers ?? systemTimers;
     this.backoff =
@@ -144,10 +191,10 @@ export class Uplink {
       ...CHANNEL_OPTIONS,
       ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
     });
-    this.acked = this.sent = this.everSent = options.journal.ackedThrough;
+    this.everSent = options.journal.ackedThrough;
     this.connectivity.on('state', ({ state, previous, reason }) => {
       const log = state === ConnectivityState.TRANSIENT_FAILURE ? this.logger.warn : this.logger.info;
-      log.call(this.logger, { state, previous, reason, ackedThrough: this.acked }, `uplink ${state}`);
+      log.call(this.logger, { state, previous, reason, ackedThrough: this.options.journal.ackedThrough }, `uplink ${state}`);
     });
   }
 
@@ -159,8 +206,9 @@ export class Uplink {
     if (this.state === ConnectivityState.IDLE) this.connect();
   }
 
-  /** New records were committed: send them if the window allows. */
-  wake(): void {
+  /** New records were committed (or gaps recorded): send what the credit allows. */
+  wake(newGaps = false): void {
+    if (newGaps) this.gapsDirty = true;
     this.pump();
   }
 
@@ -168,12 +216,26 @@ export class Uplink {
     return {
       state: this.state,
       target: this.settings.target,
-      ackedThrough: this.acked,
-      sentThrough: this.sent,
-      batchesInFlight: this.inflight.length,
+      ackedThrough: this.options.journal.ackedThrough,
+      sentThrough: Math.max(this.liveSent, this.backlogSent),
+      lanes: { liveFrom: this.liveFrom, liveSentThrough: this.liveSent, backlogSentThrough: this.backlogSent, backlogRemaining: this.backlogSent < this.liveFrom },
+      credit: this.credit,
+      batchesInFlight: this.inflight.size,
       ...this.counters,
       lastError: this.lastError,
     };
+  }
+
+  /** Resolves once no batch is in flight (or after `timeoutMs`): for a graceful stop. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.inflight.size === 0) return true;
+    return new Promise((resolve) => {
+      const timer = this.timers.setTimeout(() => resolve(false), timeoutMs);
+      this.drainWaiters.push(() => {
+        this.timers.clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** Ends the session and stops reconnecting. Unacked batches stay in the journal for the next start. */
@@ -183,6 +245,16 @@ export class Uplink {
     this.backoff.cancel();
     this.endSession();
     this.client.close();
+  }
+
+  /**
+   * Frames other than telemetry (device status, command results): written now if a session is ready, else
+   * dropped, as the sender keeps what matters and sends it again from onReady.
+   */
+  sendControl(frames: readonly UplinkFrame[]): void {
+    const call = this.call;
+    if (!call || this.state !== ConnectivityState.READY) return;
+    for (const frame of frames) call.write(frame);
   }
 
   private connect(): void {
@@ -210,7 +282,7 @@ export class Uplink {
     );
     this.welcomeTimer.unref?.();
     call.write({
-      frame: { $case: 'hello', value: { gatewayId: this.options.gatewayId, version: this.options.version, lastAckedSeq: this.acked } },
+      frame: { $case: 'hello', value: { gatewayId: this.options.gatewayId, version: this.options.version, lastAckedSeq: this.options.journal.ackedThrough } },
     });
   }
 
@@ -220,7 +292,10 @@ export class Uplink {
       case 'welcome':
         return this.onWelcome(call, frame.value);
       case 'ack':
-        return this.onAck(call, frame.value.throughSeq);
+        return this.onAck(call, frame.value);
+      case 'credit':
+        this.credit += frame.value.batches;
+        return this.pump();
       case 'command':
         return this.options.onCommand?.(frame.value);
       case 'commandAck':
@@ -237,16 +312,20 @@ export class Uplink {
     }
     this.clearWelcomeTimer();
     const limits = welcome.limits;
-    // The backend's limits can only make batches smaller or the window narrower, never the reverse.
+    // The backend's limits can only make batches smaller, never the reverse.
     const narrow = (own: number, theirs: number | undefined) => (theirs ? Math.min(own, theirs) : own);
     this.settings = {
       ...this.settings,
-      window: narrow(this.options.window, limits?.maxBatchesInFlight),
       maxBatchRecords: narrow(this.options.maxBatchRecords, limits?.maxBatchRecords),
       maxBatchBytes: narrow(this.options.maxBatchBytes, limits?.maxBatchBytes),
     };
-    this.inflight = [];
-    this.sent = this.acked;
+    this.credit = limits?.maxBatchesInFlight || this.options.window;
+    this.inflight = new Map();
+    this.liveFrom = this.liveSent = this.options.journal.lastSeq;
+    this.backlogSent = this.options.journal.ackedThrough;
+    this.gapsSent = new Map();
+    this.gapsDirty = true;
+    this.retries = [];
     this.waitingForDrain = false;
     this.backoff.reset();
     this.connectivity.set(ConnectivityState.READY);
@@ -255,52 +334,109 @@ export class Uplink {
   }
 
   /**
-   * Frames other than telemetry (device status, command results): written now if a session is ready, else
-   * dropped, as the sender keeps what matters and sends it again from onReady.
+   * An ack names one batch or gap by its range, or (from_seq 0) everything through a seq: then only as far as
+   * this session sent without a hole (with lanes, a cumulative ack over the live lane would cover backlog rows
+   * not sent yet). Anything else is a protocol error: freeing rows the backend does not have would lose them.
    */
-  sendControl(frames: readonly UplinkFrame[]): void {
-    const call = this.call;
-    if (!call || this.state !== ConnectivityState.READY) return;
-    for (const frame of frames) call.write(frame);
-  }
-
-  private onAck(call: Call, throughSeq: number): void {
-    if (throughSeq > this.sent) {
-      return this.fail(call, new Error(`protocol error: ack through ${throughSeq}, but only ${this.sent} was sent`));
+  private onAck(call: Call, ack: Ack): void {
+    const through = ack.throughSeq;
+    let from = ack.fromSeq;
+    if (from === 0) {
+      const contiguous = this.backlogSent < this.liveFrom ? this.backlogSent : this.liveSent;
+      if (through > contiguous) return this.fail(call, new Error(`protocol error: ack through ${through}, but only ${contiguous} was sent without a hole`));
+      from = this.options.journal.ackedThrough + 1;
+    } else if (this.inflight.get(through)?.from !== from && this.gapsSent.get(from) !== through) {
+      return this.fail(call, new Error(`protocol error: ack for ${from}..${through}, which is no batch or gap in flight`));
     }
     this.counters.acks++;
-    if (throughSeq <= this.acked) return;
-    this.acked = throughSeq;
-    while (this.inflight.length > 0 && this.inflight[0]! <= throughSeq) this.inflight.shift();
-    this.options.onAcked(throughSeq);
+    const rejected = new Map(ack.rejected.map((r) => [r.seq, r.reason]));
+    for (const [last, batch] of this.inflight) {
+      if (batch.from >= from && last <= through) {
+        this.inflight.delete(last);
+        for (const record of batch.records) {
+          const reason = rejected.get(record.seq);
+          if (reason !== undefined) this.onRejected(record, reason);
+        }
+      }
+    }
+    if (from <= through) for (const range of splitAround(from, through, [...rejected.keys()])) this.options.onReleased(range);
+    if (this.inflight.size === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
     this.pump();
+  }
+
+  private onRejected(record: JournalRecord, reason: string): void {
+    this.counters.rejections++;
+    const attempts = (this.attempts.get(record.seq) ?? 1) + 1;
+    if (attempts > this.settings.maxAttempts || !this.options.onDeadLetter) {
+      this.attempts.delete(record.seq);
+      this.counters.deadLettered++;
+      this.logger.warn({ seq: record.seq, deviceId: record.deviceId, reason }, 'record rejected by the backend: dead-lettered');
+      this.options.onDeadLetter?.(record, reason);
+      return;
+    }
+    this.attempts.set(record.seq, attempts);
+    this.retries.push(record.seq);
   }
 
   private pump(): void {
     const call = this.call;
+    if (!call || this.state !== ConnectivityState.READY) return;
+    if (this.gapsDirty) this.sendGaps(call);
     const { window, maxBatchRecords, maxBatchBytes } = this.settings;
-    while (call && this.state === ConnectivityState.READY && !this.waitingForDrain && this.inflight.length < window) {
-      const records = this.options.journal.readAfter(this.sent, maxBatchRecords, maxBatchBytes);
-      if (records.length === 0) return;
-      const lastSeq = records[records.length - 1]!.seq;
-      if (records[0]!.seq <= this.everSent) {
-        this.counters.recordsResent += records.filter((r) => r.seq <= this.everSent).length;
+    while (!this.waitingForDrain && this.credit > 0 && this.inflight.size < window) {
+      const journal = this.options.journal;
+      const live = journal.readAfter(this.liveSent, maxBatchRecords, maxBatchBytes);
+      if (live.length > 0) {
+        this.send(call, 'live', live);
+        this.liveSent = live[live.length - 1]!.seq;
+        continue;
       }
-      const writable = call.write({ frame: { $case: 'batch', value: { records } } });
-      this.inflight.push(lastSeq);
-      this.sent = lastSeq;
-      this.everSent = Math.max(this.everSent, lastSeq);
-      this.counters.batchesSent++;
-      this.counters.recordsSent += records.length;
-      if (!writable) {
-        this.waitingForDrain = true;
-        this.counters.drainWaits++;
-        call.once('drain', () => {
-          if (call !== this.call) return;
-          this.waitingForDrain = false;
-          this.pump();
-        });
+      if (this.credit <= LIVE_RESERVE && this.inflight.size > 0) return;
+      const retry = this.retries.shift();
+      if (retry !== undefined) {
+        const record = journal.readAfter(retry - 1, 1, maxBatchBytes, retry);
+        if (record.length > 0) this.send(call, 'retry', record);
+        continue;
       }
+      if (this.backlogSent < this.liveFrom) {
+        const backlog = journal.readAfter(this.backlogSent, maxBatchRecords, maxBatchBytes, this.liveFrom);
+        this.backlogSent = backlog.length > 0 ? backlog[backlog.length - 1]!.seq : this.liveFrom;
+        if (backlog.length > 0) this.send(call, 'backlog', backlog);
+        continue;
+      }
+      return;
+    }
+  }
+
+  private send(call: Call, lane: Lane, records: JournalRecord[]): void {
+    const from = records[0]!.seq;
+    const to = records[records.length - 1]!.seq;
+    if (from <= this.everSent) this.counters.recordsResent += records.filter((r) => r.seq <= this.everSent).length;
+    const writable = call.write({ frame: { $case: 'batch', value: { records } } });
+    this.inflight.set(to, { from, to, lane, records });
+    this.credit--;
+    this.everSent = Math.max(this.everSent, to);
+    this.counters.batchesSent++;
+    this.counters.recordsSent += records.length;
+    if (!writable) {
+      this.waitingForDrain = true;
+      this.counters.drainWaits++;
+      call.once('drain', () => {
+        if (call !== this.call) return;
+        this.waitingForDrain = false;
+        this.pump();
+      });
+    }
+  }
+
+  /** Gaps not yet sent on this session: small, sent ahead of any batch, needing no credit. */
+  private sendGaps(call: Call): void {
+    this.gapsDirty = false;
+    for (const gap of this.options.journal.gaps()) {
+      if (this.gapsSent.has(gap.from)) continue;
+      this.gapsSent.set(gap.from, gap.to);
+      this.counters.gapsSent++;
+      call.write({ frame: { $case: 'gap', value: { fromSeq: gap.from, toSeq: gap.to, reason: gap.reason, count: gap.count, timeMs: gap.timeMs } } });
     }
   }
 
@@ -321,9 +457,10 @@ export class Uplink {
     const call = this.call;
     this.call = undefined;
     this.clearWelcomeTimer();
-    this.inflight = [];
-    this.sent = this.acked;
+    this.inflight = new Map();
+    this.credit = 0;
     this.waitingForDrain = false;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
     if (call) {
       // Events of an ended session are ignored (call !== this.call); keep an error listener so none is thrown.
       call.removeAllListeners();
@@ -338,4 +475,16 @@ export class Uplink {
       this.welcomeTimer = undefined;
     }
   }
+}
+
+/** from..to without the given seqs, as ranges. */
+function splitAround(from: number, to: number, holes: number[]): SeqRange[] {
+  const ranges: SeqRange[] = [];
+  let start = from;
+  for (const hole of holes.filter((h) => h >= from && h <= to).sort((a, b) => a - b)) {
+    if (hole > start) ranges.push({ from: start, to: hole - 1 });
+    start = hole + 1;
+  }
+  if (start <= to) ranges.push({ from: start, to });
+  return ranges;
 }

@@ -24,11 +24,14 @@ import { Command, CommandAck, CommandResult } from "./commands.js";
  *
  * Flow (see DESIGN.md "Data path, uplink"):
  *   gateway -> Hello{gateway_id, last_acked_seq}        backend -> Welcome{session_id, limits}
- *   gateway -> TelemetryBatch{records in seq order}...  backend -> Ack{through_seq} once its sink committed
- * Acks are cumulative: "everything this gateway sent through through_seq is durable here". After any stream
- * failure the gateway reconnects, says Hello with its last acked seq and resends from there, so the wire is
- * at-least-once; the backend drops records it already holds (dedupe by gateway_id + seq) and the end result is
- * exactly-once per record.
+ *   gateway -> TelemetryBatch{records in seq order}...  backend -> Ack{from_seq, through_seq} once committed
+ *                                                       backend -> Credit{batches} when it can take more
+ * Each batch holds consecutive journal rows of one lane: the live lane (what was committed since the stream
+ * opened, sent first) or the backlog lane (what is older, drained with the credit left). The backend acks each
+ * batch by its range once its sink committed it, and grants credit as it can take more: a replay never floods
+ * it. After any stream failure the gateway reconnects, says Hello and resends every row not acked, so the wire
+ * is at-least-once; the backend drops records it already holds (dedupe by gateway_id + seq) and the end result
+ * is exactly-once per record. Records the gateway could not keep are reported as a Gap, never hidden.
  */
 
 export interface UplinkFrame {
@@ -37,14 +40,18 @@ export interface UplinkFrame {
     | { $case: "batch"; value: TelemetryBatch }
     | { $case: "deviceStatus"; value: DeviceStatus }
     | { $case: "commandResult"; value: CommandResult }
+    | { $case: "gap"; value: Gap }
     | undefined;
 }
 
 export interface DownlinkFrame {
-  frame: { $case: "welcome"; value: Welcome } | { $case: "ack"; value: Ack } | { $case: "command"; value: Command } | {
-    $case: "commandAck";
-    value: CommandAck;
-  } | undefined;
+  frame:
+    | { $case: "welcome"; value: Welcome }
+    | { $case: "ack"; value: Ack }
+    | { $case: "credit"; value: Credit }
+    | { $case: "command"; value: Command }
+    | { $case: "commandAck"; value: CommandAck }
+    | undefined;
 }
 
 /** First frame of every stream. */
@@ -70,6 +77,7 @@ export interface Welcome {
 export interface Limits {
   maxBatchRecords: number;
   maxBatchBytes: number;
+  /** The first grant of credit: batches the gateway may send before the first Credit frame. */
   maxBatchesInFlight: number;
 }
 
@@ -108,9 +116,37 @@ export interface DeviceStatus {
   timeMs: number;
 }
 
-/** Cumulative: every record of this gateway with seq <= through_seq is committed at the backend. */
+/**
+ * Every record this stream sent with from_seq <= seq <= through_seq is committed at the backend (from_seq 0:
+ * every record through through_seq), except those listed as rejected. A Gap is acknowledged by its range.
+ */
 export interface Ack {
   throughSeq: number;
+  fromSeq: number;
+  /** Records the backend refuses as invalid: not stored. The gateway retries a few times, then dead-letters them. */
+  rejected: RecordRejection[];
+}
+
+export interface RecordRejection {
+  seq: number;
+  reason: string;
+}
+
+/** The backend can take `batches` more batches on this stream. */
+export interface Credit {
+  batches: number;
+}
+
+/**
+ * Records this gateway had to let go of before the backend had them: seqs from_seq..to_seq (count of them
+ * were real records), and why: "journal-full" (drop-oldest), "too-old" (max age), "journal-damaged" (salvage).
+ */
+export interface Gap {
+  fromSeq: number;
+  toSeq: number;
+  reason: string;
+  count: number;
+  timeMs: number;
 }
 
 function createBaseUplinkFrame(): UplinkFrame {
@@ -131,6 +167,9 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
         break;
       case "commandResult":
         CommandResult.encode(message.frame.value, writer.uint32(34).fork()).join();
+        break;
+      case "gap":
+        Gap.encode(message.frame.value, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -181,6 +220,14 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
             message.frame = { $case: "commandResult", value: CommandResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.frame = { $case: "gap", value: Gap.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -206,6 +253,9 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
         break;
       case "ack":
         Ack.encode(message.frame.value, writer.uint32(18).fork()).join();
+        break;
+      case "credit":
+        Credit.encode(message.frame.value, writer.uint32(26).fork()).join();
         break;
       case "command":
         Command.encode(message.frame.value, writer.uint32(34).fork()).join();
@@ -244,6 +294,14 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
             }
 
             message.frame = { $case: "ack", value: Ack.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.frame = { $case: "credit", value: Credit.decode(reader, reader.uint32()) };
             continue;
           }
           case 4: {
@@ -737,13 +795,19 @@ export const DeviceStatus: MessageFns<DeviceStatus> = {
 };
 
 function createBaseAck(): Ack {
-  return { throughSeq: 0 };
+  return { throughSeq: 0, fromSeq: 0, rejected: [] };
 }
 
 export const Ack: MessageFns<Ack> = {
   encode(message: Ack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.throughSeq !== 0) {
       writer.uint32(8).uint64(message.throughSeq);
+    }
+    if (message.fromSeq !== 0) {
+      writer.uint32(16).uint64(message.fromSeq);
+    }
+    for (const v of message.rejected) {
+      RecordRejection.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -767,6 +831,215 @@ export const Ack: MessageFns<Ack> = {
             }
 
             message.throughSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rejected.push(RecordRejection.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseRecordRejection(): RecordRejection {
+  return { seq: 0, reason: "" };
+}
+
+export const RecordRejection: MessageFns<RecordRejection> = {
+  encode(message: RecordRejection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint64(message.seq);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordRejection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordRejection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCredit(): Credit {
+  return { batches: 0 };
+}
+
+export const Credit: MessageFns<Credit> = {
+  encode(message: Credit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batches !== 0) {
+      writer.uint32(8).uint32(message.batches);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Credit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCredit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batches = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseGap(): Gap {
+  return { fromSeq: 0, toSeq: 0, reason: "", count: 0, timeMs: 0 };
+}
+
+export const Gap: MessageFns<Gap> = {
+  encode(message: Gap, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromSeq !== 0) {
+      writer.uint32(8).uint64(message.fromSeq);
+    }
+    if (message.toSeq !== 0) {
+      writer.uint32(16).uint64(message.toSeq);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.count !== 0) {
+      writer.uint32(32).uint64(message.count);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(40).int64(message.timeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Gap {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGap();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.count = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
             continue;
           }
         }
