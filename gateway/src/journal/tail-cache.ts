@@ -2,19 +2,25 @@
  * The newest committed records, kept in memory so that an uplink that keeps up sends them without reading
  * them back from SQLite (a read-back cost the journal thread a fifth of its time). A read-through cache in
  * front of the journal, bounded by bytes: when it is full it forgets its oldest records, which are still in
- * the journal, where readAfter finds them. Its seqs are contiguous: every commit is added, in order.
+ * the journal, where readAfter finds them. Its slots are contiguous seqs: every commit is added, in order.
+ * Records the journal lets go of (acked ranges, dead letters, drops) are forgotten here too, so nothing is
+ * read from memory that the journal no longer holds.
  */
-import type { Gap, Journal, JournalRecord, NewRecord } from './journal.ts';
+import type { Gap, Journal, JournalRecord, NewRecord, SeqRange } from './journal.ts';
 import type { UplinkJournal } from '../uplink/uplink.ts';
 
 /** Rough memory of one cached record beyond its payload (object, strings, array slot). */
 const RECORD_OVERHEAD_BYTES = 160;
 
 export class TailCache implements UplinkJournal {
-  private records: JournalRecord[] = [];
-  /** Index in `records` of the oldest record still cached. */
+  /** Slot i holds seq base + i; a forgotten record leaves its slot undefined. */
+  private records: Array<JournalRecord | undefined> = [];
+  private base = 0;
+  /** Index of the oldest slot still cached (never an undefined one). */
   private head = 0;
   private bytes = 0;
+  /** Records held (slots that are not forgotten). */
+  private held = 0;
   private hits = 0;
   private misses = 0;
 
@@ -39,24 +45,46 @@ export class TailCache implements UplinkJournal {
   add(firstSeq: number, records: readonly NewRecord[]): void {
     if (records.length === 0) return;
     if (this.size > 0 && firstSeq !== this.cachedThrough + 1) this.clear(); // not contiguous: start over
+    if (this.size === 0) {
+      this.clear();
+      this.base = firstSeq;
+    }
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       this.records.push({ seq: firstSeq + i, deviceId: r.deviceId, stream: r.stream, payload: r.payload, contentType: r.contentType, deviceSeq: r.deviceSeq, deviceTimeMs: r.deviceTimeMs, gatewayTimeMs: r.gatewayTimeMs });
       this.bytes += r.payload.length + RECORD_OVERHEAD_BYTES;
     }
+    this.held += records.length;
     while (this.bytes > this.maxBytes && this.size > 0) this.dropOldest();
     this.compact();
   }
 
-  /** The backend acked through `seq`: those records will not be sent again. */
+  /** Everything through `seq` is gone from the journal (its low-water mark): forgets it. */
   release(seq: number): void {
-    while (this.size > 0 && this.records[this.head]!.seq <= seq) this.dropOldest();
+    while (this.size > 0 && this.base + this.head <= seq) this.dropOldest();
+    this.compact();
+  }
+
+  /** The journal let go of `range` (acked, dead-lettered, dropped): those records are not to be read again. */
+  forget({ from, to }: SeqRange): void {
+    if (this.size === 0) return;
+    const last = Math.min(to, this.cachedThrough);
+    for (let seq = Math.max(from, this.base + this.head); seq <= last; seq++) {
+      const i = seq - this.base;
+      const r = this.records[i];
+      if (r) {
+        this.bytes -= r.payload.length + RECORD_OVERHEAD_BYTES;
+        this.held--;
+        this.records[i] = undefined;
+      }
+    }
+    this.skipForgotten();
     this.compact();
   }
 
   readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq = Number.MAX_SAFE_INTEGER): JournalRecord[] {
-    const first = this.size > 0 ? this.records[this.head]!.seq : Infinity;
     if (afterSeq >= Math.min(this.journal.lastSeq, throughSeq)) return []; // caught up: nothing to read anywhere
+    const first = this.size > 0 ? this.base + this.head : Infinity;
     if (afterSeq + 1 < first || afterSeq >= this.cachedThrough) {
       this.misses++;
       return this.journal.readAfter(afterSeq, maxRecords, maxBytes, throughSeq);
@@ -64,9 +92,10 @@ export class TailCache implements UplinkJournal {
     this.hits++;
     const out: JournalRecord[] = [];
     let bytes = 0;
-    for (let i = this.head + (afterSeq + 1 - first); i < this.records.length && out.length < maxRecords; i++) {
-      const r = this.records[i]!;
-      if (r.seq > throughSeq) break;
+    const end = Math.min(this.records.length, throughSeq - this.base + 1);
+    for (let i = afterSeq + 1 - this.base; i < end && out.length < maxRecords; i++) {
+      const r = this.records[i];
+      if (r === undefined) continue;
       if (out.length > 0 && bytes + r.payload.length > maxBytes) break;
       out.push(r);
       bytes += r.payload.length;
@@ -75,34 +104,48 @@ export class TailCache implements UplinkJournal {
   }
 
   stats(): { cachedRecords: number; cachedBytes: number; hits: number; misses: number } {
-    return { cachedRecords: this.size, cachedBytes: this.bytes, hits: this.hits, misses: this.misses };
+    return { cachedRecords: this.held, cachedBytes: this.bytes, hits: this.hits, misses: this.misses };
   }
 
+  /** Slots from the oldest cached one to the newest (forgotten ones included). */
   private get size(): number {
     return this.records.length - this.head;
   }
 
-  /** The last seq held in the cache (-1 when empty). */
+  /** The last seq the cache covers (-1 when empty). */
   private get cachedThrough(): number {
-    return this.size > 0 ? this.records[this.records.length - 1]!.seq : -1;
+    return this.size > 0 ? this.base + this.records.length - 1 : -1;
   }
 
   private dropOldest(): void {
-    this.bytes -= this.records[this.head]!.payload.length + RECORD_OVERHEAD_BYTES;
+    const r = this.records[this.head];
+    if (r) {
+      this.bytes -= r.payload.length + RECORD_OVERHEAD_BYTES;
+      this.held--;
+    }
     this.head++;
+    this.skipForgotten();
+  }
+
+  private skipForgotten(): void {
+    while (this.head < this.records.length && this.records[this.head] === undefined) this.head++;
   }
 
   /** Drops the consumed front of the array once it is at least half of it (amortised O(1) per record). */
   private compact(): void {
+    if (this.size === 0) return this.clear();
     if (this.head > 1024 && this.head * 2 >= this.records.length) {
       this.records = this.records.slice(this.head);
+      this.base += this.head;
       this.head = 0;
     }
   }
 
   private clear(): void {
     this.records = [];
+    this.base = 0;
     this.head = 0;
     this.bytes = 0;
+    this.held = 0;
   }
 }

@@ -47,6 +47,7 @@ const commits = new GroupCommit({
   onCommitted: (result) => {
     tail.add(result.firstSeq, result.stored);
     tail.release(journal.ackedThrough);
+    for (const gap of result.gaps) tail.forget(gap);
     if (result.gaps.length > 0) logger.warn({ gaps: result.gaps }, 'records dropped by the journal limits: reported as gaps');
     uplink.wake(result.gaps.length > 0);
   },
@@ -75,10 +76,15 @@ const uplink = new Uplink({
   onCommand: (command) => post({ type: 'command', command }),
   onCommandAck: (ack) => post({ type: 'command-ack', ack }),
   onReady: () => post({ type: 'uplink-ready' }),
-  onReleased: (range) => commits.release(range),
+  onReleased: (range) => {
+    tail.forget(range);
+    commits.release(range);
+  },
   onDeadLetter: (record, reason) => {
     deadLetters.add(record, reason, Date.now());
-    commits.release({ from: record.seq, to: record.seq });
+    const range = { from: record.seq, to: record.seq };
+    tail.forget(range);
+    commits.release(range);
   },
   logger,
 });
