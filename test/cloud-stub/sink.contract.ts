@@ -72,6 +72,15 @@ export function sinkContract(name: string, open: (dir: string) => Sink): void {
       assert.deepEqual(stats.gateways['gw-a'], { lastSeq: 8, records: 8, duplicates: 7 });
     });
 
+    it('sink - gaps are kept and counted; what the sink holds from the range of a gap is not counted as lost', async () => {
+      await sink.commit([{ gatewayId: 'gw-a', records: range(1, 10) }]);
+      await sink.recordGap('gw-a', { fromSeq: 11, toSeq: 20, reason: 'journal-full', count: 10, timeMs: 5 });
+      await sink.recordGap('gw-a', { fromSeq: 5, toSeq: 30, reason: 'journal-damaged', count: 26, timeMs: 6 });
+      const stats = await sink.stats();
+      assert.equal(stats.gaps, 2);
+      assert.equal(stats.recordsLostInGaps, 10 + (26 - 6));
+    });
+
     it('sink - a gap filled later is stored, not taken for a duplicate', async () => {
       await sink.commit([{ gatewayId: 'gw-a', records: [sinkRecord(1), sinkRecord(5)] }]);
       assert.deepEqual(await sink.commit([{ gatewayId: 'gw-a', records: range(2, 6) }]), [{ inserted: 4, duplicates: 1 }]);

@@ -30,6 +30,7 @@ export class SqliteSink implements Sink {
   private readonly clock: Clock;
   private readonly commitTx: (batches: readonly SinkBatch[], lastSeqs: Map<string, number>) => SinkOutcome[];
   private readonly insertGap;
+  private readonly countHeld;
   /** Highest seq held per gateway: this process is the sink's only writer, so memory is the truth. */
   private lastSeqs = new Map<string, number>();
   /** What the rows being bound share: their gateway and commit time. */
@@ -85,6 +86,7 @@ export class SqliteSink implements Sink {
       `INSERT INTO devices (device_id, records) VALUES (?, ?)
        ON CONFLICT (device_id) DO UPDATE SET records = records + excluded.records`,
     );
+    this.countHeld = this.db.prepare<[string, number, number], { n: number }>('SELECT count(*) AS n FROM records WHERE gateway_id = ? AND seq BETWEEN ? AND ?');
     this.insertGap = this.db.prepare('INSERT OR IGNORE INTO gaps (gateway_id, from_seq, to_seq, reason, count, time, received_time) VALUES (?, ?, ?, ?, ?, ?, ?)');
     for (const row of this.db.prepare<[], { gateway_id: string; last_seq: number }>('SELECT gateway_id, last_seq FROM gateways').iterate()) {
       this.lastSeqs.set(row.gateway_id, row.last_seq);
@@ -119,7 +121,11 @@ export class SqliteSink implements Sink {
   }
 
   async recordGap(gatewayId: string, gap: SinkGap): Promise<void> {
-    this.insertGap.run(gatewayId, gap.fromSeq, gap.toSeq, gap.reason, gap.count, gap.timeMs, this.clock.now());
+    // A gateway that cannot tell exactly what it lost (a damaged journal) reports a wider range: what is held
+    // here from that range was not lost.
+    const held = this.countHeld.get(gatewayId, gap.fromSeq, gap.toSeq)!.n;
+    const lost = Math.min(gap.count, gap.toSeq - gap.fromSeq + 1 - held);
+    this.insertGap.run(gatewayId, gap.fromSeq, gap.toSeq, gap.reason, lost, gap.timeMs, this.clock.now());
   }
 
   async lastSeq(gatewayId: string): Promise<number> {

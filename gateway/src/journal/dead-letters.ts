@@ -28,17 +28,19 @@ export class DeadLetters {
   private readonly statements;
 
   constructor(db: SqliteDatabase) {
-    db.exec(`
+    if (!db.readonly) {
+      db.exec(`
       CREATE TABLE IF NOT EXISTS dead_letters (
         seq INTEGER PRIMARY KEY, device_id TEXT NOT NULL, stream TEXT NOT NULL, content_type TEXT NOT NULL,
         device_seq INTEGER NOT NULL, device_time INTEGER NOT NULL, gateway_time INTEGER NOT NULL, payload BLOB NOT NULL,
         reason TEXT NOT NULL, dead_at INTEGER NOT NULL, replay INTEGER NOT NULL DEFAULT 0
       );
     `);
+    }
     const columns = `seq, device_id AS deviceId, stream, content_type AS contentType, device_seq AS deviceSeq, device_time AS deviceTimeMs,
       gateway_time AS gatewayTimeMs, payload, reason, dead_at AS deadAtMs, replay`;
     this.statements = {
-      add: db.prepare('INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)'),
+      add: db.prepare('INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       list: db.prepare<[], Omit<DeadLetter, 'replay'> & { replay: number }>(`SELECT ${columns} FROM dead_letters ORDER BY seq`),
       get: db.prepare<[number], Omit<DeadLetter, 'replay'> & { replay: number }>(`SELECT ${columns} FROM dead_letters WHERE seq = ?`),
       markReplay: db.prepare('UPDATE dead_letters SET replay = 1 WHERE seq = ?'),
@@ -48,7 +50,12 @@ export class DeadLetters {
   }
 
   add(record: JournalRecord, reason: string, nowMs: number): void {
-    this.statements.add.run(record.seq, record.deviceId, record.stream, record.contentType, record.deviceSeq, record.deviceTimeMs, record.gatewayTimeMs, record.payload, reason, nowMs);
+    this.statements.add.run(record.seq, record.deviceId, record.stream, record.contentType, record.deviceSeq, record.deviceTimeMs, record.gatewayTimeMs, record.payload, reason, nowMs, 0);
+  }
+
+  /** Puts back a letter as it was (salvage of a damaged journal). */
+  restore(l: DeadLetter): void {
+    this.statements.add.run(l.seq, l.deviceId, l.stream, l.contentType, l.deviceSeq, l.deviceTimeMs, l.gatewayTimeMs, l.payload, l.reason, l.deadAtMs, l.replay ? 1 : 0);
   }
 
   list(): DeadLetter[] {

@@ -19,18 +19,25 @@
  * duplicates. meta.last_seq is written in the same transaction as the rows it covers, so after a crash
  * lastSeq = max(meta.last_seq, max(seq)) and never goes backwards.
  *
+ * A seq lease in a file of its own (journal.seq-lease) bounds the seqs given out: before a commit would pass
+ * it, the lease moves SEQ_LEASE_BLOCK further and is fsynced. It is read only when the database is damaged
+ * beyond telling its own last seq (heal.ts), so that a salvaged journal never gives out a seq twice.
+ *
  * What is freed when: a commit frees the rows and gaps inside each range the backend acknowledged, and the
  * limits drop (recording a gap) the oldest rows beyond maxBytes (drop-oldest) or older than maxAgeMs. Nothing
  * else deletes rows. Freed pages go back to the file system by incremental vacuum, so the file does not stay at
  * its high-water mark; the WAL is truncated after checkpoints (journal_size_limit).
  */
-import { statfsSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BulkInsert, FleetgateError, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import { NO_LIMITS, type CommitResult, type Gap, type GapReason, type Journal, type JournalLimits, type JournalRecord, type JournalStats, type NewRecord, type SeqRange } from './journal.ts';
 
 const SCHEMA_VERSION = 3;
 export const JOURNAL_FILE = 'journal.db';
+export const SEQ_LEASE_FILE = 'journal.seq-lease';
+/** Seqs a lease covers ahead: one small fsynced write per this many records. */
+const SEQ_LEASE_BLOCK = 10_000;
 /** After dropping for maxBytes, the journal holds at most this share of it: drops come in chunks, not per commit. */
 const DROP_TO = 0.95;
 /** Free space the file system must have before appends resume after a full disk. */
@@ -75,6 +82,7 @@ export class SqliteJournal implements Journal {
   private readonly limits: JournalLimits;
   private readonly clock: Clock;
   private last: number;
+  private lease: number;
   private acked: number;
   private rows: number;
   private payloadBytes: number;
@@ -93,7 +101,7 @@ export class SqliteJournal implements Journal {
     this.limits = limits;
     this.clock = clock;
     this.db = openSqlite(this.file, { durability });
-    migrate(this.db, this.file);
+    createJournalSchema(this.db, this.file);
     this.db.pragma('journal_size_limit = 67108864');
     if (maxFileBytes) this.db.pragma(`max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (this.db.pragma('page_size', { simple: true }) as number)))}`);
 
@@ -143,6 +151,7 @@ export class SqliteJournal implements Journal {
       .get()!;
     this.last = Math.max(meta.get('last_seq') ?? 0, held.maxSeq ?? 0, meta.get('acked_through') ?? 0);
     this.acked = held.minSeq === null ? this.last : held.minSeq - 1;
+    this.lease = readSeqLease(dir);
     this.rows = held.rows;
     this.payloadBytes = held.bytes;
 
@@ -204,6 +213,10 @@ export class SqliteJournal implements Journal {
       if (!(from >= 1 && to >= from && to <= this.last + records.length)) {
         throw new RangeError(`cannot release ${from}..${to}: seqs run from 1 to ${this.last + records.length}`);
       }
+    }
+    if (this.last + records.length > this.lease) {
+      this.lease = this.last + records.length + SEQ_LEASE_BLOCK;
+      writeSeqLease(this.dir, this.lease);
     }
     const result = this.commitTx(records, releases);
     // Only now, after COMMIT returned, does the in-memory view move: a failed commit changes nothing.
@@ -350,7 +363,8 @@ export class SqliteJournal implements Journal {
   }
 }
 
-function migrate(db: SqliteDatabase, file: string): void {
+/** Creates the journal's tables in `db`, or brings an older journal up to date. */
+export function createJournalSchema(db: SqliteDatabase, file: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {
     throw new JournalError(`${file} has journal schema ${version}; this gateway knows up to ${SCHEMA_VERSION} (downgrade?)`);
@@ -377,6 +391,29 @@ function migrate(db: SqliteDatabase, file: string): void {
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
   if (!fresh && (db.pragma('auto_vacuum', { simple: true }) as number) !== 2) db.exec('VACUUM');
+}
+
+/** The seq lease kept in `dir` (0 when there is none). */
+export function readSeqLease(dir: string): number {
+  try {
+    const value = Number(readFileSync(join(dir, SEQ_LEASE_FILE), 'utf8').trim());
+    return Number.isSafeInteger(value) && value > 0 ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Writes the lease so that a crash leaves the old one or the new one, never a torn one. */
+function writeSeqLease(dir: string, lease: number): void {
+  const file = join(dir, SEQ_LEASE_FILE);
+  const fd = openSync(`${file}.tmp`, 'w');
+  try {
+    writeSync(fd, `${lease}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(`${file}.tmp`, file);
 }
 
 function fileSize(path: string): number {

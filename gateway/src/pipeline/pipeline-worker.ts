@@ -11,7 +11,8 @@ import { createLogger, errorMessage } from '@fleetgate/common';
 import { DeadLetters } from '../journal/dead-letters.ts';
 import { GroupCommit } from '../journal/group-commit.ts';
 import { JournalFullError } from '../journal/journal.ts';
-import { SqliteJournal } from '../journal/journal-sqlite.ts';
+import { openJournal, type HealReport } from '../journal/heal.ts';
+import type { SqliteJournal } from '../journal/journal-sqlite.ts';
 import { TailCache } from '../journal/tail-cache.ts';
 import { Uplink } from '../uplink/uplink.ts';
 import { unpackRecords } from './packed-records.ts';
@@ -25,16 +26,21 @@ const post = (message: FromWorker) => port.postMessage(message);
 const REPLAY_POLL_MS = 5000;
 
 let journal: SqliteJournal;
+let healed: HealReport | undefined;
 try {
-  journal = new SqliteJournal({
+  ({ journal, healed } = openJournal({
     dir: settings.dataDir,
     durability: settings.durability,
     limits: settings.limits,
     ...(settings.maxFileBytes ? { maxFileBytes: settings.maxFileBytes } : {}),
-  });
+  }));
 } catch (err: unknown) {
   post({ type: 'fatal', error: `cannot open the journal in ${settings.dataDir}: ${errorMessage(err)}` });
   throw err;
+}
+if (healed) {
+  const { damage, movedTo, salvaged, lost, gaps } = healed;
+  logger.error({ damage, movedTo, salvaged, lost, gaps: gaps.length }, 'the journal was damaged: readable rows salvaged into a fresh journal, the rest reported upstream as gaps');
 }
 const deadLetters = new DeadLetters(journal.db);
 
@@ -122,7 +128,7 @@ port.on('message', (message: ToWorker) => {
       post({ type: 'last-device-seq', id: message.id, seq: journal.lastDeviceSeq(message.deviceId, message.epoch) });
       return;
     case 'stats':
-      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats(), deadLetters: deadLetters.list().length }, uplink: uplink.stats() } });
+      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tail.stats(), deadLetters: deadLetters.list().length, ...(healed ? { healed: { damage: healed.damage, movedTo: healed.movedTo, salvaged: healed.salvaged, lost: healed.lost } } : {}) }, uplink: uplink.stats() } });
       return;
     case 'close':
       void close(message.id, message.graceMs);
