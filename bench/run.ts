@@ -1,8 +1,9 @@
 /** `npm run bench -- <name> [options]`: runs one benchmark; each prints its figures and a same-run baseline. */
 import { e2e } from './e2e.ts';
+import { replay } from './replay.ts';
 import { sdk } from './sdk.ts';
 
-const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk };
+const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, replay, sdk };
 
 const [name, ...argv] = process.argv.slice(2);
 const bench = name === undefined ? undefined : benchmarks[name];

@@ -55,6 +55,19 @@ export class FleetgateProcess {
     });
   }
 
+  /** The first log line printed so far that passes `test`, else the first one to come. */
+  async findLine(test: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
+    for (const text of this.lines) {
+      try {
+        const line = JSON.parse(text) as LogLine;
+        if (test(line)) return line;
+      } catch {
+        // not a log line
+      }
+    }
+    return this.waitForLine(test, timeoutMs);
+  }
+
   /** SIGKILL: no chance to flush or say goodbye, as in a crash or a power cut. */
   async kill(): Promise<void> {
     if (this.running) this.child.kill('SIGKILL');

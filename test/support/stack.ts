@@ -35,10 +35,11 @@ export class Stack {
     return stack;
   }
 
-  async startCloud(): Promise<void> {
+  /** `extraArgs` for this start only (e.g. a different --credit after a restart). */
+  async startCloud(extraArgs: string[] = []): Promise<void> {
     const { process, ready } = await startFleetgate(
       'cloud-stub',
-      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData, ...this.cloudArgs],
+      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData, ...this.cloudArgs, ...extraArgs],
       'cloud-stub ready',
     );
     this.cloud = process;
@@ -72,7 +73,11 @@ export class Stack {
   }
 
   async holdAcks(hold: boolean): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/faults`, { method: 'POST', body: JSON.stringify({ holdAcks: hold }) });
+    await this.faults({ holdAcks: hold });
+  }
+
+  async faults(faults: { holdAcks?: boolean; rejectPayloads?: string | null }): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/faults`, { method: 'POST', body: JSON.stringify(faults) });
     if (!res.ok) throw new Error(`POST /v1/faults: ${res.status} ${await res.text()}`);
   }
 }

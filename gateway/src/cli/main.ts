@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.ts';
 import { cloudCommand } from './cloud-command.ts';
+import { deadletterCommand } from './deadletter-command.ts';
 import { devCommand } from './dev-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
 import { tokenCommand } from './token-command.ts';
@@ -12,6 +13,7 @@ const program = new Command('fleetgate')
   .addCommand(gatewayCommand())
   .addCommand(cloudCommand())
   .addCommand(tokenCommand())
+  .addCommand(deadletterCommand())
   .addCommand(devCommand())
   .showHelpAfterError();
 

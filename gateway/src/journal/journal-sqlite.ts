@@ -20,7 +20,8 @@
  * lastSeq = max(meta.last_seq, max(seq)) and never goes backwards.
  *
  * A seq lease in a file of its own (journal.seq-lease) bounds the seqs given out: before a commit would pass
- * it, the lease moves SEQ_LEASE_BLOCK further and is fsynced. It is read only when the database is damaged
+ * it, the lease moves SEQ_LEASE_BLOCK further and is fsynced; a clean close brings it down to the last seq. It
+ * is read only when the database is damaged
  * beyond telling its own last seq (heal.ts), so that a salvaged journal never gives out a seq twice.
  *
  * What is freed when: a commit frees the rows and gaps inside each range the backend acknowledged, and the
@@ -292,8 +293,18 @@ export class SqliteJournal implements Journal {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
+  /** Closes the database; the seq lease is brought down to the last seq, so that after a clean stop it is exact. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.db.close();
+    if (this.lease > this.last) {
+      try {
+        writeSeqLease(this.dir, this.last);
+        this.lease = this.last;
+      } catch {
+        // A lease ahead of the last seq is still a valid bound.
+      }
+    }
   }
 
   /** Drops (with gaps) the rows beyond the limits; inside the commit's transaction. */

@@ -26,7 +26,11 @@ export interface PipelineSettings {
 }
 
 export interface PipelineStats {
-  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']> & { deadLetters: number };
+  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']> & {
+    deadLetters: number;
+    /** Set when the journal was found damaged at start and healed. */
+    healed?: { damage: string; movedTo: string; salvaged: number; lost: number };
+  };
   uplink: UplinkStats;
 }
 
