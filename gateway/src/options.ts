@@ -111,6 +111,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--commit-interval-ms', options.groupCommit.intervalMs, 0);
   positiveInteger('--commit-max-rows', options.groupCommit.maxRows);
   positiveInteger('--uplink-window', options.uplink.window);
+  positiveInteger('--backlog-window', options.uplink.backlogWindow);
   positiveInteger('--batch-max-records', options.uplink.maxBatchRecords);
   positiveInteger('--batch-max-bytes', options.uplink.maxBatchBytes);
   positiveInteger('--reconnect-max-ms', options.uplink.reconnectMaxMs);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSqliteGaps, type ExportedGap, type ExportedRecord } from '@fleetgate/cloud-stub';
@@ -234,9 +234,31 @@ describe('faults and limits (end to end)', function () {
       assert.equal(report.lost.filter((m) => m.startsWith('late-')).length, 0, 'what came after the healing is all there');
       const lostAtCloud = (await stack.cloudStats()).recordsLostInGaps;
       assert.equal(report.lost.length, lostAtCloud, 'every acked message that did not arrive is counted in a gap');
-      if (damage === 'WAL frame broken in the middle') assert.ok(report.lost.length < 100, `${report.lost.length} lost from one broken WAL frame`);
+      // One broken frame is one page: about a hundred of these small rows at most, older copies aside.
+      if (damage === 'WAL frame broken in the middle') assert.ok(report.lost.length < 300, `${report.lost.length} of 6,000 lost from one broken WAL frame`);
     });
   }
+
+  it('faults - a lost data folder: the new journal moves its records above the seqs the backend holds, none is dropped as a resend', async () => {
+    const stack = await Stack.start(dir.path);
+    await connectDevices(stack, 5);
+    await Promise.all(devices.map((d) => d.publishUpTo(200)));
+    await drained(stack);
+    assert.equal(await stack.gateway.stop(), 0);
+    rmSync(gatewayData(stack), { recursive: true });
+
+    await stack.cloud.kill(); // so that the new journal first fills with seqs the backend already holds
+    await stack.startGateway();
+    await Promise.all(devices.map((d) => d.publishUpTo(400)));
+    assert.equal((await stack.gatewayStats()).journal.lastSeq, 1000, 'seqs 1..1000 again');
+    await stack.startCloud();
+    await stack.gateway.findLine((l) => /renumbered/.test(String(l.msg)));
+    await drained(stack);
+
+    const report = verifyDelivery(readCloud(stack.cloudData), expectations());
+    assert.deepEqual(report, { records: 2000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
+    assert.equal((await stack.cloudStats()).duplicates, 0);
+  });
 
   it('faults - a poison record ends in the dead-letter table, the stream goes on, and `fleetgate deadletter` replays it', async () => {
     const stack = await Stack.start(dir.path);
@@ -265,6 +287,25 @@ describe('faults and limits (end to end)', function () {
     records = readCloud(stack.cloudData);
     assert.equal(records.length, 5 * 200 + 9);
     assert.ok(records.find((r) => Buffer.from(r.payload, 'base64').toString() === 'poison-00:7')!.seq > seq, 'replayed under a new seq');
+  });
+
+  it('faults - SIGTERM while the backend withholds acks: the grace period runs out, exit 0, the batches are resent after the restart', async () => {
+    const stack = await Stack.start(dir.path, ['--drain-grace-ms', '1500']);
+    await stack.holdAcks(true);
+    await connectDevices(stack, 5);
+    await Promise.all(devices.map((d) => d.publishUpTo(400)));
+    await waitUntil('batches in flight', async () => (await stack.gatewayStats()).uplink.batchesInFlight > 0);
+    const stopping = performance.now();
+    assert.equal(await stack.gateway.stop(30_000), 0);
+    const tookMs = performance.now() - stopping;
+    assert.ok(tookMs >= 1400 && tookMs < 10_000, `stopped after ${Math.round(tookMs)} ms`);
+    assert.ok(stack.gateway.lines.some((l) => /grace period over/.test(l)));
+
+    await stack.holdAcks(false);
+    await stack.startGateway();
+    await drained(stack);
+    const report = verifyDelivery(readCloud(stack.cloudData), expectations());
+    assert.deepEqual(report, { records: 2000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
   });
 
   it('faults - SIGTERM under load: the gateway drains and exits 0; restarted, nothing acknowledged is missing', async () => {

@@ -256,6 +256,31 @@ describe('uplink', function () {
     assert.deepEqual(stats.lanes, { liveFrom: 100, liveSentThrough: 102, backlogSentThrough: 100, backlogRemaining: false });
   });
 
+  it('uplink - the backlog keeps at most backlogWindow batches in flight, however much credit is left', async () => {
+    fill(100);
+    let acking = false;
+    const up = await start(
+      new ScriptedBackend(
+        (s) => s.welcome({ maxBatchesInFlight: 16 }),
+        (s) => {
+          if (acking) s.ack();
+        },
+      ),
+      { maxBatchRecords: 10, backlogWindow: 2 },
+    );
+    const session = await waitUntil('two backlog batches', () => backend!.sessions[0]?.batches.length === 2 && backend!.sessions[0]);
+    journal.commit([record('live', 1)]);
+    up.wake();
+    await waitUntil('the live batch', () => session.batches.length === 3);
+    assert.deepEqual(session.batches[2]!.map((r) => r.seq), [101], 'the third batch is live data, not more backlog');
+    assert.equal(up.stats().batchesInFlight, 3);
+    assert.equal(up.stats().credit, 13, 'credit was left unused by the backlog');
+    acking = true;
+    for (let i = 0; i < 3; i++) session.ack(i);
+    await waitUntil('the backlog drained', () => allReleased(101));
+    assert.deepEqual(session.batches.slice(3).flat().map((r) => r.seq), seqs(21, 100));
+  });
+
   it('uplink - a record the backend rejects is resent maxAttempts times in all, then dead-lettered; the stream goes on', async () => {
     fill(6);
     const up = await start(
@@ -315,7 +340,7 @@ describe('uplink', function () {
         },
         (s) => s.ack(),
       ),
-      { window: 1000, maxBatchRecords: 4 },
+      { window: 1000, backlogWindow: 1000, maxBatchRecords: 4 },
     );
     await waitUntil('the sender to block on drain', () => up.stats().drainWaits > 0);
     assert.equal(reading, false);

@@ -44,6 +44,7 @@ interface GatewayFlags {
   commitIntervalMs: number;
   commitMaxRows: number;
   uplinkWindow: number;
+  backlogWindow: number;
   batchMaxRecords: number;
   batchMaxBytes: number;
   reconnectMaxMs: number;
@@ -103,6 +104,7 @@ export function gatewayCommand(): Command {
     .addOption(integerOption('--commit-interval-ms <ms>', 'least time between two journal commits', d.groupCommit.intervalMs, 0))
     .addOption(integerOption('--commit-max-rows <n>', 'commit at once when this many messages wait', d.groupCommit.maxRows))
     .addOption(integerOption('--uplink-window <n>', 'batches sent and not yet acked, at most', d.uplink.window))
+    .addOption(integerOption('--backlog-window <n>', 'of those, backlog batches (a replay after an outage), at most', d.uplink.backlogWindow))
     .addOption(integerOption('--batch-max-records <n>', 'records per uplink batch, at most', d.uplink.maxBatchRecords))
     .addOption(integerOption('--batch-max-bytes <n>', 'payload bytes per uplink batch, about', d.uplink.maxBatchBytes))
     .addOption(integerOption('--reconnect-max-ms <ms>', 'ceiling of the uplink reconnect backoff', d.uplink.reconnectMaxMs))
@@ -176,6 +178,7 @@ function toOptions(flags: GatewayFlags): GatewayOptions {
     uplink: {
       ...d.uplink,
       window: flags.uplinkWindow,
+      backlogWindow: flags.backlogWindow,
       maxBatchRecords: flags.batchMaxRecords,
       maxBatchBytes: flags.batchMaxBytes,
       reconnectMaxMs: flags.reconnectMaxMs,

@@ -75,7 +75,7 @@ export function findDamage(file: string): string | undefined {
 /** Copies what can be read from the damaged journal into a fresh one at `target`; returns what it could not. */
 function salvage(damaged: string, target: string, durability: Durability, seqLease: number, now: number): { salvaged: number; gaps: Gap[] } {
   const source = tryOpen(damaged);
-  const meta = new Map(tryRead(source, (db) => db.prepare<[], { key: string; value: number }>("SELECT key, value FROM meta WHERE key IN ('last_seq', 'acked_through')").all()).map((r) => [r.key, r.value]));
+  const meta = new Map(tryRead(source, (db) => db.prepare<[], { key: string; value: number }>("SELECT key, value FROM meta WHERE key IN ('last_seq', 'acked_through', 'welcomed')").all()).map((r) => [r.key, r.value]));
   const fresh = openSqlite(target, { durability });
   try {
     createJournalSchema(fresh, target);
@@ -138,6 +138,9 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
     const setMeta = fresh.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     setMeta.run('last_seq', lastSeq);
     setMeta.run('acked_through', low);
+    // A damaged journal has most likely met its backend; without its meta row, assume so (renumbering salvaged
+    // rows the backend already holds would duplicate them there).
+    setMeta.run('welcomed', meta.get('welcomed') ?? (meta.size === 0 ? 1 : 0));
     return { salvaged, gaps };
   } finally {
     source?.close();

@@ -7,7 +7,8 @@
  *   journal(seq INTEGER PRIMARY KEY, device_id, stream, device_seq, device_time, gateway_time, content_type,
  *           payload BLOB)      one row per message; payload last so the small columns never need overflow pages
  *   meta(key, value)           'last_seq': the highest seq ever given out; 'acked_through': every row at or
- *                              below it is gone (the low-water mark)
+ *                              below it is gone (the low-water mark); 'welcomed': a backend has seen this
+ *                              journal (until then its seqs may clash with a lost older journal's: moveAbove)
  *   device_seqs(device_id, epoch, last_seq)   per device-SDK device: the highest deviceSeq of its current
  *                              epoch journaled; a record at or below it is a resend and is left out
  *   gaps(from_seq, to_seq, reason, count, time)   rows let go without the backend having them (drop-oldest,
@@ -34,7 +35,7 @@ import { join } from 'node:path';
 import { BulkInsert, FleetgateError, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import { NO_LIMITS, type CommitResult, type Gap, type GapReason, type Journal, type JournalLimits, type JournalRecord, type JournalStats, type NewRecord, type SeqRange } from './journal.ts';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 export const JOURNAL_FILE = 'journal.db';
 export const SEQ_LEASE_FILE = 'journal.seq-lease';
 /** Seqs a lease covers ahead: one small fsynced write per this many records. */
@@ -46,6 +47,8 @@ const PROBE_FREE_BYTES = 16 << 20;
 class ProbeRollback extends Error {}
 /** Free pages above which a commit is followed by an incremental vacuum. */
 const VACUUM_FREE_PAGES = 256;
+/** Pages given back per step: a few MB, so that a step never holds up a commit for long. */
+const VACUUM_STEP_PAGES = 1024;
 
 /** What one transaction did; the bytes are kept out of CommitResult, only the counters need them. */
 interface TxOutcome extends CommitResult {
@@ -84,6 +87,7 @@ export class SqliteJournal implements Journal {
   private readonly clock: Clock;
   private last: number;
   private lease: number;
+  private wasWelcomed: boolean;
   private acked: number;
   private rows: number;
   private payloadBytes: number;
@@ -153,6 +157,7 @@ export class SqliteJournal implements Journal {
     this.last = Math.max(meta.get('last_seq') ?? 0, held.maxSeq ?? 0, meta.get('acked_through') ?? 0);
     this.acked = held.minSeq === null ? this.last : held.minSeq - 1;
     this.lease = readSeqLease(dir);
+    this.wasWelcomed = meta.get('welcomed') === 1;
     this.rows = held.rows;
     this.payloadBytes = held.bytes;
 
@@ -288,6 +293,49 @@ export class SqliteJournal implements Journal {
     }
   }
 
+  /** Has a backend ever welcomed this journal? (A fresh one has not: its seqs may clash with an older journal's.) */
+  get welcomed(): boolean {
+    return this.wasWelcomed;
+  }
+
+  markWelcomed(): void {
+    if (this.wasWelcomed) return;
+    this.statements.setMeta.run('welcomed', 1);
+    this.wasWelcomed = true;
+  }
+
+  /**
+   * Moves every unacked row and gap above `to`, keeping their order: the backend already holds seqs up to `to`
+   * that this journal did not give out (its data folder was lost, or restored from an old copy), and would take
+   * the rows for resends of what it holds. Returns how far they moved (0 if nothing is at or below `to`).
+   */
+  moveAbove(to: number): number {
+    if (to <= this.acked) return 0;
+    const delta = to - this.acked;
+    const from = this.acked;
+    this.db.transaction(() => {
+      // Through negative seqs: a primary key moved in place would collide with itself.
+      this.db.prepare('UPDATE journal SET seq = -seq WHERE seq > ?').run(from);
+      this.db.prepare('UPDATE journal SET seq = -seq + ? WHERE seq < 0').run(delta);
+      this.db.prepare('UPDATE gaps SET from_seq = -from_seq, to_seq = -to_seq WHERE from_seq > ?').run(from);
+      this.db.prepare('UPDATE gaps SET from_seq = -from_seq + ?, to_seq = -to_seq + ? WHERE from_seq < 0').run(delta, delta);
+      this.statements.setMeta.run('last_seq', this.last + delta);
+      this.statements.setMeta.run('acked_through', this.acked + delta);
+    })();
+    this.last += delta;
+    this.acked += delta;
+    if (this.last > this.lease) {
+      this.lease = this.last + SEQ_LEASE_BLOCK;
+      writeSeqLease(this.dir, this.lease);
+    }
+    return delta;
+  }
+
+  /** Housekeeping while idle (called every second or so): gives back free pages, a step at a time. */
+  maintain(): void {
+    this.vacuumIfWorthIt();
+  }
+
   /** Moves the WAL into the database file and truncates it (for a clean stop). */
   checkpoint(): void {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -351,8 +399,16 @@ export class SqliteJournal implements Journal {
     return gap;
   }
 
+  /**
+   * Rows are freed oldest first, so free pages gather at the front of the file and pages in use at its end: giving
+   * the free ones back moves the used ones into the holes. Worth it when there is much to give back and little to
+   * move, i.e. once a backlog has (nearly) drained; during a drain the free pages are simply reused.
+   */
   private vacuumIfWorthIt(): void {
-    if ((this.db.pragma('freelist_count', { simple: true }) as number) > VACUUM_FREE_PAGES) this.db.pragma('incremental_vacuum');
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free <= VACUUM_FREE_PAGES) return;
+    const used = (this.db.pragma('page_count', { simple: true }) as number) - free;
+    if (used <= free / 8) this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
   }
 
   private deviceSeq(deviceId: string): DeviceSeq | undefined {
@@ -380,10 +436,11 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
   if (version > SCHEMA_VERSION) {
     throw new JournalError(`${file} has journal schema ${version}; this gateway knows up to ${SCHEMA_VERSION} (downgrade?)`);
   }
-  if (version === SCHEMA_VERSION) return;
-  // Incremental vacuum must be chosen before the first table exists (or the file rewritten once, by VACUUM).
-  const fresh = version === 0 && (db.pragma('page_count', { simple: true }) as number) <= 1;
+  // Incremental vacuum takes effect only when the file is rewritten (VACUUM) once the page size is fixed, which
+  // switching to WAL already does: a fresh file is empty and rewritten in no time, an older one once.
   db.pragma('auto_vacuum = INCREMENTAL');
+  if ((db.pragma('auto_vacuum', { simple: true }) as number) !== 2) db.exec('VACUUM');
+  if (version === SCHEMA_VERSION) return;
   // Every statement is idempotent: an older journal gains what it lacks; a new one gets everything.
   db.exec(`
     CREATE TABLE IF NOT EXISTS journal (
@@ -401,7 +458,9 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
     CREATE TABLE IF NOT EXISTS gaps (from_seq INTEGER PRIMARY KEY, to_seq INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, time INTEGER NOT NULL);
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
-  if (!fresh && (db.pragma('auto_vacuum', { simple: true }) as number) !== 2) db.exec('VACUUM');
+  // Schema 4 remembers whether a backend has seen the journal; one written by an older gateway that has given
+  // out seqs is taken to have been seen (renumbering rows a backend holds would duplicate them there).
+  if (version > 0 && version < 4) db.exec("INSERT OR IGNORE INTO meta (key, value) SELECT 'welcomed', 1 FROM meta WHERE key = 'last_seq' AND value > 0");
 }
 
 /** The seq lease kept in `dir` (0 when there is none). */

@@ -141,7 +141,8 @@ export class TailCache implements UplinkJournal {
     }
   }
 
-  private clear(): void {
+  /** Forgets everything (the journal renumbered its rows). */
+  clear(): void {
     this.records = [];
     this.base = 0;
     this.head = 0;

@@ -82,6 +82,23 @@ const uplink = new Uplink({
   onCommand: (command) => post({ type: 'command', command }),
   onCommandAck: (ack) => post({ type: 'command-ack', ack }),
   onReady: () => post({ type: 'uplink-ready' }),
+  onWelcome: (backendLastSeq) => {
+    // A journal the backend has never seen, while the backend holds seqs of this gateway: the data folder was
+    // lost (or is new on a replaced machine). So is a backend ahead of the journal (restored from an old copy).
+    // Either way the unacked rows move above the backend's seqs, or it would take them for resends.
+    const fresh = !journal.welcomed && backendLastSeq > 0;
+    if (fresh || backendLastSeq > journal.lastSeq) {
+      commits.flush(); // releases waiting to be committed are in the old numbering
+      const journalLastSeq = journal.lastSeq;
+      const moved = journal.moveAbove(backendLastSeq);
+      tail.clear();
+      logger.error(
+        { backendLastSeq, journalLastSeq, moved, reason: fresh ? 'a journal the backend has not seen' : 'the backend is ahead of the journal' },
+        'the backend holds seqs of this gateway that this journal did not give out (data folder lost or restored?): unsent records renumbered above them',
+      );
+    }
+    journal.markWelcomed();
+  },
   onReleased: (range) => {
     tail.forget(range);
     commits.release(range);
@@ -107,6 +124,15 @@ function replayDeadLetters(): void {
 }
 const replayTimer = setInterval(replayDeadLetters, REPLAY_POLL_MS);
 replayTimer.unref();
+// Space freed by acks goes back to the file system a step at a time, also when no commit comes to do it.
+const maintainTimer = setInterval(() => {
+  try {
+    journal.maintain();
+  } catch (err: unknown) {
+    logger.warn({ err: errorMessage(err) }, 'journal maintenance failed (retried in a second)');
+  }
+}, 1000);
+maintainTimer.unref();
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
@@ -139,6 +165,7 @@ port.on('message', (message: ToWorker) => {
 /** Commits what waits, lets the batches in flight be acked (up to the grace period), checkpoints, closes. */
 async function close(id: number, graceMs: number): Promise<void> {
   clearInterval(replayTimer);
+  clearInterval(maintainTimer);
   commits.close();
   if (graceMs > 0) {
     const drained = await uplink.drain(graceMs);

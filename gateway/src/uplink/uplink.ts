@@ -7,7 +7,8 @@
  *
  * Lanes. When a session becomes ready, what the journal holds up to then is the backlog (after an outage, maybe
  * millions of rows); what is committed afterwards is live. Live batches go first, so fresh data does not wait
- * behind a replay; the backlog drains with the credit left, always keeping LIVE_RESERVE credits for live data.
+ * behind a replay; the backlog drains with the credit left, always keeping LIVE_RESERVE credits for live data,
+ * and at most `backlogWindow` batches in flight, so that live data never queues behind much of it at the backend.
  * The backend grants credit as it commits, so a replay never floods it. Each lane is sent in seq order and each
  * batch is acked by its range, so rows are freed exactly as the backend has them; the backend orders each
  * device's records by seq whatever the lane.
@@ -49,6 +50,12 @@ export interface UplinkSettings {
   reconnectMaxMs: number;
   /** Times a record the backend rejects is sent, in all, before it is dead-lettered. */
   maxAttempts: number;
+  /**
+   * Backlog batches in flight at most. The backend commits batches in the order they come, so live data waits
+   * behind every backlog batch sent before it; a few keep the backend busy (its commit is the bottleneck of a
+   * replay) without queueing much in front of live data.
+   */
+  backlogWindow: number;
 }
 
 /**
@@ -62,6 +69,7 @@ export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
   welcomeTimeoutMs: 10_000,
   reconnectMaxMs: 10_000,
   maxAttempts: 3,
+  backlogWindow: 2,
 };
 
 /** Credits the backlog leaves for live data. */
@@ -84,6 +92,11 @@ export interface UplinkOptions extends UplinkSettings {
   onReleased: (range: SeqRange) => void;
   /** The backend rejected this record `maxAttempts` times: move it out of the way. */
   onDeadLetter?: (record: JournalRecord, reason: string) => void;
+  /**
+   * Welcome arrived, saying the last seq the backend holds; called before anything is sent in the session, so
+   * that a journal that is not the one the backend knows can move its rows above those seqs.
+   */
+  onWelcome?: (lastCommittedSeq: number) => void;
   logger: Logger;
   backoff?: Backoff;
   timers?: Timers;
@@ -181,8 +194,8 @@ export class Uplink {
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
-    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts } = options;
-    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts };
+    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow } = options;
+    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow };
     this.logger = options.logger.child({ upstream: target });
     this.timers = options.timers ?? systemTimers;
     this.backoff =
@@ -319,6 +332,7 @@ export class Uplink {
       maxBatchRecords: narrow(this.options.maxBatchRecords, limits?.maxBatchRecords),
       maxBatchBytes: narrow(this.options.maxBatchBytes, limits?.maxBatchBytes),
     };
+    this.options.onWelcome?.(welcome.lastCommittedSeq);
     this.credit = limits?.maxBatchesInFlight || this.options.window;
     this.inflight = new Map();
     this.liveFrom = this.liveSent = this.options.journal.lastSeq;
@@ -399,6 +413,7 @@ export class Uplink {
         continue;
       }
       if (this.backlogSent < this.liveFrom) {
+        if (this.inflightOn('backlog') >= this.settings.backlogWindow) return;
         const backlog = journal.readAfter(this.backlogSent, maxBatchRecords, maxBatchBytes, this.liveFrom);
         this.backlogSent = backlog.length > 0 ? backlog[backlog.length - 1]!.seq : this.liveFrom;
         if (backlog.length > 0) this.send(call, 'backlog', backlog);
@@ -406,6 +421,12 @@ export class Uplink {
       }
       return;
     }
+  }
+
+  private inflightOn(lane: Lane): number {
+    let n = 0;
+    for (const batch of this.inflight.values()) if (batch.lane === lane) n++;
+    return n;
   }
 
   private send(call: Call, lane: Lane, records: JournalRecord[]): void {
