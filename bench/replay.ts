@@ -30,6 +30,8 @@ interface LiveRun {
 }
 
 interface Latency {
+  /** p99 and max of the messages sent in each 5 s, from the first one on: where in the run the tail comes from. */
+  over5s?: Array<{ from: number; p99: number; max: number }>;
   count: number;
   p50: number;
   p90: number;
@@ -222,12 +224,24 @@ function liveLatency(cloudData: string): Latency {
   const db = new Database(join(cloudData, SINK_FILE), { readonly: true });
   try {
     let count = 0;
-    for (const row of db.prepare<[], { payload: Buffer; received: number }>("SELECT payload, received_time AS received FROM records WHERE device_id LIKE 'live-%'").iterate()) {
-      const sent = Number(row.payload.toString('latin1', 0, 13));
-      histogram.recordValue(Math.max(1, row.received - sent));
+    const rows = db.prepare<[], { payload: Buffer; received: number }>("SELECT payload, received_time AS received FROM records WHERE device_id LIKE 'live-%'").all();
+    const samples = rows.map((row) => ({ sent: Number(row.payload.toString('latin1', 0, 13)), received: row.received }));
+    const first = Math.min(...samples.map((x) => x.sent));
+    const windows = new Map<number, number[]>();
+    for (const { sent, received } of samples) {
+      histogram.recordValue(Math.max(1, received - sent));
       count++;
+      const w = Math.floor((sent - first) / 5000);
+      let list = windows.get(w);
+      if (!list) windows.set(w, (list = []));
+      list.push(received - sent);
     }
+    const over5s = [...windows.entries()].sort(([a], [b]) => a - b).map(([w, list]) => {
+      list.sort((a, b) => a - b);
+      return { from: w * 5, p99: list[Math.floor(list.length * 0.99)]!, max: list.at(-1)! };
+    });
     return {
+      over5s,
       count,
       p50: histogram.getValueAtPercentile(50),
       p90: histogram.getValueAtPercentile(90),

@@ -23,7 +23,7 @@ import { CommandRouter } from './commands/command-router.ts';
 import { SqliteCloudCommandStore } from './commands/command-store-sqlite.ts';
 import type { CloudCommand } from './commands/command-store.ts';
 import { AnonymousGatewayAuth, TokenGatewayAuth, type GatewayAuth } from './gateway-auth.ts';
-import { SqliteSink } from './sink/sink-sqlite.ts';
+import { ThreadedSink } from './sink/threaded-sink.ts';
 import type { Sink, SinkStats } from './sink/sink.ts';
 import { SessionRegistry, UplinkSession } from './uplink-session.ts';
 
@@ -90,7 +90,7 @@ export class CloudStub {
 
   static async start(options: CloudStubOptions): Promise<CloudStub> {
     const logger = options.logger ?? silentLogger;
-    const sink = new SqliteSink({ dir: options.dataDir, durability: options.durability });
+    const sink = await ThreadedSink.open(options.dataDir, options.durability);
     const auth = options.auth ?? new AnonymousGatewayAuth();
     const store = new SqliteCloudCommandStore({ dir: options.dataDir, durability: options.durability });
     const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth, { store, router: new CommandRouter(store, logger) });

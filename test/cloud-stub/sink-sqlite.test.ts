@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { exportSqliteSink, readSqliteSinkStats, SqliteSink } from '@fleetgate/cloud-stub';
+import { exportSqliteSink, readSqliteSinkStats, SqliteSink, ThreadedSink } from '@fleetgate/cloud-stub';
 import { useTempDir } from '../support/temp-dir.ts';
 import { sinkContract, sinkRecord } from './sink.contract.ts';
 
 sinkContract('sqlite', (dir) => new SqliteSink({ dir, durability: 'power' }));
+sinkContract('sqlite on its own thread', (dir) => ThreadedSink.open(dir, 'power'));
 
 describe('sink (sqlite)', function () {
   const dir = useTempDir();

@@ -24,12 +24,12 @@ async function exported(sink: Sink): Promise<ExportedRecord[]> {
 }
 
 /** What every Sink must do. `open(dir)` opens the sink kept in `dir`; opening it again must find what was committed. */
-export function sinkContract(name: string, open: (dir: string) => Sink): void {
+export function sinkContract(name: string, open: (dir: string) => Sink | Promise<Sink>): void {
   describe(`sink contract - ${name}`, function () {
     const dir = useTempDir();
     let sink: Sink;
-    beforeEach(() => {
-      sink = open(dir.path);
+    beforeEach(async () => {
+      sink = await open(dir.path);
     });
     afterEach(async () => sink.close());
 
@@ -115,7 +115,7 @@ export function sinkContract(name: string, open: (dir: string) => Sink): void {
     it('sink - what was committed survives a reopen, and resends are still recognised', async () => {
       await sink.commit([{ gatewayId: 'gw-a', records: range(1, 3) }]);
       await sink.close();
-      sink = open(dir.path);
+      sink = await open(dir.path);
       assert.equal(await sink.lastSeq('gw-a'), 3);
       assert.deepEqual(await sink.commit([{ gatewayId: 'gw-a', records: range(2, 4) }]), [{ inserted: 1, duplicates: 2 }]);
       assert.equal((await sink.stats()).records, 4);
