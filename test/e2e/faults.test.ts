@@ -36,7 +36,7 @@ describe('faults and limits (end to end)', function () {
   };
   const totalAcked = () => devices.reduce((n, d) => n + d.acked.size, 0);
   const expectations = (extraRepeats = new Map<string, Set<number>>()): DeviceExpectation[] =>
-    devices.map((d) => ({ deviceId: d.id, acked: d.acked, mayRepeat: new Set([...d.inFlightAtDrops, ...(extraRepeats.get(d.id) ?? [])]) }));
+    devices.map((d) => ({ deviceId: d.id, acked: d.acked, mayRepeat: extraRepeats.get(d.id) ?? new Set(), maxCopies: d.maxCopies }));
   const gatewayData = (stack: Stack) => join(stack.dir, 'gateway');
 
   /** The journal is empty, every gap acknowledged, and the cloud acknowledged everything up to the last seq. */

@@ -33,4 +33,10 @@ describe('delivery verifier', function () {
     assert.deepEqual(report.duplicates, ['a:2 x3']);
     assert.deepEqual(report.outOfOrder, [], 'a resend arriving later is not a reordering');
   });
+
+  it('delivery verifier - a message in flight at several drops may arrive once more per drop, no more', () => {
+    const records = [rec(1, 'a', 1), rec(2, 'a', 1), rec(3, 'a', 1), rec(4, 'a', 2), rec(5, 'a', 2), rec(6, 'a', 2), rec(7, 'a', 2)];
+    const report = verifyDelivery(records, [{ deviceId: 'a', acked: new Set([1, 2]), maxCopies: new Map([[1, 3], [2, 3]]) }]);
+    assert.deepEqual(report.duplicates, ['a:2 x4']);
+  });
 });

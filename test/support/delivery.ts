@@ -11,6 +11,8 @@ export interface DeviceExpectation {
   acked: ReadonlySet<number>;
   /** Messages that may legitimately have arrived twice: the ones in flight when the gateway crashed. */
   mayRepeat?: ReadonlySet<number>;
+  /** The most copies of a message that may arrive, where more than two may (several crashes in a row). */
+  maxCopies?: ReadonlyMap<number, number>;
 }
 
 export interface DeliveryReport {
@@ -58,7 +60,7 @@ export function verifyDelivery(records: readonly ExportedRecord[], devices: read
       if (count === 1) {
         if (n < last) ordered = false;
         last = n;
-      } else if (!device.mayRepeat?.has(n) || count > 2) {
+      } else if (count > Math.max(device.maxCopies?.get(n) ?? 1, device.mayRepeat?.has(n) ? 2 : 1)) {
         report.duplicates.push(`${device.deviceId}:${n} x${count}`);
       }
     }

@@ -10,10 +10,11 @@ export class TestDevice {
   /** Message numbers whose PUBACK arrived. */
   readonly acked = new Set<number>();
   /**
-   * Messages that were in flight when a connection dropped: mqtt.js resends them, and a gateway that had
-   * committed one but could not PUBACK it before the drop receives it twice (MQTT QoS 1 allows that).
+   * For each message that was in flight when a connection dropped, how many drops it was in flight for: mqtt.js
+   * resends it after each, and a gateway that had committed it but could not PUBACK it before the drop receives
+   * it once more each time (MQTT QoS 1 allows that).
    */
-  readonly inFlightAtDrops = new Set<number>();
+  readonly dropsInFlight = new Map<number, number>();
   private next = 1;
   private closed = false;
   private limit = 0;
@@ -29,13 +30,18 @@ export class TestDevice {
     this.client = mqtt.connect({ host: '127.0.0.1', port, clientId: id, protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 5000 });
     this.client.on('error', (err) => this.errors.push(err));
     this.client.on('close', () => {
-      for (const n of this.outstanding) this.inFlightAtDrops.add(n);
+      for (const n of this.outstanding) this.dropsInFlight.set(n, (this.dropsInFlight.get(n) ?? 0) + 1);
     });
   }
 
   connected(): Promise<void> {
     if (this.client.connected) return Promise.resolve();
     return new Promise((resolve) => this.client.once('connect', () => resolve()));
+  }
+
+  /** The most times each message may arrive: once, plus once per connection drop it was in flight for. */
+  get maxCopies(): Map<number, number> {
+    return new Map([...this.dropsInFlight].map(([n, drops]) => [n, 1 + drops]));
   }
 
   /** Message numbers handed to mqtt.js and not acknowledged yet. */
