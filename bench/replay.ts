@@ -14,13 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import hdr from 'hdr-histogram-js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { SINK_FILE } from '@fleetgate/cloud-stub';
 import type { GatewayStats } from '@fleetgate/gateway';
 import { SqliteJournal } from '../gateway/src/journal/journal-sqlite.ts';
 import type { NewRecord } from '../gateway/src/journal/journal.ts';
 import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-process.ts';
+import { latencyHistogram, percentilesMs, recordMs, type Percentiles } from './lib/latency.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
 interface LiveRun {
@@ -29,15 +29,10 @@ interface LiveRun {
   sent: number;
 }
 
-interface Latency {
+interface Latency extends Percentiles {
   /** p99 and max of the messages sent in each 5 s, from the first one on: where in the run the tail comes from. */
   over5s?: Array<{ from: number; p99: number; max: number }>;
   count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
 }
 
 export async function replay(argv: string[]): Promise<BenchReport> {
@@ -220,7 +215,7 @@ function startLive(port: number, devices: number, rate: number, payloadBytes: nu
 
 /** Publish -> cloud commit latency of the live devices' records, from the cloud-stub's sink. */
 function liveLatency(cloudData: string): Latency {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   const db = new Database(join(cloudData, SINK_FILE), { readonly: true });
   try {
     let count = 0;
@@ -229,7 +224,7 @@ function liveLatency(cloudData: string): Latency {
     const first = Math.min(...samples.map((x) => x.sent));
     const windows = new Map<number, number[]>();
     for (const { sent, received } of samples) {
-      histogram.recordValue(Math.max(1, received - sent));
+      recordMs(histogram, received - sent);
       count++;
       const w = Math.floor((sent - first) / 5000);
       let list = windows.get(w);
@@ -240,15 +235,7 @@ function liveLatency(cloudData: string): Latency {
       list.sort((a, b) => a - b);
       return { from: w * 5, p99: list[Math.floor(list.length * 0.99)]!, max: list.at(-1)! };
     });
-    return {
-      over5s,
-      count,
-      p50: histogram.getValueAtPercentile(50),
-      p90: histogram.getValueAtPercentile(90),
-      p99: histogram.getValueAtPercentile(99),
-      p999: histogram.getValueAtPercentile(99.9),
-      max: histogram.maxValue,
-    };
+    return { ...percentilesMs(histogram), over5s, count };
   } finally {
     db.close();
   }

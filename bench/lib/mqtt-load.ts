@@ -11,7 +11,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
-import hdr from 'hdr-histogram-js';
+import { latencyHistogram, percentilesMs, recordMs, type Percentiles } from './latency.ts';
 
 export interface LoadSettings {
   host: string;
@@ -32,7 +32,7 @@ export interface LoadResult {
   /** PUBACKs per second in the measured window. */
   rate: number;
   /** Publish -> PUBACK, in ms, over the measured window. */
-  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number };
+  latencyMs: Percentiles;
   /** PUBACKs over the whole run, and publishes still unanswered at the end. */
   totalAcked: number;
   unanswered: number;
@@ -130,7 +130,7 @@ class LoadConnection {
 }
 
 export async function runLoad(settings: LoadSettings, emit: (event: object) => void): Promise<LoadResult> {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   let measuring = false;
   let acked = 0;
   let totalAcked = 0;
@@ -138,7 +138,7 @@ export async function runLoad(settings: LoadSettings, emit: (event: object) => v
     totalAcked++;
     if (!measuring) return;
     acked++;
-    histogram.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
+    recordMs(histogram, latencyMs);
   };
   const connections = await Promise.all(
     Array.from({ length: settings.connections }, async (_, i) => {
@@ -167,11 +167,10 @@ export async function runLoad(settings: LoadSettings, emit: (event: object) => v
   const drainDeadline = Date.now() + 10_000;
   while (connections.some((c) => c.outstanding > 0) && Date.now() < drainDeadline) await sleep(20);
   for (const c of connections) c.close();
-  const ms = (p: number) => +(histogram.getValueAtPercentile(p) / 1000).toFixed(3);
   return {
     acked,
     rate: Math.round(acked / elapsed),
-    latencyMs: { p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: +(histogram.maxValue / 1000).toFixed(3) },
+    latencyMs: percentilesMs(histogram),
     totalAcked,
     unanswered: connections.reduce((n, c) => n + c.outstanding, 0),
     cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),

@@ -5,13 +5,13 @@
  *
  *   node --import tsx bench/lib/sdk-load.ts '<json LoadSettings>'
  */
-import hdr from 'hdr-histogram-js';
+import { latencyHistogram, percentilesMs, recordMs } from './latency.ts';
 import { connect, ConnectivityState } from '@fleetgate/device-sdk';
 import type { LoadResult, LoadSettings } from './mqtt-load.ts';
 
 const settings = JSON.parse(process.argv[2]!) as LoadSettings;
 const emit = (event: object) => process.stdout.write(JSON.stringify(event) + '\n');
-const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const histogram = latencyHistogram();
 const payload = Buffer.alloc(settings.payloadBytes, 0x61);
 let measuring = false;
 let stopped = false;
@@ -33,7 +33,7 @@ const sendNext = (client: (typeof clients)[number]) => {
     totalAcked++;
     if (measuring) {
       acked++;
-      histogram.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
+      recordMs(histogram, performance.now() - started);
     }
     sendNext(client);
   });
@@ -54,11 +54,10 @@ emit({ event: 'measured' });
 stopped = true;
 const deadline = Date.now() + 10_000;
 while (outstanding > 0 && Date.now() < deadline) await sleep(20);
-const ms = (p: number) => +(histogram.getValueAtPercentile(p) / 1000).toFixed(3);
 const result: LoadResult = {
   acked,
   rate: Math.round(acked / elapsed),
-  latencyMs: { p50: ms(50), p90: ms(90), p99: ms(99), p999: ms(99.9), max: +(histogram.maxValue / 1000).toFixed(3) },
+  latencyMs: percentilesMs(histogram),
   totalAcked,
   unanswered: outstanding,
   cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),

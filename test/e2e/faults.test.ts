@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSqliteGaps, type ExportedGap, type ExportedRecord } from '@fleetgate/cloud-stub';
 import { checkWal } from '../../gateway/src/journal/page-scan.ts';
 import { FLEETGATE_BIN, killAll } from '../support/fleetgate-process.ts';
+import { scribble } from '../support/damage.ts';
 import { readCloud, verifyDelivery, type DeviceExpectation } from '../support/delivery.ts';
 import { Stack } from '../support/stack.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -329,12 +330,6 @@ describe('faults and limits (end to end)', function () {
   });
 });
 
-/** Overwrites `length` bytes at `offset` with a pattern no SQLite page or frame holds. */
-function scribble(file: string, offset: number, length: number): void {
-  const fd = openSync(file, 'r+');
-  writeSync(fd, Buffer.alloc(length, 0xa5), 0, length, offset);
-  closeSync(fd);
-}
 
 /** Runs the CLI; resolves with its standard output, rejects with its standard error. */
 async function fleetgate(args: string[]): Promise<string> {

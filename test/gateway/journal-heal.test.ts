@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findDamage, openJournal, subtract, type OpenedJournal } from '../../gateway/src/journal/heal.ts';
 import type { NewRecord } from '../../gateway/src/journal/journal.ts';
 import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import { checkWal } from '../../gateway/src/journal/page-scan.ts';
+import { scribble } from '../support/damage.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { record } from './journal.contract.ts';
 
@@ -29,12 +30,6 @@ function writeJournal(dir: string, { keepWal = false } = {}): SqliteJournal {
   return journal;
 }
 
-/** Overwrites `length` bytes at `offset` of `file` with a pattern no SQLite page holds. */
-function scribble(file: string, offset: number, length: number): void {
-  const fd = openSync(file, 'r+');
-  writeSync(fd, Buffer.alloc(length, 0xa5), 0, length, offset);
-  closeSync(fd);
-}
 
 /**
  * The healed journal accounts for every seq: each is a row identical to what was written or inside exactly
@@ -122,11 +117,7 @@ describe('journal healing', function () {
   });
 
   it('heal - after a crash the seq lease, ahead of the last seq, keeps seqs from being reused when the meta row is lost', () => {
-    const journal = writeJournal(dir.path, { keepWal: true });
-    const crashed = join(dir.path, 'crashed');
-    copyDataDir(dir.path, crashed);
-    copyFileSync(join(dir.path, 'journal.seq-lease'), join(crashed, 'journal.seq-lease'));
-    journal.close();
+    const crashed = crashedCopy(dir.path);
     scribble(join(crashed, JOURNAL_FILE), 0, 100);
     truncateSync(join(crashed, `${JOURNAL_FILE}-wal`), 0);
     opened = openJournal({ dir: crashed, durability: 'power' });
@@ -136,11 +127,7 @@ describe('journal healing', function () {
   });
 
   it('heal - a WAL with a broken frame in the middle: the frames after it are checked and read from the raw pages', () => {
-    const journal = writeJournal(dir.path, { keepWal: true });
-    // What a crash leaves: the file and its WAL, copied while the journal is open.
-    const crashed = join(dir.path, 'crashed');
-    copyDataDir(dir.path, crashed);
-    journal.close();
+    const crashed = crashedCopy(dir.path);
     const wal = join(crashed, `${JOURNAL_FILE}-wal`);
     const before = checkWal(wal)!;
     assert.equal(before.damage, undefined);
@@ -154,10 +141,7 @@ describe('journal healing', function () {
   });
 
   it('heal - a torn WAL tail is what SQLite recovers from by itself: not damage', () => {
-    const journal = writeJournal(dir.path, { keepWal: true });
-    const crashed = join(dir.path, 'crashed');
-    copyDataDir(dir.path, crashed);
-    journal.close();
+    const crashed = crashedCopy(dir.path);
     const wal = join(crashed, `${JOURNAL_FILE}-wal`);
     truncateSync(wal, statSync(wal).size - 1000);
     assert.equal(findDamage(join(crashed, JOURNAL_FILE)), undefined);
@@ -185,7 +169,15 @@ describe('journal healing', function () {
   });
 });
 
-function copyDataDir(from: string, to: string): void {
-  mkdirSync(to);
-  for (const suffix of ['', '-wal']) copyFileSync(join(from, JOURNAL_FILE + suffix), join(to, JOURNAL_FILE + suffix));
+/**
+ * What a crash leaves: a journal of ROWS records written in `dir` and copied, with its WAL and seq lease, to
+ * `dir`/crashed while it is still open (nothing checkpointed, the lease ahead of the last seq). Returns the copy.
+ */
+function crashedCopy(dir: string): string {
+  const journal = writeJournal(dir, { keepWal: true });
+  const crashed = join(dir, 'crashed');
+  mkdirSync(crashed);
+  for (const name of [JOURNAL_FILE, `${JOURNAL_FILE}-wal`, 'journal.seq-lease']) copyFileSync(join(dir, name), join(crashed, name));
+  journal.close();
+  return crashed;
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { OutboxFullError } from '../errors.ts';
-import { DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
+import { assertRoom, DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
 
 /** The default outbox: bounded, in memory, lost with the process (its epoch too). */
 export class MemoryOutbox implements Outbox {
@@ -25,9 +24,7 @@ export class MemoryOutbox implements Outbox {
   }
 
   add(message: OutboxMessage): OutboxEntry {
-    if (this.size >= this.limits.maxMessages || this.heldBytes + message.payload.length > this.limits.maxBytes) {
-      throw new OutboxFullError(`the outbox holds ${this.size} messages (${this.heldBytes} bytes), its limit: ${this.limits.maxMessages} / ${this.limits.maxBytes}`);
-    }
+    assertRoom(this.size, this.heldBytes, message.payload.length, this.limits);
     const entry = { ...message, seq: ++this.last };
     this.entries.push(entry);
     this.heldBytes += message.payload.length;

@@ -11,8 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
-import { OutboxFullError } from '../errors.ts';
-import { DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
+import { assertRoom, DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
 
 export interface SqliteOutboxOptions extends Partial<OutboxLimits> {
   path: string;
@@ -77,9 +76,7 @@ export class SqliteOutbox implements Outbox {
   }
 
   add(message: OutboxMessage): OutboxEntry {
-    if (this.size >= this.limits.maxMessages || this.heldBytes + message.payload.length > this.limits.maxBytes) {
-      throw new OutboxFullError(`the outbox holds ${this.size} messages (${this.heldBytes} bytes), its limit: ${this.limits.maxMessages} / ${this.limits.maxBytes}`);
-    }
+    assertRoom(this.size, this.heldBytes, message.payload.length, this.limits);
     const entry = { ...message, seq: ++this.last };
     this.queued.push(entry);
     this.heldBytes += message.payload.length;

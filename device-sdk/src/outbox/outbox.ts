@@ -8,6 +8,8 @@
  * resends of old ones.
  */
 
+import { OutboxFullError } from '../errors.ts';
+
 export interface OutboxMessage {
   stream: string;
   contentType: string;
@@ -28,6 +30,13 @@ export interface OutboxLimits {
 }
 
 export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxMessages: 10_000, maxBytes: 16 << 20 };
+
+/** Throws OutboxFullError if an outbox holding `size` messages of `bytes` cannot take `payloadBytes` more. */
+export function assertRoom(size: number, bytes: number, payloadBytes: number, limits: OutboxLimits): void {
+  if (size >= limits.maxMessages || bytes + payloadBytes > limits.maxBytes) {
+    throw new OutboxFullError(`the outbox holds ${size} messages (${bytes} bytes), its limit: ${limits.maxMessages} / ${limits.maxBytes}`);
+  }
+}
 
 export interface Outbox {
   readonly epoch: string;

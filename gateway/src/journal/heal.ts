@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { errorMessage, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import { DeadLetters } from './dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from './journal.ts';
-import { JOURNAL_FILE, SqliteJournal, createJournalSchema, readSeqLease, type SqliteJournalOptions } from './journal-sqlite.ts';
+import { JOURNAL_FILE, SqliteJournal, createJournalSchema, readSeqLease, RECORD_COLUMNS, SELECT_GAPS, type SqliteJournalOptions } from './journal-sqlite.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
 
 export interface HealReport {
@@ -119,7 +119,7 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
     salvaged += insertMany(pending);
 
     // The small tables, as far as they can be read.
-    const knownGaps = tryRead(source, (db) => db.prepare<[], Gap>('SELECT from_seq AS "from", to_seq AS "to", reason, count, time AS timeMs FROM gaps').all());
+    const knownGaps = tryRead(source, (db) => db.prepare<[], Gap>(SELECT_GAPS).all());
     const insertGap = fresh.prepare('INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time) VALUES (?, ?, ?, ?, ?)');
     for (const g of knownGaps) insertGap.run(g.from, g.to, g.reason, g.count, g.timeMs);
     const deviceSeqs = tryRead(source, (db) => db.prepare<[], { device_id: string; epoch: string; last_seq: number }>('SELECT device_id, epoch, last_seq FROM device_seqs').all());
@@ -154,9 +154,7 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
  */
 function* readAround(db: SqliteDatabase): Generator<JournalRecord[]> {
   const select = db.prepare<[number, number], JournalRecord>(
-    `SELECT seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
-            gateway_time AS gatewayTimeMs, content_type AS contentType, payload
-     FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
+    `SELECT ${RECORD_COLUMNS} FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
   );
   const nextSeq = db.prepare<[number], { seq: number }>('SELECT seq FROM journal WHERE seq > ? ORDER BY seq LIMIT 1');
   const readable = (after: number): boolean => {

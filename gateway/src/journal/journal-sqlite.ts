@@ -38,6 +38,11 @@ import { NO_LIMITS, type CommitResult, type Gap, type GapReason, type Journal, t
 const SCHEMA_VERSION = 4;
 export const JOURNAL_FILE = 'journal.db';
 export const SEQ_LEASE_FILE = 'journal.seq-lease';
+/** Every gap, as Gaps, in seq order. */
+export const SELECT_GAPS = 'SELECT from_seq AS "from", to_seq AS "to", reason, count, time AS timeMs FROM gaps ORDER BY from_seq';
+/** The journal table's columns as a JournalRecord's fields. */
+export const RECORD_COLUMNS = `seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
+  gateway_time AS gatewayTimeMs, content_type AS contentType, payload`;
 /** Seqs a lease covers ahead: one small fsynced write per this many records. */
 const SEQ_LEASE_BLOCK = 10_000;
 /** After dropping for maxBytes, the journal holds at most this share of it: drops come in chunks, not per commit. */
@@ -132,9 +137,7 @@ export class SqliteJournal implements Journal {
     this.statements = {
       setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       selectAfter: db.prepare<[number, number, number], JournalRecord>(
-        `SELECT seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
-                gateway_time AS gatewayTimeMs, content_type AS contentType, payload
-         FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+        `SELECT ${RECORD_COLUMNS} FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
       ),
       measureRange: db.prepare<[number, number], { rows: number; bytes: number }>(
         'SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM journal WHERE seq BETWEEN ? AND ?',
@@ -142,7 +145,7 @@ export class SqliteJournal implements Journal {
       deleteRange: db.prepare('DELETE FROM journal WHERE seq BETWEEN ? AND ?'),
       deleteGapsIn: db.prepare('DELETE FROM gaps WHERE from_seq >= ? AND to_seq <= ?'),
       insertGap: db.prepare('INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time) VALUES (?, ?, ?, ?, ?)'),
-      selectGaps: db.prepare<[], Gap>('SELECT from_seq AS "from", to_seq AS "to", reason, count, time AS timeMs FROM gaps ORDER BY from_seq'),
+      selectGaps: db.prepare<[], Gap>(SELECT_GAPS),
       minSeq: db.prepare<[], { seq: number | null }>('SELECT min(seq) AS seq FROM journal'),
       oldest: db.prepare<[], { seq: number; bytes: number; t: number }>('SELECT seq, length(payload) AS bytes, gateway_time AS t FROM journal ORDER BY seq'),
       oldestTime: db.prepare<[], { t: number }>('SELECT gateway_time AS t FROM journal ORDER BY seq LIMIT 1'),
