@@ -24,7 +24,7 @@ import { SqliteCloudCommandStore } from './commands/command-store-sqlite.ts';
 import type { CloudCommand } from './commands/command-store.ts';
 import { AnonymousGatewayAuth, TokenGatewayAuth, type GatewayAuth } from './gateway-auth.ts';
 import { ThreadedSink } from './sink/threaded-sink.ts';
-import type { Sink, SinkStats } from './sink/sink.ts';
+import type { ExportedRecord, Sink, SinkStats } from './sink/sink.ts';
 import { SessionRegistry, UplinkSession } from './uplink-session.ts';
 
 export interface CloudStubOptions {
@@ -164,6 +164,13 @@ export class CloudStub {
     return {
       'GET /healthz': () => ({ status: 200, body: { status: 'ok' } }),
       'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
+      // What arrived, for verifiers such as `fleetgate sim`: NDJSON in commit order, as `fleetgate cloud export`.
+      'GET /v1/records': ({ query }: { query: URLSearchParams }) => ({ status: 200 as const, lines: selectRecords(this.sink.exportRecords(), query) }),
+      'GET /v1/gaps': async ({ query }: { query: URLSearchParams }) => {
+        const gateway = query.get('gateway');
+        const gaps = await this.sink.exportGaps();
+        return { status: 200, body: gateway === null ? gaps : gaps.filter((g) => g.gatewayId === gateway) };
+      },
       'POST /v1/commands': ({ body }: { body: unknown }) => {
         const { deviceId, name, payload = null, ttlMs = 60_000 } = (body ?? {}) as Record<string, unknown>;
         if (typeof deviceId !== 'string' || typeof name !== 'string') throw new BadRequest('expected {"deviceId": "...", "name": "...", "payload": any JSON, "ttlMs": number}');
@@ -223,5 +230,16 @@ function decode(bytes: Buffer): unknown {
     return JSON.parse(text);
   } catch {
     return text;
+  }
+}
+
+/** `?gateway=ID` keeps one gateway's records, `?devicePrefix=P` the devices whose id starts with P. */
+async function* selectRecords(records: AsyncIterable<ExportedRecord>, query: URLSearchParams): AsyncIterable<ExportedRecord> {
+  const gateway = query.get('gateway');
+  const prefix = query.get('devicePrefix') ?? '';
+  for await (const record of records) {
+    if (gateway !== null && record.gatewayId !== gateway) continue;
+    if (!record.deviceId.startsWith(prefix)) continue;
+    yield record;
   }
 }

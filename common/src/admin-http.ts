@@ -9,6 +9,12 @@ export interface JsonResponse {
   body: unknown;
 }
 
+/** A 200 answer of many JSON values, one per line (application/x-ndjson), written as they come. */
+export interface NdjsonResponse {
+  status: 200;
+  lines: AsyncIterable<unknown>;
+}
+
 export interface RouteRequest {
   /** Values of the `:name` segments of the route's path. */
   params: Record<string, string>;
@@ -17,7 +23,7 @@ export interface RouteRequest {
   body: unknown;
 }
 
-export type RouteHandler = (request: RouteRequest) => JsonResponse | Promise<JsonResponse>;
+export type RouteHandler = (request: RouteRequest) => JsonResponse | NdjsonResponse | Promise<JsonResponse | NdjsonResponse>;
 
 /** Keys are "METHOD /path", where a path segment `:name` matches one segment, e.g. "GET /v1/commands/:id". */
 export type Routes = Record<string, RouteHandler>;
@@ -50,7 +56,7 @@ export class AdminHttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let response: JsonResponse;
+    let response: JsonResponse | NdjsonResponse;
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const match = this.match(req.method ?? 'GET', url.pathname);
@@ -65,9 +71,31 @@ export class AdminHttpServer {
       if (status === 500) this.logger.error({ err }, 'admin request failed');
       response = { status, body: { error: errorMessage(err) } };
     }
+    if ('lines' in response) return this.writeLines(res, response.lines);
     const payload = JSON.stringify(response.body, null, 2) + '\n';
     res.writeHead(response.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(payload);
+  }
+
+  /** Writes each value as one line, waiting for the socket to drain; a failure midway ends the response early. */
+  private async writeLines(res: ServerResponse, lines: AsyncIterable<unknown>): Promise<void> {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    try {
+      let chunk = '';
+      for await (const value of lines) {
+        if (res.destroyed) return;
+        chunk += JSON.stringify(value) + '\n';
+        if (chunk.length < 64 * 1024) continue;
+        const more = res.write(chunk);
+        chunk = '';
+        if (!more) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+      }
+      res.end(chunk);
+    } catch (err: unknown) {
+      // The status line is gone already: cut the body short, so the client sees an incomplete response.
+      this.logger.error({ err }, 'admin stream failed');
+      res.destroy();
+    }
   }
 
   private match(method: string, pathname: string) {

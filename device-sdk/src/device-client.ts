@@ -128,6 +128,7 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
   private closing: Promise<void> | undefined;
   private counters = { sessions: 0, commands: 0 };
   private lastError: string | null = null;
+  private attempts = 0;
   deviceId: string | undefined;
 
   constructor(private readonly options: ConnectOptions) {
@@ -195,6 +196,17 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     this.outbox.flush();
   }
 
+  /**
+   * Drops the current session and connects again at once, as after a change of network: what the gateway has
+   * not acked is sent again, and the gateway stores it once.
+   */
+  reconnect(): void {
+    if (this.isShutDown || this.closing) return;
+    this.backoff.cancel();
+    this.endSession();
+    void this.connect();
+  }
+
   /** Runs `handler` for commands named `name`. Commands without a handler are answered REJECTED. */
   onCommand(name: string, handler: CommandHandler): this {
     this.handlers.set(name, handler);
@@ -254,6 +266,7 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     if (this.state === ConnectivityState.SHUTDOWN) return;
     this.connectivity.set(ConnectivityState.CONNECTING);
     this.counters.sessions++;
+    const attempt = ++this.attempts;
     const metadata = new Metadata();
     try {
       const token = this.options.getToken ? await this.options.getToken() : this.options.token;
@@ -262,6 +275,7 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
       return this.retry(`the token provider failed: ${errorMessage(err)}`);
     }
     if (this.isShutDown) return; // closed while the token provider was asked
+    if (attempt !== this.attempts) return; // reconnect() started another attempt meanwhile
     const call = this.client.connect(metadata);
     this.call = call;
     call.on('data', (frame: GatewayFrame) => this.onFrame(call, frame));

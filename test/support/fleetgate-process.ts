@@ -1,110 +1,14 @@
 /**
  * Real `fleetgate` child processes for end-to-end tests and benchmarks: started through the same bin a user
- * runs, ready when their "... ready" log line appears (which also says the ports they bound), killed by pid.
+ * runs, ready when their "... ready" log line appears, killed by pid.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { FleetgateProcess, spawnFleetgate, type LogLine } from '@fleetgate/simulators';
+
+export { FleetgateProcess, portOf, type LogLine } from '@fleetgate/simulators';
 
 export const FLEETGATE_BIN = fileURLToPath(new URL('../../gateway/bin/fleetgate.js', import.meta.url));
-
-/** One JSON log line of a fleetgate process. */
-export type LogLine = Record<string, unknown> & { msg?: string };
-
-export class FleetgateProcess {
-  /** The last lines it printed (stdout and stderr), for failure messages. */
-  readonly lines: string[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private watchers: Array<{ test: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (text) => this.onLine(text));
-    }
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Resolves with the first log line (from now on) that passes `test`; rejects if the process exits first. */
-  waitForLine(test: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.failure(`no matching log line within ${timeoutMs} ms`)), timeoutMs);
-      const watcher = {
-        test,
-        resolve: (line: LogLine) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      };
-      this.watchers.push(watcher);
-      void this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(this.failure(`exited (${signal ?? code}) before the expected log line`));
-      });
-    });
-  }
-
-  /** The first log line printed so far that passes `test`, else the first one to come. */
-  async findLine(test: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
-    for (const text of this.lines) {
-      try {
-        const line = JSON.parse(text) as LogLine;
-        if (test(line)) return line;
-      } catch {
-        // not a log line
-      }
-    }
-    return this.waitForLine(test, timeoutMs);
-  }
-
-  /** SIGKILL: no chance to flush or say goodbye, as in a crash or a power cut. */
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
-    await this.exited;
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves with its exit code. */
-  async stop(graceMs = 10_000): Promise<number | null> {
-    if (this.running) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    }
-    return (await this.exited).code;
-  }
-
-  failure(message: string): Error {
-    return new Error(`${this.name} (pid ${this.child.pid}) ${message}; its last output:\n${this.lines.slice(-20).join('\n')}`);
-  }
-
-  private onLine(text: string): void {
-    this.lines.push(text);
-    if (this.lines.length > 5000) this.lines.shift();
-    if (this.watchers.length === 0) return;
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      return;
-    }
-    const matched = this.watchers.filter((watcher) => watcher.test(line));
-    if (matched.length === 0) return;
-    this.watchers = this.watchers.filter((watcher) => !matched.includes(watcher));
-    for (const watcher of matched) watcher.resolve(line);
-  }
-}
 
 /** Every process started here and not yet reaped; `killAll` ends them (tests call it in afterEach). */
 const started = new Set<FleetgateProcess>();
@@ -116,16 +20,11 @@ export interface Started {
 }
 
 /** Runs `fleetgate ...args` and waits for its log line `readyMessage`. */
-export async function startFleetgate(name: string, args: string[], readyMessage: string, env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const child = spawn(process.execPath, [FLEETGATE_BIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FLEETGATE_LOG_LEVEL: 'info', ...env },
+export function startFleetgate(name: string, args: string[], readyMessage: string, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  return spawnFleetgate(FLEETGATE_BIN, name, args, readyMessage, env, (proc) => {
+    started.add(proc);
+    void proc.exited.then(() => started.delete(proc));
   });
-  const proc = new FleetgateProcess(name, child);
-  started.add(proc);
-  void proc.exited.then(() => started.delete(proc));
-  const ready = await proc.waitForLine((line) => line.msg === readyMessage, 30_000);
-  return { process: proc, ready };
 }
 
 /** Runs a TypeScript file as its own process (tsx), watched and reaped like the fleetgate processes. */
@@ -139,11 +38,4 @@ export function startScript(name: string, script: string, args: string[]): Fleet
 
 export async function killAll(): Promise<void> {
   await Promise.all([...started].map((p) => p.kill()));
-}
-
-/** "127.0.0.1:1234" -> 1234 */
-export function portOf(address: unknown): number {
-  const port = Number(String(address).split(':').pop());
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in ${String(address)}`);
-  return port;
 }

@@ -141,6 +141,10 @@ export class SqliteSink implements Sink {
     return toAsync(exportSqliteSink(dirname(this.file)));
   }
 
+  async exportGaps(): Promise<ExportedGap[]> {
+    return readGaps(this.db);
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

@@ -95,5 +95,7 @@ export interface Sink {
   stats(): Promise<SinkStats>;
   /** Every record in commit order. */
   exportRecords(): AsyncIterable<ExportedRecord>;
+  /** Every gap gateways reported, in the order received. */
+  exportGaps(): Promise<ExportedGap[]>;
   close(): Promise<void>;
 }

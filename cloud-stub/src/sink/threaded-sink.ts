@@ -7,8 +7,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { FleetgateError, startWorker, type Durability } from '@fleetgate/common';
-import type { ExportedRecord, Sink, SinkBatch, SinkGap, SinkOutcome, SinkStats } from './sink.ts';
-import { exportSqliteSink } from './sink-sqlite.ts';
+import type { ExportedGap, ExportedRecord, Sink, SinkBatch, SinkGap, SinkOutcome, SinkStats } from './sink.ts';
+import { exportSqliteSink, readSqliteGaps } from './sink-sqlite.ts';
 
 /** Batches as columns, with every payload in one buffer. */
 export interface PackedBatches {
@@ -90,6 +90,10 @@ export class ThreadedSink implements Sink {
   /** Read from the file by a connection of its own (WAL: readers never wait for the writer). */
   async *exportRecords(): AsyncIterable<ExportedRecord> {
     yield* exportSqliteSink(this.dir);
+  }
+
+  async exportGaps(): Promise<ExportedGap[]> {
+    return readSqliteGaps(this.dir);
   }
 
   async close(): Promise<void> {

@@ -51,7 +51,7 @@ export function cloudCommand(): Command {
     .description('run the cloud-stub (the default: `fleetgate cloud` is `fleetgate cloud serve`)')
     .addOption(hostPortOption('--listen <host:port>', 'gRPC listener for gateways', CLOUD_DEFAULTS.listen, '0.0.0.0'))
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
-    .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, GET /v1/stats, POST /v1/faults', CLOUD_DEFAULTS.admin))
+    .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, /v1/stats, /v1/records (NDJSON), /v1/gaps; POST /v1/faults, /v1/commands', CLOUD_DEFAULTS.admin))
     .addOption(durabilityOption())
     .option('--allow-anonymous', 'accept gateways without tokens, trusting the id in their Hello (labs only)', false)
     .option('--gateway-key <file>', 'Ed25519 public key (PEM) that verifies gateway tokens')

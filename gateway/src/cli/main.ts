@@ -1,5 +1,7 @@
 /** `fleetgate`: one command for the gateway, the cloud-stub and the local stack. */
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { simCommand } from '@fleetgate/simulators';
 import { VERSION } from '../version.ts';
 import { cloudCommand } from './cloud-command.ts';
 import { deadletterCommand } from './deadletter-command.ts';
@@ -15,6 +17,7 @@ const program = new Command('fleetgate')
   .addCommand(tokenCommand())
   .addCommand(deadletterCommand())
   .addCommand(devCommand())
+  .addCommand(simCommand(fileURLToPath(new URL('../../bin/fleetgate.js', import.meta.url))))
   .showHelpAfterError();
 
 await program.parseAsync(process.argv);
