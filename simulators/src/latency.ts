@@ -1,4 +1,4 @@
-import hdr from 'hdr-histogram-js';
+import * as hdr from 'hdr-histogram-js';
 
 export interface Percentiles {
   p50: number;
