@@ -141,7 +141,7 @@ export class CloudStub {
       });
       await this.adminServer?.close();
       this.commands.router.close();
-      this.commands.store.close();
+      await this.commands.store.close();
       await this.sink.close();
       this.logger.info('cloud-stub stopped');
     })();
@@ -171,19 +171,21 @@ export class CloudStub {
         const gaps = await this.sink.exportGaps();
         return { status: 200, body: gateway === null ? gaps : gaps.filter((g) => g.gatewayId === gateway) };
       },
-      'POST /v1/commands': ({ body }: { body: unknown }) => {
+      'POST /v1/commands': async ({ body }: { body: unknown }) => {
         const { deviceId, name, payload = null, ttlMs = 60_000 } = (body ?? {}) as Record<string, unknown>;
         if (typeof deviceId !== 'string' || typeof name !== 'string') throw new BadRequest('expected {"deviceId": "...", "name": "...", "payload": any JSON, "ttlMs": number}');
         if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new BadRequest(`ttlMs must be an integer from 1 to ${MAX_TTL_MS}`);
         try {
-          const command = this.commands.router.create({ deviceId, name, payload: Buffer.from(JSON.stringify(payload)), ttlMs });
+          const command = await this.commands.router.create({ deviceId, name, payload: Buffer.from(JSON.stringify(payload)), ttlMs });
           return { status: 201, body: commandView(command) };
         } catch (err: unknown) {
-          throw new BadRequest((err as Error).message);
+          // A bad id is the caller's; a store that fails is ours (500).
+          if (err instanceof TypeError) throw new BadRequest(err.message);
+          throw err;
         }
       },
-      'GET /v1/commands/:id': ({ params }: { params: Record<string, string> }) => {
-        const command = this.commands.router.get(params.id!);
+      'GET /v1/commands/:id': async ({ params }: { params: Record<string, string> }) => {
+        const command = await this.commands.router.get(params.id!);
         return command ? { status: 200, body: commandView(command) } : { status: 404, body: { error: `no command ${params.id}` } };
       },
       'GET /v1/faults': () => ({ status: 200, body: this.faults.view() }),

@@ -149,9 +149,9 @@ export class UplinkSession {
       case 'gap':
         return this.onGap(frame.value);
       case 'deviceStatus':
-        return this.link ? this.deps.router.deviceStatus(this.link, frame.value) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+        return this.link ? void this.routerCall(this.deps.router.deviceStatus(this.link, frame.value)) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       case 'commandResult':
-        return this.link ? this.deps.router.commandResult(this.link, frame.value) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+        return this.link ? void this.routerCall(this.deps.router.commandResult(this.link, frame.value)) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       default:
         return this.end(status.INVALID_ARGUMENT, 'empty or unknown uplink frame');
     }
@@ -183,7 +183,7 @@ export class UplinkSession {
       sendCommand: (command) => this.writeIfOpen({ frame: { $case: 'command', value: command } }),
       sendCommandAck: (commandId, commandStatus) => this.writeIfOpen({ frame: { $case: 'commandAck', value: { commandId, status: commandStatus } } }),
     };
-    this.deps.router.linked(this.link);
+    void this.routerCall(this.deps.router.linked(this.link));
   }
 
   private onBatch(batch: TelemetryBatch): void {
@@ -238,6 +238,15 @@ export class UplinkSession {
       // The gateway half-closed earlier: its last ack is out, close our side.
       if (this.ended && this.pending === 0) this.call.end();
     });
+  }
+
+  /** Commands are a side channel: a store that fails is logged, and the stream of records goes on. */
+  private async routerCall(work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (err: unknown) {
+      this.logger.error({ err: (err as Error).message }, 'command store failed');
+    }
   }
 
   private writeIfOpen(frame: DownlinkFrame): void {

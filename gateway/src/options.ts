@@ -94,7 +94,9 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   }
   if (!options.mqtt && !options.mqtts) throw new ConfigError('--mqtt', 'no MQTT listener: --mqtt off needs --mqtts');
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
-  if (!/^[^\s]+:\d{1,5}$/.test(options.upstream)) throw new ConfigError('--upstream', `"${options.upstream}" is not HOST:PORT`);
+  for (const address of options.upstream.split(',')) {
+    if (!/^[^\s,]+:\d{1,5}$/.test(address)) throw new ConfigError('--upstream', `"${address}" is not HOST:PORT (several: HOST:PORT,HOST:PORT)`);
+  }
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
   positiveInteger('--max-unacked-per-connection', options.maxUnackedPerConnection);
   positiveInteger('--max-connections', options.maxConnections);

@@ -11,7 +11,7 @@
  */
 import { ID_PATTERN, type Logger } from '@fleetgate/common';
 import type { Command, CommandResult, DeviceStatus } from '@fleetgate/protos';
-import { STATE_OF_STATUS, type CloudCommand, type CloudCommandStore } from './command-store.ts';
+import { LOCAL_BUS, STATE_OF_STATUS, type CloudCommand, type CloudCommandStore, type CommandBus } from './command-store.ts';
 
 /** The open stream of a gateway, as far as commands are concerned. */
 export interface GatewayLink {
@@ -34,50 +34,51 @@ export class CommandRouter {
   constructor(
     private readonly store: CloudCommandStore,
     private readonly logger: Logger,
+    private readonly bus: CommandBus = LOCAL_BUS,
   ) {
-    this.sweeper = setInterval(() => this.expireUnconfirmed(), 1000);
+    this.sweeper = setInterval(() => void this.sweep(), 1000);
     this.sweeper.unref();
+    // Another replica took a command: send it if this one holds the device's gateway.
+    bus.onAnnounce((commandId) => void this.routeById(commandId));
   }
 
-  create({ deviceId, name, payload, ttlMs }: CreateCommand): CloudCommand {
+  async create({ deviceId, name, payload, ttlMs }: CreateCommand): Promise<CloudCommand> {
     if (!ID_PATTERN.test(deviceId)) throw new TypeError(`deviceId "${deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
     if (!ID_PATTERN.test(name)) throw new TypeError(`name "${name.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
-    const command = this.store.create({ deviceId, name, payload, expiresAtMs: Date.now() + ttlMs });
+    const command = await this.store.create({ deviceId, name, payload, expiresAtMs: Date.now() + ttlMs });
     this.logger.info({ commandId: command.commandId, deviceId, name, ttlMs }, 'command created');
-    this.route(command);
+    if (!(await this.route(command))) this.bus.announce(command.commandId);
     return command;
   }
 
-  get(commandId: string): CloudCommand | undefined {
-    this.expireUnconfirmed();
+  async get(commandId: string): Promise<CloudCommand | undefined> {
+    await this.expireUnconfirmed();
     return this.store.get(commandId);
   }
 
   /** A gateway's stream is open: send it the pending commands of the devices it holds. */
-  linked(link: GatewayLink): void {
+  async linked(link: GatewayLink): Promise<void> {
     this.links.set(link.gatewayId, link);
-    for (const command of this.store.pending()) {
-      if (this.store.location(command.deviceId)?.gatewayId === link.gatewayId) this.send(link, command);
-    }
+    await this.sendPending(link);
   }
 
   unlinked(link: GatewayLink): void {
     if (this.links.get(link.gatewayId) === link) this.links.delete(link.gatewayId);
   }
 
-  deviceStatus(link: GatewayLink, status: DeviceStatus): void {
+  async deviceStatus(link: GatewayLink, status: DeviceStatus): Promise<void> {
     if (!ID_PATTERN.test(status.deviceId)) return;
-    const current = this.store.location(status.deviceId);
+    const current = await this.store.location(status.deviceId);
     // An "offline" from a gateway the device has left since does not move it back.
     if (!status.online && current && current.gatewayId !== link.gatewayId) return;
-    this.store.locate(status.deviceId, { gatewayId: link.gatewayId, online: status.online, protocol: status.protocol, updatedAtMs: status.timeMs || Date.now() });
-    if (status.online) for (const command of this.store.pending(status.deviceId)) this.send(link, command);
+    await this.store.locate(status.deviceId, { gatewayId: link.gatewayId, online: status.online, protocol: status.protocol, updatedAtMs: status.timeMs || Date.now() });
+    if (status.online) for (const command of await this.store.pending(status.deviceId)) this.send(link, command);
   }
 
-  commandResult(link: GatewayLink, result: CommandResult): void {
+  async commandResult(link: GatewayLink, result: CommandResult): Promise<void> {
     const state = STATE_OF_STATUS[result.status];
     if (state) {
-      const updated = this.store.update(result.commandId, state, { result: result.payload, message: result.message, gatewayId: link.gatewayId });
+      const updated = await this.store.update(result.commandId, state, { result: result.payload, message: result.message, gatewayId: link.gatewayId });
       if (updated?.state === state) this.logger.info({ commandId: result.commandId, state, gatewayId: link.gatewayId }, 'command status');
     }
     // Confirmed even when unknown or stale, so that the gateway can let go of it.
@@ -88,19 +89,51 @@ export class CommandRouter {
     clearInterval(this.sweeper);
   }
 
-  private route(command: CloudCommand): void {
-    const location = this.store.location(command.deviceId);
+  /** Sends the command if this process holds its device's gateway; says whether it did. */
+  private async route(command: CloudCommand): Promise<boolean> {
+    const location = await this.store.location(command.deviceId);
     const link = location && this.links.get(location.gatewayId);
     if (link) this.send(link, command);
+    return Boolean(link);
+  }
+
+  private async routeById(commandId: string): Promise<void> {
+    try {
+      const command = await this.store.get(commandId);
+      if (command?.state === 'pending') await this.route(command);
+    } catch (err: unknown) {
+      this.logger.warn({ commandId, err: (err as Error).message }, 'could not route an announced command');
+    }
+  }
+
+  private async sendPending(link: GatewayLink): Promise<void> {
+    for (const command of await this.store.pending()) {
+      if ((await this.store.location(command.deviceId))?.gatewayId === link.gatewayId) this.send(link, command);
+    }
   }
 
   private send(link: GatewayLink, command: CloudCommand): void {
     link.sendCommand({ commandId: command.commandId, deviceId: command.deviceId, name: command.name, payload: command.payload, expiresAtMs: command.expiresAtMs });
   }
 
-  private expireUnconfirmed(): void {
-    for (const command of this.store.unconfirmedExpired(Date.now())) {
-      this.store.update(command.commandId, 'expired', { message: 'no gateway took it before it expired (the device was never reported, or its gateway was away)' });
+  private sweeping = false;
+
+  /** Each second: expire what nobody took in time. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.expireUnconfirmed();
+    } catch (err: unknown) {
+      this.logger.warn({ err: (err as Error).message }, 'command sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async expireUnconfirmed(): Promise<void> {
+    for (const command of await this.store.unconfirmedExpired(Date.now())) {
+      await this.store.update(command.commandId, 'expired', { message: 'no gateway took it before it expired (the device was never reported, or its gateway was away)' });
     }
   }
 }

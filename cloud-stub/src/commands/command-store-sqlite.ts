@@ -67,20 +67,20 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
     };
   }
 
-  create({ deviceId, name, payload, expiresAtMs }: NewCommand): CloudCommand {
+  async create({ deviceId, name, payload, expiresAtMs }: NewCommand): Promise<CloudCommand> {
     const commandId = randomUUID();
     const now = Date.now();
     this.statements.insert.run(commandId, deviceId, name, payload, now, now, expiresAtMs);
-    return this.get(commandId)!;
+    return (await this.get(commandId))!;
   }
 
-  get(commandId: string): CloudCommand | undefined {
+  async get(commandId: string): Promise<CloudCommand | undefined> {
     const row = this.statements.get.get(commandId);
     return row && toCommand(row);
   }
 
-  update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): CloudCommand | undefined {
-    const current = this.get(commandId);
+  async update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): Promise<CloudCommand | undefined> {
+    const current = await this.get(commandId);
     if (!current || !isForward(current.state, state)) return current;
     const next = {
       ...current,
@@ -94,25 +94,25 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
     return next;
   }
 
-  pending(deviceId?: string): CloudCommand[] {
+  async pending(deviceId?: string): Promise<CloudCommand[]> {
     const now = Date.now();
     return (deviceId === undefined ? this.statements.pendingAll.all(now) : this.statements.pendingFor.all(deviceId, now)).map(toCommand);
   }
 
-  unconfirmedExpired(nowMs: number): CloudCommand[] {
+  async unconfirmedExpired(nowMs: number): Promise<CloudCommand[]> {
     return this.statements.expired.all(nowMs).map(toCommand);
   }
 
-  locate(deviceId: string, location: DeviceLocation): void {
+  async locate(deviceId: string, location: DeviceLocation): Promise<void> {
     this.statements.locate.run(deviceId, location.gatewayId, location.online ? 1 : 0, location.protocol, location.updatedAtMs);
   }
 
-  location(deviceId: string): DeviceLocation | undefined {
+  async location(deviceId: string): Promise<DeviceLocation | undefined> {
     const row = this.statements.location.get(deviceId);
     return row && { gatewayId: row.gateway_id, online: row.online === 1, protocol: row.protocol, updatedAtMs: row.updated };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -56,16 +56,32 @@ export interface NewCommand {
   expiresAtMs: number;
 }
 
+/**
+ * Asynchronous, so that replicas can share one store over the network (command-store-jetstream.ts); the
+ * SQLite one answers at once.
+ */
 export interface CloudCommandStore {
-  create(command: NewCommand): CloudCommand;
-  get(commandId: string): CloudCommand | undefined;
+  create(command: NewCommand): Promise<CloudCommand>;
+  get(commandId: string): Promise<CloudCommand | undefined>;
   /** Moves a command forward (isForward); returns it as it now is, or undefined if unknown. */
-  update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): CloudCommand | undefined;
+  update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): Promise<CloudCommand | undefined>;
   /** Not-final, unexpired commands no gateway has confirmed, for `deviceId` (or every device), oldest first. */
-  pending(deviceId?: string): CloudCommand[];
+  pending(deviceId?: string): Promise<CloudCommand[]>;
   /** Not-final commands past their expiry that no gateway has confirmed (a gateway expires its own). */
-  unconfirmedExpired(nowMs: number): CloudCommand[];
-  locate(deviceId: string, location: DeviceLocation): void;
-  location(deviceId: string): DeviceLocation | undefined;
-  close(): void;
+  unconfirmedExpired(nowMs: number): Promise<CloudCommand[]>;
+  locate(deviceId: string, location: DeviceLocation): Promise<void>;
+  location(deviceId: string): Promise<DeviceLocation | undefined>;
+  close(): Promise<void>;
 }
+
+/**
+ * Tells the other replicas of the backend that a command was created, so that the one holding the device's
+ * gateway sends it. A single cloud-stub has nobody to tell (LOCAL_BUS).
+ */
+export interface CommandBus {
+  announce(commandId: string): void;
+  onAnnounce(handler: (commandId: string) => void): void;
+  close(): Promise<void>;
+}
+
+export const LOCAL_BUS: CommandBus = { announce: () => {}, onAnnounce: () => {}, close: async () => {} };

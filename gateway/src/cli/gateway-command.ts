@@ -75,7 +75,7 @@ export function gatewayCommand(): Command {
     .option('--tls-key <file>', 'private key (PEM) of the MQTT TLS listener')
     .option('--tls-ca <file>', 'CA (PEM) that device certificates must chain to (with --tls-client-auth)')
     .option('--tls-client-auth', 'mTLS: devices must present a certificate signed by --tls-ca', false)
-    .option('--upstream <host:port>', 'the backend\'s Uplink service', d.upstream)
+    .option('--upstream <host:port,...>', 'the backend\'s Uplink service; several (replicas of one backend): tried in turn, the next one after a failure', d.upstream)
     .option('--upstream-tls', 'TLS to the backend, trusting the system\'s CAs (implied by the --upstream-* files)', false)
     .option('--upstream-ca <file>', 'CA (PEM) the backend\'s certificate must chain to')
     .option('--upstream-cert <file>', 'client certificate (PEM) for a backend that requires mTLS')

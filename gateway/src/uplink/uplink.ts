@@ -123,7 +123,10 @@ interface Batch extends SeqRange {
 
 export interface UplinkStats {
   state: ConnectivityState;
+  /** The configured upstream(s), comma-separated. */
   target: string;
+  /** The upstream of the current (or last) session. */
+  connectedTo: string;
   /** Every row through this seq is acked or gone (the journal's low-water mark). */
   ackedThrough: number;
   /** Highest seq sent in the current session (either lane). */
@@ -164,7 +167,9 @@ type Call = ClientDuplexStream<UplinkFrame, DownlinkFrame>;
 
 export class Uplink {
   readonly connectivity = new ConnectivityTracker();
-  private readonly client: UplinkClient;
+  /** One channel per upstream address: replicas of the same backend, tried in turn. */
+  private readonly clients: Array<{ target: string; client: UplinkClient }>;
+  private current = 0;
   private readonly backoff: Backoff;
   private readonly timers: Timers;
   private readonly logger: Logger;
@@ -200,10 +205,13 @@ export class Uplink {
     this.timers = options.timers ?? systemTimers;
     this.backoff =
       options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
-    this.client = new UplinkClient(target, options.credentials ?? grpcCredentials.createInsecure(), {
-      ...CHANNEL_OPTIONS,
-      ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
-    });
+    this.clients = target.split(',').map((address) => ({
+      target: address,
+      client: new UplinkClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
+        ...CHANNEL_OPTIONS,
+        ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
+      }),
+    }));
     this.everSent = options.journal.ackedThrough;
     this.connectivity.on('state', ({ state, previous, reason }) => {
       const log = state === ConnectivityState.TRANSIENT_FAILURE ? this.logger.warn : this.logger.info;
@@ -229,6 +237,7 @@ export class Uplink {
     return {
       state: this.state,
       target: this.settings.target,
+      connectedTo: this.clients[this.current]!.target,
       ackedThrough: this.options.journal.ackedThrough,
       sentThrough: Math.max(this.liveSent, this.backlogSent),
       lanes: { liveFrom: this.liveFrom, liveSentThrough: this.liveSent, backlogSentThrough: this.backlogSent, backlogRemaining: this.backlogSent < this.liveFrom },
@@ -257,7 +266,7 @@ export class Uplink {
     this.connectivity.set(ConnectivityState.SHUTDOWN);
     this.backoff.cancel();
     this.endSession();
-    this.client.close();
+    for (const { client } of this.clients) client.close();
   }
 
   /**
@@ -284,7 +293,7 @@ export class Uplink {
       this.backoff.schedule(() => this.state !== ConnectivityState.SHUTDOWN && this.connect());
       return;
     }
-    const call = this.client.connect(metadata);
+    const call = this.clients[this.current]!.client.connect(metadata);
     this.call = call;
     call.on('data', (frame: DownlinkFrame) => this.onFrame(call, frame));
     call.on('error', (err: Error) => this.fail(call, err));
@@ -468,6 +477,12 @@ export class Uplink {
     this.counters.failures++;
     this.lastError = errorMessage(err);
     if (this.state === ConnectivityState.SHUTDOWN) return;
+    // With several upstreams (replicas of one backend), the next attempt goes to the next one: any replica can
+    // take this gateway's stream, and it resumes from the last ack as after any reconnect.
+    if (this.clients.length > 1) {
+      this.current = (this.current + 1) % this.clients.length;
+      this.lastError += `; next: ${this.clients[this.current]!.target}`;
+    }
     this.connectivity.set(ConnectivityState.TRANSIENT_FAILURE, this.lastError);
     this.backoff.schedule(() => {
       if (this.state !== ConnectivityState.SHUTDOWN) this.connect();
