@@ -63,7 +63,9 @@ describe('fleetgate sim', function () {
     assert.equal(readCloud(stack.cloudData).filter((r) => r.deviceId.startsWith('mixed-')).length, 300);
     assert.equal(result!.latency.count, 300);
     assert.ok(result!.latency.p50 > 0 && result!.latency.p50 <= result!.latency.p99 && result!.latency.p99 <= result!.latency.max);
-    assert.ok(result!.timeline.length >= 1 && result!.timeline.at(-1)!.committed === 300, JSON.stringify(result!.timeline.at(-1)));
+    // The last sample the cloud-stub answered (a sample whose stats request timed out on a loaded machine is null).
+    const answered = result!.timeline.filter((s) => s.committed !== null);
+    assert.equal(answered.at(-1)?.committed, 300, JSON.stringify(result!.timeline.slice(-3)));
     assert.match(stderr, /PASS/);
   });
 
