@@ -1,15 +1,18 @@
 /**
  * `npm run bench -- e2e`: MQTT QoS 1 ingest, 100 connections, 100-byte payloads, as fast as PUBACKs allow.
- * Baseline: a bare aedes broker (no journal, no forwarding). Then the same loader through a fleetgate gateway
- * to a cloud-stub. The gateway's figure is the rate of records committed at the cloud-stub; the ratio is that
- * over the bare aedes rate. Both in the same run, on the same machine.
+ * Baselines: a bare aedes broker (no journal, no forwarding), and Debian's mosquitto when it is installed (no
+ * persistence; skipped, with the reason in the report, when it is not). Then the same loader through a
+ * fleetgate gateway to a cloud-stub. The gateway's figure is the rate of records committed at the cloud-stub;
+ * the ratios are that over each baseline's PUBACK rate (goals: >= 0.8x bare aedes, >= 1.5x mosquitto). All in
+ * the same run, on the same machine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-process.ts';
-import { cpuSeconds, runLoader, startServer } from './lib/children.ts';
+import { cpuSeconds, runLoader, startServer, stopChildren, type ChildServer } from './lib/children.ts';
+import { findMosquitto, startMosquitto } from './lib/mosquitto.ts';
 import type { LoadResult, LoadSettings } from './lib/mqtt-load.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
@@ -40,21 +43,33 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
     seconds: Number(values.seconds),
   });
 
-  // Baseline: bare aedes.
-  const bare = await startServer(new URL('./servers/bare-aedes.ts', import.meta.url));
-  const bareCpu = cpuSeconds(bare.pid);
-  let bareWindowCpu = 0;
+  /** The loader against a baseline broker; with the broker's CPU time over the measured window. */
+  const baseline = async (server: ChildServer, clientPrefix: string): Promise<{ result: LoadResult; windowCpu: number }> => {
+    let windowCpu = 0;
+    try {
+      let atStart = 0;
+      const result = await runLoader(load(server.port, clientPrefix), (event) => {
+        if (event === 'measuring') atStart = cpuSeconds(server.pid);
+        if (event === 'measured') windowCpu = cpuSeconds(server.pid) - atStart;
+      });
+      return { result, windowCpu };
+    } finally {
+      await server.stop();
+    }
+  };
+
+  // Baselines: bare aedes, then mosquitto if installed.
   let bareResult: LoadResult;
+  let bareWindowCpu: number;
+  let mosquitto: { result: LoadResult; windowCpu: number } | undefined;
+  const mosquittoBin = findMosquitto();
   try {
-    let atStart = 0;
-    bareResult = await runLoader(load(bare.port, 'bare-'), (event) => {
-      if (event === 'measuring') atStart = cpuSeconds(bare.pid);
-      if (event === 'measured') bareWindowCpu = cpuSeconds(bare.pid) - atStart;
-    });
+    ({ result: bareResult, windowCpu: bareWindowCpu } = await baseline(await startServer(new URL('./servers/bare-aedes.ts', import.meta.url)), 'bare-'));
+    if (mosquittoBin.bin) mosquitto = await baseline(await startMosquitto(mosquittoBin.bin), 'mosq-');
+    else process.stderr.write(`mosquitto baseline skipped: ${mosquittoBin.why}\n`);
   } finally {
-    await bare.stop();
+    await stopChildren();
   }
-  void bareCpu;
 
   // fleetgate: gateway -> cloud-stub, each its own process, durable journal and sink.
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-'));
@@ -92,14 +107,27 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
       settings: { ...values },
       figures: {
         bareAedesRate: bareResult.rate,
+        mosquittoRate: mosquitto ? mosquitto.result.rate : `skipped: ${mosquittoBin.why}`,
         gatewayPubackRate: result.rate,
         gatewayCommittedRate: committedRate,
         ratio: +(committedRate / bareResult.rate).toFixed(3),
+        ratioToMosquitto: mosquitto ? +(committedRate / mosquitto.result.rate).toFixed(3) : null,
+        goalsMet: {
+          vsBareAedes: committedRate >= 0.8 * bareResult.rate,
+          vsMosquitto: mosquitto ? committedRate >= 1.5 * mosquitto.result.rate : null,
+        },
         bareLatencyMs: bareResult.latencyMs,
+        ...(mosquitto ? { mosquittoLatencyMs: mosquitto.result.latencyMs } : {}),
         gatewayLatencyMs: result.latencyMs,
         cpuCoresInWindow: {
           bareAedes: +(bareWindowCpu / Number(values.seconds)).toFixed(2),
           bareLoader: +(bareResult.cpuSeconds / Number(values.seconds)).toFixed(2),
+          ...(mosquitto
+            ? {
+                mosquitto: +(mosquitto.windowCpu / Number(values.seconds)).toFixed(2),
+                mosquittoLoader: +(mosquitto.result.cpuSeconds / Number(values.seconds)).toFixed(2),
+              }
+            : {}),
           gateway: +((end.gatewayCpu - start.gatewayCpu) / seconds).toFixed(2),
           cloud: +((end.cloudCpu - start.cloudCpu) / seconds).toFixed(2),
           loader: +(result.cpuSeconds / Number(values.seconds)).toFixed(2),
@@ -109,10 +137,19 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
         everyPubackedMessageArrived: committed >= result.totalAcked,
       },
       summary:
-        `bare aedes ${bareResult.rate} msg/s; gateway -> cloud ${committedRate} msg/s committed (PUBACK rate ${result.rate}); ` +
-        `ratio ${(committedRate / bareResult.rate).toFixed(2)} (target >= 0.8); publish->PUBACK p50/p99: bare ` +
-        `${bareResult.latencyMs.p50}/${bareResult.latencyMs.p99} ms, gateway ${result.latencyMs.p50}/${result.latencyMs.p99} ms; ` +
-        `durability=${values.durability}`,
+        `bare aedes ${bareResult.rate} msg/s; ` +
+        (mosquitto
+          ? `mosquitto ${mosquitto.result.rate} msg/s` +
+            // One loader process is one thread: at a full core, it (not mosquitto) may be what the figure measures.
+            (mosquitto.result.cpuSeconds / Number(values.seconds) >= 0.9 ? ' (loader-bound: its loader used a full core)' : '') +
+            '; '
+          : `mosquitto skipped (${mosquittoBin.why}); `) +
+        `gateway -> cloud ${committedRate} msg/s committed (PUBACK rate ${result.rate}); ` +
+        `ratio to bare aedes ${(committedRate / bareResult.rate).toFixed(2)} (target >= 0.8)` +
+        (mosquitto ? `, to mosquitto ${(committedRate / mosquitto.result.rate).toFixed(2)} (target >= 1.5)` : '') +
+        `; publish->PUBACK p50/p99: bare ${bareResult.latencyMs.p50}/${bareResult.latencyMs.p99} ms, ` +
+        (mosquitto ? `mosquitto ${mosquitto.result.latencyMs.p50}/${mosquitto.result.latencyMs.p99} ms, ` : '') +
+        `gateway ${result.latencyMs.p50}/${result.latencyMs.p99} ms; durability=${values.durability}`,
     };
     await gateway.process.stop();
     await cloud.process.stop();
@@ -120,6 +157,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
     return report;
   } finally {
     await killAll();
+    await stopChildren();
     rmSync(dir, { recursive: true, force: true });
   }
 }
