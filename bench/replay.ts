@@ -162,7 +162,8 @@ async function withStack<T>(dir: string, durability: string, gatewayArgs: string
 }
 
 /** Writes `count` records into a fresh journal in `dir`; returns the journal file's size. */
-function fillJournal(dir: string, count: number, payloadBytes: number): number {
+/** Writes `count` records straight into a gateway journal in `dir`, as an outage would have left them; returns its file size. */
+export function fillJournal(dir: string, count: number, payloadBytes: number): number {
   const journal = new SqliteJournal({ dir, durability: 'process' });
   const now = Date.now() - 3_600_000;
   const chunk = 20_000;

@@ -1,12 +1,13 @@
 /** `npm run bench -- <name> [options]`: runs one benchmark; each prints its figures and a same-run baseline. */
 import { connections } from './connections.ts';
 import { e2e } from './e2e.ts';
+import { jetstream } from './jetstream.ts';
 import { latency } from './latency.ts';
 import { memory } from './memory.ts';
 import { replay } from './replay.ts';
 import { sdk } from './sdk.ts';
 
-const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk, replay, latency, memory, connections };
+const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk, replay, latency, memory, connections, jetstream };
 
 const [name, ...argv] = process.argv.slice(2);
 const bench = name === undefined ? undefined : benchmarks[name];

@@ -4,6 +4,7 @@
  * through its admin API and `fleetgate cloud export`.
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { connect as connectNats, type NatsConnection } from 'nats';
 import {
   AdminHttpServer,
   BadRequest,
@@ -21,7 +22,9 @@ import { Faults, type FaultsView } from './faults.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
 import { CommandRouter } from './commands/command-router.ts';
 import { SqliteCloudCommandStore } from './commands/command-store-sqlite.ts';
-import type { CloudCommand } from './commands/command-store.ts';
+import type { CloudCommand, CloudCommandStore } from './commands/command-store.ts';
+import { JetStreamCommandStore } from './commands/command-store-jetstream.ts';
+import { JetStreamSink } from './sink/sink-jetstream.ts';
 import { AnonymousGatewayAuth, TokenGatewayAuth, type GatewayAuth } from './gateway-auth.ts';
 import { ThreadedSink } from './sink/threaded-sink.ts';
 import type { ExportedRecord, Sink, SinkStats } from './sink/sink.ts';
@@ -41,6 +44,20 @@ export interface CloudStubOptions {
   /** TLS on the gRPC listener; mTLS when clientAuth. Plain if absent. */
   tls?: TlsServerMaterial;
   logger?: Logger;
+  /**
+   * Where records and commands live: SQLite files in dataDir (the default), or a NATS JetStream cluster that
+   * several replicas share (records in a stream, commands and device locations in KV buckets).
+   */
+  backend?: JetStreamBackend;
+}
+
+export interface JetStreamBackend {
+  kind: 'jetstream';
+  servers: string[];
+  /** Replicas of the stream and buckets when created; default 3 on a cluster of 3 or more, else 1. */
+  replicas?: number;
+  /** Stream name (default FLEETGATE); the subjects and buckets derive from it. */
+  stream?: string;
 }
 
 export interface CloudStats extends SinkStats {
@@ -67,7 +84,7 @@ export class CloudStub {
     private readonly logger: Logger,
     limits: Limits,
     private readonly auth: GatewayAuth,
-    private readonly commands: { store: SqliteCloudCommandStore; router: CommandRouter },
+    private readonly commands: { store: CloudCommandStore; router: CommandRouter; connection?: NatsConnection },
   ) {
     this.queue = new CommitQueue(sink);
     this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
@@ -90,10 +107,9 @@ export class CloudStub {
 
   static async start(options: CloudStubOptions): Promise<CloudStub> {
     const logger = options.logger ?? silentLogger;
-    const sink = await ThreadedSink.open(options.dataDir, options.durability);
     const auth = options.auth ?? new AnonymousGatewayAuth();
-    const store = new SqliteCloudCommandStore({ dir: options.dataDir, durability: options.durability });
-    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth, { store, router: new CommandRouter(store, logger) });
+    const { sink, commands } = options.backend ? await openJetStream(options.backend, logger) : await openSqlite(options);
+    const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth, commands);
     try {
       stub.address = await stub.bind(options.listen, options.tls);
       if (options.admin) {
@@ -110,7 +126,8 @@ export class CloudStub {
         tls: options.tls ? (options.tls.clientAuth ? 'mtls' : 'tls') : 'off',
         auth: auth.kind,
         admin: stub.adminAddress && formatHostPort(stub.adminAddress),
-        data: options.dataDir,
+        data: options.backend ? undefined : options.dataDir,
+        sink: options.backend ? `jetstream ${options.backend.servers.join(',')}` : 'sqlite',
       },
       'cloud-stub ready',
     );
@@ -143,6 +160,7 @@ export class CloudStub {
       this.commands.router.close();
       await this.commands.store.close();
       await this.sink.close();
+      await this.commands.connection?.drain();
       this.logger.info('cloud-stub stopped');
     })();
     return this.closing;
@@ -243,5 +261,24 @@ async function* selectRecords(records: AsyncIterable<ExportedRecord>, query: URL
     if (gateway !== null && record.gatewayId !== gateway) continue;
     if (!record.deviceId.startsWith(prefix)) continue;
     yield record;
+  }
+}
+
+async function openSqlite(options: CloudStubOptions) {
+  const sink = await ThreadedSink.open(options.dataDir, options.durability);
+  const store = new SqliteCloudCommandStore({ dir: options.dataDir, durability: options.durability });
+  return { sink, commands: { store, router: new CommandRouter(store, options.logger ?? silentLogger) } };
+}
+
+/** The stream sink, and the command store and bus on a connection of their own (so that a slow commit never delays a command). */
+async function openJetStream(backend: JetStreamBackend, logger: Logger) {
+  const sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}), ...(backend.replicas ? { replicas: backend.replicas } : {}) });
+  try {
+    const connection = await connectNats({ servers: backend.servers, name: 'fleetgate-cloud-stub-commands', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const store = await JetStreamCommandStore.open(connection, { prefix: (backend.stream ?? 'FLEETGATE').toLowerCase(), replicas: sink.replicas });
+    return { sink, commands: { store, router: new CommandRouter(store, logger, store), connection } };
+  } catch (err: unknown) {
+    await sink.close();
+    throw err;
   }
 }

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import ms from 'ms';
 import {
   ConfigError,
@@ -12,7 +12,7 @@ import {
   type Durability,
   type HostPort,
 } from '@fleetgate/common';
-import { CloudStub, exportSqliteSink, readSqliteGaps, TokenGatewayAuth, type GatewayAuth } from '@fleetgate/cloud-stub';
+import { CloudStub, exportSqliteSink, JetStreamSink, readSqliteGaps, TokenGatewayAuth, type GatewayAuth, type JetStreamBackend } from '@fleetgate/cloud-stub';
 import type { LevelWithSilent } from 'pino';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
 import { durabilityOption, hostPortOption, integerOption, logLevelOption } from './options.ts';
@@ -41,13 +41,38 @@ interface ServeFlags {
   tlsCa?: string;
   tlsClientAuth: boolean;
   logLevel: LevelWithSilent;
+  sink: 'sqlite' | 'jetstream';
+  nats?: string[];
+  natsReplicas?: number;
+  stream?: string;
+}
+
+/** --sink, --nats, --nats-replicas, --stream: where the records are (and, for jetstream, the commands). */
+function addSinkOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--sink <kind>', 'where records go: sqlite (files in --data) or jetstream (a NATS JetStream cluster that replicas share)').choices(['sqlite', 'jetstream']).default('sqlite'))
+    .addOption(new Option('--nats <url,...>', 'NATS servers of the JetStream cluster (with --sink jetstream)').argParser((value: string) => value.split(',').map((url) => url.trim()).filter(Boolean)))
+    .addOption(integerOption('--nats-replicas <n>', 'replicas of the stream and KV buckets when they are created (default: 3 on a cluster of 3 or more, else 1)', undefined, 1))
+    .option('--stream <name>', 'the JetStream stream (default FLEETGATE); subjects and buckets derive from it');
+}
+
+function jetStreamBackend(flags: { sink: string; nats?: string[]; natsReplicas?: number; stream?: string }): JetStreamBackend | undefined {
+  if (flags.sink !== 'jetstream') {
+    if (flags.nats) throw new ConfigError('--nats', 'only with --sink jetstream');
+    return undefined;
+  }
+  if (!flags.nats || flags.nats.length === 0) throw new ConfigError('--nats', '--sink jetstream needs the NATS servers, e.g. --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223');
+  for (const url of flags.nats) {
+    if (!/^(nats|tls):\/\/[^\s/]+:\d{1,5}$|^[^\s/:]+:\d{1,5}$/.test(url)) throw new ConfigError('--nats', `"${url}" is not nats://HOST:PORT`);
+  }
+  return { kind: 'jetstream', servers: flags.nats, ...(flags.natsReplicas ? { replicas: flags.natsReplicas } : {}), ...(flags.stream ? { stream: flags.stream } : {}) };
 }
 
 export function cloudCommand(): Command {
   const cloud = new Command('cloud').description('the reference backend (cloud-stub): receives uplink streams, dedupes, commits, acks');
 
-  cloud
-    .command('serve', { isDefault: true })
+  addSinkOptions(cloud
+    .command('serve', { isDefault: true }))
     .description('run the cloud-stub (the default: `fleetgate cloud` is `fleetgate cloud serve`)')
     .addOption(hostPortOption('--listen <host:port>', 'gRPC listener for gateways', CLOUD_DEFAULTS.listen, '0.0.0.0'))
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
@@ -79,7 +104,9 @@ export function cloudCommand(): Command {
               { cert: '--tls-cert', key: '--tls-key', ca: '--tls-ca', clientAuth: '--tls-client-auth' },
             )
           : undefined;
+        const backend = jetStreamBackend(flags);
         stub = await CloudStub.start({
+          ...(backend ? { backend } : {}),
           listen: flags.listen,
           admin: flags.admin,
           dataDir: flags.data,
@@ -95,21 +122,30 @@ export function cloudCommand(): Command {
       }
     });
 
-  cloud
+  addSinkOptions(cloud
     .command('export')
     .description('print every committed record (or, with --gaps, every gap gateways reported) as one JSON line, in commit order (works while the stub runs)')
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
-    .option('--gaps', 'print the gaps gateways reported (records they had to let go of) instead of the records', false)
-    .action(async (flags: { data: string; gaps: boolean }) => {
+    .option('--gaps', 'print the gaps gateways reported (records they had to let go of) instead of the records', false))
+    .action(async (flags: { data: string; gaps: boolean; sink: string; nats?: string[]; stream?: string }) => {
+      let sink: JetStreamSink | undefined;
       try {
-        for (const record of flags.gaps ? readSqliteGaps(flags.data) : exportSqliteSink(flags.data)) {
+        const backend = jetStreamBackend(flags);
+        if (backend) sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}) });
+        const rows: AsyncIterable<unknown> | Iterable<unknown> = sink
+          ? flags.gaps ? await sink.exportGaps() : sink.exportRecords()
+          : flags.gaps ? readSqliteGaps(flags.data) : exportSqliteSink(flags.data);
+        for await (const record of rows) {
           if (!process.stdout.write(JSON.stringify(record) + '\n')) {
             await new Promise((resolve) => process.stdout.once('drain', resolve));
           }
         }
       } catch (err: unknown) {
-        process.stderr.write(`fleetgate cloud export: cannot read the sink in ${flags.data}: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = 1;
+        const where = flags.sink === 'jetstream' ? `the stream at ${flags.nats?.join(',')}` : `the sink in ${flags.data}`;
+        process.stderr.write(`fleetgate cloud export: cannot read ${where}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = err instanceof ConfigError ? 2 : 1;
+      } finally {
+        await sink?.close();
       }
     });
 

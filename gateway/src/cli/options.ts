@@ -21,7 +21,7 @@ export function hostPortOption(flags: string, description: string, fallback: Hos
     .default(fallback, formatHostPort(fallback));
 }
 
-export function integerOption(flags: string, description: string, fallback: number, min = 1): Option {
+export function integerOption(flags: string, description: string, fallback: number | undefined, min = 1): Option {
   return new Option(flags, description)
     .argParser(
       wrap((value) => {
