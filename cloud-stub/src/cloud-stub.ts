@@ -275,8 +275,13 @@ async function openJetStream(backend: JetStreamBackend, logger: Logger) {
   const sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}), ...(backend.replicas ? { replicas: backend.replicas } : {}) });
   try {
     const connection = await connectNats({ servers: backend.servers, name: 'fleetgate-cloud-stub-commands', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-    const store = await JetStreamCommandStore.open(connection, { prefix: (backend.stream ?? 'FLEETGATE').toLowerCase(), replicas: sink.replicas });
-    return { sink, commands: { store, router: new CommandRouter(store, logger, store), connection } };
+    try {
+      const store = await JetStreamCommandStore.open(connection, { prefix: (backend.stream ?? 'FLEETGATE').toLowerCase(), replicas: sink.replicas });
+      return { sink, commands: { store, router: new CommandRouter(store, logger, store), connection } };
+    } catch (err: unknown) {
+      await connection.close();
+      throw err;
+    }
   } catch (err: unknown) {
     await sink.close();
     throw err;

@@ -57,9 +57,24 @@ describe('fleetgate CLI', function () {
       [['--durability', 'sometimes'], /--durability.*Allowed choices are power, process/],
       [['--uplink-window', '0'], /--uplink-window <n>.*"0" is not an integer >= 1/],
       [['--gateway-id', 'bad id', '--allow-anonymous'], /--gateway-id: "bad id" must be 1-128 characters/],
+      [['--allow-anonymous', '--upstream', '127.0.0.1:1,nowhere'], /--upstream: "nowhere" is not HOST:PORT/],
     ];
     for (const [args, message] of cases) {
       const result = await fleetgate('gateway', '--data', join(dir.path, 'g'), '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args);
+      assert.notEqual(result.code, 0, args.join(' '));
+      assert.match(result.stderr, message, args.join(' '));
+    }
+  });
+
+  it('cli - the cloud-stub refuses a JetStream sink without servers, and NATS servers without it, naming the flag', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--sink', 'jetstream'], /--nats: --sink jetstream needs the NATS servers/],
+      [['--nats', 'nats://127.0.0.1:4222'], /--nats: only with --sink jetstream/],
+      [['--sink', 'jetstream', '--nats', 'http://x'], /--nats: "http:\/\/x" is not nats:\/\/HOST:PORT/],
+      [['--sink', 'kafka'], /--sink.*Allowed choices are sqlite, jetstream/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await fleetgate('cloud', '--allow-anonymous', '--data', join(dir.path, 'c'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args);
       assert.notEqual(result.code, 0, args.join(' '));
       assert.match(result.stderr, message, args.join(' '));
     }
