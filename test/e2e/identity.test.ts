@@ -246,7 +246,8 @@ describe('identity (uplink)', function () {
 
   it('identity - a gateway token that expires ends the stream; the gateway comes back with the fresh one from its file', async () => {
     const tokenFile = join(dir.path, 'gw.token');
-    writeFileSync(tokenFile, await keys.gateway('gw-test', { ttlSeconds: 2 }));
+    // Long enough for the uplink to come up on a loaded machine first: the file is rewritten only after that.
+    writeFileSync(tokenFile, await keys.gateway('gw-test', { ttlSeconds: 5 }));
     stack = await startInProcess(dir.path, { tokenFile, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
     await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).uplink.state === 'ready');
     writeFileSync(tokenFile, await keys.gateway('gw-test'));

@@ -85,7 +85,7 @@ describe('replicas on NATS JetStream (end to end)', function () {
     await ackedEach(afterNode + 200);
     await Promise.all(devices.map((d) => d.stop()));
     const acked = devices.reduce((n, d) => n + d.acked.size, 0);
-    await waitUntil('the stream to hold every acked message', async () => (await stats(alive)).gateways['gw-js']?.records === acked, 60_000);
+    await waitUntil('the stream to hold every acked message', async () => (await stats(alive)).gateways?.['gw-js']?.records === acked, 60_000);
 
     const report = verifyDelivery(await records(alive, 'dev-'), devices.map((d) => ({ deviceId: d.id, acked: d.acked })));
     assert.deepEqual({ lost: report.lost, duplicates: report.duplicates, outOfOrder: report.outOfOrder, duplicateSeqs: report.duplicateSeqs }, { lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
