@@ -85,7 +85,8 @@ export interface Sink {
   /**
    * Commits every batch in one durable step and resolves with each batch's outcome, in order. Records whose
    * (gatewayId, seq) the sink already holds are skipped and counted as duplicates. Resolves only once the
-   * commit is durable; rejects if nothing was committed.
+   * commit is durable; rejects when the commit failed (SQLite: nothing stored; JetStream: part of it may be,
+   * and comes back as duplicates on the resend).
    */
   commit(batches: readonly SinkBatch[]): Promise<SinkOutcome[]>;
   /** Records a gap a gateway reported (a repeat of the same gap is ignored). */
