@@ -26,6 +26,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
+import { splitPackets } from './mqtt-frames.ts';
 import { epochNow, latencyHistogram, percentilesMs, recordMs, type Percentiles } from './latency.ts';
 
 export interface LoadSettings {
@@ -205,23 +206,9 @@ class LoadConnection {
   }
 
   private onData(chunk: Buffer): void {
-    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     let acks = 0;
-    let offset = 0;
-    for (;;) {
-      if (buf.length - offset < 2) break;
-      let length = 0;
-      let multiplier = 1;
-      let i = offset + 1;
-      let byte: number;
-      do {
-        if (i >= buf.length) break;
-        byte = buf[i++]!;
-        length += (byte & 0x7f) * multiplier;
-        multiplier *= 128;
-      } while (byte & 0x80);
-      if (i + length > buf.length || (buf[i - 1]! & 0x80) !== 0) break;
-      const type = buf[offset]! >> 4;
+    this.pending = splitPackets(this.pending, chunk, (buf, first, i) => {
+      const type = first >> 4;
       if (type === PUBACK) {
         const id = buf.readUInt16BE(i);
         this.events.onAck(performance.now() - this.sentAt[id]!);
@@ -229,9 +216,7 @@ class LoadConnection {
       } else if (type === CONNACK) {
         this.onConnack(buf[i + 1]!);
       }
-      offset = i + length;
-    }
-    this.pending = offset < buf.length ? Buffer.from(buf.subarray(offset)) : Buffer.alloc(0);
+    });
     if (acks > 0) {
       this.outstanding -= acks;
       if (!this.paced) this.publish(acks);

@@ -14,6 +14,7 @@
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import mqttPacket from 'mqtt-packet';
+import { splitPackets } from './mqtt-frames.ts';
 import { epochNow, latencyHistogram, percentilesMs, recordMs, type Percentiles } from './latency.ts';
 
 export interface SubscriberSettings {
@@ -52,28 +53,14 @@ socket.on('error', (err) => {
 });
 socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `bench-subscriber-${process.pid}`, clean: true, keepalive: 60 }));
 
-let pending = Buffer.alloc(0);
+let pending: Buffer = Buffer.alloc(0);
 socket.on('data', (chunk: Buffer) => {
   const now = epochNow();
-  const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
   const acks: Buffer[] = [];
-  let offset = 0;
-  for (;;) {
-    if (buf.length - offset < 2) break;
-    let length = 0;
-    let multiplier = 1;
-    let i = offset + 1;
-    let byte: number;
-    do {
-      if (i >= buf.length) break;
-      byte = buf[i++]!;
-      length += (byte & 0x7f) * multiplier;
-      multiplier *= 128;
-    } while (byte & 0x80);
-    if (i + length > buf.length || (buf[i - 1]! & 0x80) !== 0) break;
-    const type = buf[offset]! >> 4;
+  pending = splitPackets(pending, chunk, (buf, first, i) => {
+    const type = first >> 4;
     if (type === PUBLISH) {
-      const qos = (buf[offset]! >> 1) & 3;
+      const qos = (first >> 1) & 3;
       const topicLength = buf.readUInt16BE(i);
       let payloadAt = i + 2 + topicLength;
       if (qos > 0) {
@@ -96,9 +83,7 @@ socket.on('data', (chunk: Buffer) => {
     } else if (type === SUBACK) {
       process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n');
     }
-    offset = i + length;
-  }
-  pending = offset < buf.length ? Buffer.from(buf.subarray(offset)) : Buffer.alloc(0);
+  });
   if (acks.length > 0) socket.write(acks.length === 1 ? acks[0]! : Buffer.concat(acks));
 });
 
