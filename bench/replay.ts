@@ -62,7 +62,7 @@ export async function replay(argv: string[]): Promise<BenchReport> {
       const live = startLive(stack.mqttPort, liveDevices, liveRate, payloadBytes);
       await delay(Number(values['baseline-seconds']) * 1000);
       const run = await live.stop();
-      await stack.waitFor((gw) => gw.journal.rows === 0 && gw.uplink.ackedThrough >= run.acked, 60_000);
+      await stack.waitFor((gw) => gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough >= run.acked, 60_000);
       return { run, latency: liveLatency(stack.cloudData) };
     });
 
@@ -78,12 +78,12 @@ export async function replay(argv: string[]): Promise<BenchReport> {
       const live = startLive(stack.mqttPort, liveDevices, liveRate, payloadBytes);
       const progress: Array<{ s: number; ackedThrough: number }> = [];
       await stack.waitFor((gw) => {
-        progress.push({ s: +((performance.now() - started) / 1000).toFixed(1), ackedThrough: gw.uplink.ackedThrough });
-        return gw.uplink.ackedThrough >= backlog;
+        progress.push({ s: +((performance.now() - started) / 1000).toFixed(1), ackedThrough: gw.upstreams[0]!.ackedThrough });
+        return gw.upstreams[0]!.ackedThrough >= backlog;
       }, 600_000);
       const drainSeconds = (performance.now() - started) / 1000;
       const run = await live.stop();
-      await stack.waitFor((gw) => gw.journal.rows === 0 && gw.uplink.ackedThrough >= backlog + run.acked, 60_000);
+      await stack.waitFor((gw) => gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough >= backlog + run.acked, 60_000);
       const cloud = (await (await fetch(`${stack.cloudAdmin}/v1/stats`)).json()) as { records: number; duplicates: number };
       return { drainSeconds, run, latency: liveLatency(stack.cloudData), cloud, progress };
     });
@@ -150,7 +150,7 @@ async function withStack<T>(dir: string, durability: string, gatewayArgs: string
         for (;;) {
           const gw = (await (await fetch(`${gatewayAdmin}/v1/stats`)).json()) as GatewayStats;
           if (done(gw)) return;
-          if (Date.now() > deadline) throw new Error(`not done within ${timeoutMs} ms: ${JSON.stringify(gw.uplink)}`);
+          if (Date.now() > deadline) throw new Error(`not done within ${timeoutMs} ms: ${JSON.stringify(gw.upstreams[0]!)}`);
           await delay(250);
         }
       },

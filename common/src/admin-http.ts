@@ -23,7 +23,16 @@ export interface RouteRequest {
   body: unknown;
 }
 
-export type RouteHandler = (request: RouteRequest) => JsonResponse | NdjsonResponse | Promise<JsonResponse | NdjsonResponse>;
+/** An answer that is not JSON: a page, the Prometheus text format. */
+export interface TextResponse {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+export type RouteResponse = JsonResponse | NdjsonResponse | TextResponse;
+
+export type RouteHandler = (request: RouteRequest) => RouteResponse | Promise<RouteResponse>;
 
 /** Keys are "METHOD /path", where a path segment `:name` matches one segment, e.g. "GET /v1/commands/:id". */
 export type Routes = Record<string, RouteHandler>;
@@ -56,7 +65,7 @@ export class AdminHttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let response: JsonResponse | NdjsonResponse;
+    let response: RouteResponse;
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const match = this.match(req.method ?? 'GET', url.pathname);
@@ -72,6 +81,11 @@ export class AdminHttpServer {
       response = { status, body: { error: errorMessage(err) } };
     }
     if ('lines' in response) return this.writeLines(res, response.lines);
+    if ('text' in response) {
+      res.writeHead(response.status, { 'content-type': response.contentType, 'cache-control': 'no-store' });
+      res.end(response.text);
+      return;
+    }
     const payload = JSON.stringify(response.body, null, 2) + '\n';
     res.writeHead(response.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(payload);

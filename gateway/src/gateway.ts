@@ -1,9 +1,9 @@
 /**
- * A gateway: MQTT ingress and the device link on this thread, the journal and the uplink on the journal
+ * A gateway: MQTT ingress and the device link on this thread, the journal and the uplinks on the journal
  * thread, commands, an admin listener.
  *
  *   devices --MQTT/TLS--> MqttIngress ----append--> Pipeline ==thread==> GroupCommit -> SqliteJournal
- *   devices --gRPC SDK--> DeviceLinkServer -/                            Uplink <- journal -> backend (gRPC)
+ *   devices --gRPC SDK--> DeviceLinkServer -/                            Uplink per upstream <- journal -> backends (gRPC)
  *   backend Command --Uplink--> CommandCenter (commands.db) --DeviceRegistry--> the device's connection
  *
  * Start order: the settings that come from files (keys, ACL, certificates: a mistake stops the start with the
@@ -26,29 +26,25 @@ import {
   type Logger,
 } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
-import { CommandCenter, type CommandCounters } from './commands/command-center.ts';
+import { DataAtRiskTracker } from './admin/data-at-risk.ts';
+import { gatewayAdminRoutes } from './admin/routes.ts';
+import { CommandCenter } from './commands/command-center.ts';
 import { SqliteCommandStore } from './commands/command-store-sqlite.ts';
 import { DeviceRegistry } from './commands/device-registry.ts';
-import { DeviceLinkServer, type DeviceLinkStats } from './device-link/device-link-server.ts';
+import { DeviceLinkServer } from './device-link/device-link-server.ts';
 import { Acl } from './ingress/acl.ts';
 import { AnonymousAuth, TokenAuth, type DeviceAuthenticator } from './ingress/device-auth.ts';
-import { MqttIngress, type IngressStats } from './ingress/mqtt-ingress.ts';
-import { validateGatewayOptions, type GatewayOptions } from './options.ts';
-import { Pipeline, type PipelineStats } from './pipeline/pipeline.ts';
-import type { UplinkStats } from './uplink/uplink.ts';
+import { MqttIngress } from './ingress/mqtt-ingress.ts';
+import { DEFAULT_UPSTREAM_NAME, validateGatewayOptions, type GatewayOptions, type UpstreamOptions } from './options.ts';
+import { Pipeline } from './pipeline/pipeline.ts';
+import type { PipelineSettings } from './pipeline/pipeline-protocol.ts';
+import type { GatewayStats } from './stats.ts';
 import { VERSION } from './version.ts';
 
-export interface GatewayStats {
-  gatewayId: string;
-  version: string;
-  uptimeSeconds: number;
-  devicesConnected: number;
-  journal: PipelineStats['journal'] & { oldestUnackedAgeMs: number | null };
-  uplink: UplinkStats;
-  ingress: IngressStats;
-  deviceLink: DeviceLinkStats | null;
-  commands: CommandCounters & { stored: number };
-}
+export type { GatewayStats } from './stats.ts';
+
+/** How often the journal's counters are sampled for the data-at-risk rates, besides every stats request. */
+const RISK_SAMPLE_MS = 5000;
 
 export interface GatewayStartOptions extends GatewayOptions {
   logger?: Logger;
@@ -63,6 +59,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   private deviceLink: DeviceLinkServer | undefined;
   private closing: Promise<void> | undefined;
   private failure: Error | undefined;
+  private readonly risk: DataAtRiskTracker;
+  private readonly riskTimer: NodeJS.Timeout;
   adminAddress: HostPort | undefined;
 
   private constructor(
@@ -73,10 +71,13 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     private readonly commands: { registry: DeviceRegistry; center: CommandCenter; store: SqliteCommandStore },
   ) {
     super();
-    // Attached right after the pipeline started: nothing the uplink hears can come before these.
-    pipeline.on('command', (command) => commands.center.fromBackend(command));
-    pipeline.on('commandAck', (ack) => commands.center.backendAck(ack));
-    pipeline.on('uplinkReady', () => commands.center.uplinkReady());
+    // Attached right after the pipeline started: nothing the uplinks hear can come before these.
+    pipeline.on('command', (command, upstream) => commands.center.fromBackend(command, upstream));
+    pipeline.on('commandAck', (ack, upstream) => commands.center.backendAck(ack, upstream));
+    pipeline.on('uplinkReady', (upstream) => commands.center.uplinkReady(upstream));
+    this.risk = new DataAtRiskTracker(options.journalLimits);
+    this.riskTimer = setInterval(() => void this.stats().catch(() => {}), RISK_SAMPLE_MS);
+    this.riskTimer.unref();
     pipeline.on('fatal', (err) => {
       this.failure = err;
       this.logger.fatal({ err: err.message }, 'the journal thread failed');
@@ -95,14 +96,12 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       const tls = options.tls
         ? loadTlsServer(options.tls, { cert: '--tls-cert', key: '--tls-key', ca: '--tls-ca', clientAuth: '--tls-client-auth' })
         : undefined;
-      const upstreamTls = options.upstreamTls
-        ? { ...loadTlsClient(options.upstreamTls, { ca: '--upstream-ca', cert: '--upstream-cert', key: '--upstream-key' }), ...(options.upstreamTls.serverName ? { serverName: options.upstreamTls.serverName } : {}) }
-        : undefined;
+      const upstreams = options.upstreams.map(upstreamSettings);
 
       const registry = new DeviceRegistry();
       store = new SqliteCommandStore({ dir: options.dataDir, durability: options.durability });
       let pipeline: Pipeline | undefined;
-      const center = new CommandCenter({ store, registry, logger, upstream: { send: (frames) => pipeline?.sendUpstream(frames) } });
+      const center = new CommandCenter({ store, registry, logger, upstream: { send: (frames, to) => pipeline?.sendUpstream(frames, to) } });
       pipeline = await Pipeline.start({
         gatewayId: options.gatewayId,
         version: VERSION,
@@ -112,8 +111,10 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         limits: options.journalLimits,
         ...(options.maxJournalFileBytes ? { maxFileBytes: options.maxJournalFileBytes } : {}),
         tailCacheBytes: options.tailCacheBytes,
-        uplink: { ...options.uplink, target: options.upstream },
-        uplinkAuth: { ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}), ...(upstreamTls ? { tls: upstreamTls } : {}) },
+        uplink: options.uplink,
+        upstreams,
+        routes: options.routes,
+        forgetUpstreams: options.forgetUpstreams,
         logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
       });
       const gateway = new Gateway(options, pipeline, logger, revocations, { registry, center, store });
@@ -168,8 +169,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           deviceGrpc: gateway.deviceLink && formatHostPort(gateway.deviceLink.address),
           auth: auth.kind,
           admin: gateway.adminAddress && formatHostPort(gateway.adminAddress),
-          upstream: options.upstream,
-          upstreamTls: Boolean(upstreamTls),
+          upstreams: upstreams.map(({ name, target, tls }) => `${name}=${target}${tls ? ' (TLS)' : ''}`),
+          routes: options.routes.length,
           data: options.dataDir,
           durability: options.durability,
         },
@@ -212,17 +213,21 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   }
 
   async stats(): Promise<GatewayStats> {
-    const { journal, uplink } = await this.pipeline.stats();
+    const { journal, upstreams } = await this.pipeline.stats();
     const ingress = this.ingress!.stats();
+    const now = Date.now();
+    const { rows, payloadBytes, oldestTimeMs, appendedBytes, freedBytes } = journal;
+    const deviceLink = this.deviceLink?.stats() ?? null;
     return {
       gatewayId: this.options.gatewayId,
       version: VERSION,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      devicesConnected: ingress.devicesConnected,
-      journal: { ...journal, oldestUnackedAgeMs: journal.oldestTimeMs === null ? null : Date.now() - journal.oldestTimeMs },
-      uplink,
+      uptimeSeconds: Math.round((now - this.startedAt) / 1000),
+      devicesConnected: ingress.devicesConnected + (deviceLink?.devicesConnected ?? 0),
+      journal: { ...journal, oldestUnackedAgeMs: oldestTimeMs === null ? null : Math.max(0, now - oldestTimeMs) },
+      upstreams,
+      dataAtRisk: this.risk.observe({ nowMs: now, rows, payloadBytes, oldestTimeMs, appendedBytes, freedBytes }),
       ingress,
-      deviceLink: this.deviceLink?.stats() ?? null,
+      deviceLink,
       commands: this.commands.center.stats(),
     };
   }
@@ -230,6 +235,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   /** Stops accepting, commits what was accepted, stops the uplink, closes the journal. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.riskTimer);
       this.revocations?.close();
       await this.deviceLink?.close();
       await this.ingress?.close();
@@ -254,16 +260,25 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
   }
 
   private adminRoutes() {
-    return {
-      // Healthy only while the journal can take messages and the listeners are open.
-      'GET /healthz': () => {
-        if (this.failure) return { status: 503, body: { status: 'failed', error: this.failure.message } };
-        if (this.closing) return { status: 503, body: { status: 'shutting down' } };
-        return { status: 200, body: { status: 'ok' } };
-      },
-      'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
-    };
+    return gatewayAdminRoutes({
+      stats: () => this.stats(),
+      condition: () => ({ ...(this.failure ? { failure: this.failure.message } : {}), closing: this.closing !== undefined }),
+    });
   }
+}
+
+/** What the journal thread needs of an upstream: its addresses, token file and TLS material (read here, so a bad file stops the start). */
+function upstreamSettings(upstream: UpstreamOptions, i: number): PipelineSettings['upstreams'][number] {
+  // A lone upstream called "default" came from the flags: mistakes are named by flag.
+  const fromFlags = upstream.name === DEFAULT_UPSTREAM_NAME && i === 0;
+  const field = (key: string, flag: string) => (fromFlags ? flag : `upstreams[${i}].tls.${key}`);
+  const tls = upstream.tls
+    ? {
+        ...loadTlsClient(upstream.tls, { ca: field('ca', '--upstream-ca'), cert: field('cert', '--upstream-cert'), key: field('key', '--upstream-key') }),
+        ...(upstream.tls.serverName ? { serverName: upstream.tls.serverName } : {}),
+      }
+    : undefined;
+  return { name: upstream.name, target: upstream.addresses.join(','), ...(upstream.tokenFile ? { tokenFile: upstream.tokenFile } : {}), ...(tls ? { tls } : {}) };
 }
 
 async function deviceAuthenticator(options: GatewayOptions, revocations: RevocationList | undefined): Promise<DeviceAuthenticator> {

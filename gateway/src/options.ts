@@ -4,6 +4,7 @@ import type { RateLimit } from './ingress/device-connection.ts';
 import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';
 import type { JournalLimits } from './journal/journal.ts';
+import type { Route } from './uplink/router.ts';
 import { DEFAULT_UPLINK_SETTINGS, type UplinkSettings } from './uplink/uplink.ts';
 
 export interface GatewayOptions {
@@ -16,12 +17,18 @@ export interface GatewayOptions {
   deviceGrpc: HostPort | null;
   /** Certificate and key of the MQTT TLS listener; clientAuth requires client certificates (mTLS). */
   tls?: TlsServerFiles;
-  /** The backend's Uplink service, "host:port". */
-  upstream: string;
-  /** TLS to the backend: trust (caFile, else the system roots), client certificate for mTLS. Plain if absent. */
-  upstreamTls?: TlsClientFiles & { serverName?: string };
-  /** This gateway's own token, sent to the backend; re-read at every connection. */
-  tokenFile?: string;
+  /**
+   * The backends the journal is streamed to, each with its own cursor: a row is freed once every upstream it
+   * was routed to has acknowledged it. At least one.
+   */
+  upstreams: UpstreamOptions[];
+  /** Which records go to which upstreams: the first route whose topic filter matches decides. None: all go everywhere. */
+  routes: RouteOptions[];
+  /**
+   * Upstreams no longer configured whose unacknowledged rows the journal may let go of (for them only). A
+   * journal holding rows for an upstream that is neither configured nor named here refuses to start.
+   */
+  forgetUpstreams: string[];
   /** The folder of the journal. */
   dataDir: string;
   /** Admin HTTP listener (/healthz, /v1/stats); none if absent. */
@@ -56,13 +63,35 @@ export interface GatewayOptions {
   uplink: Omit<UplinkSettings, 'target'>;
 }
 
+export interface UpstreamOptions {
+  /** Names it in routes, stats, metrics and the journal: 1-32 of [a-z0-9_-], starting with a letter. */
+  name: string;
+  /** The backend's Uplink service, "host:port"; several are replicas of one backend, tried in turn. */
+  addresses: string[];
+  /** TLS to the backend: trust (caFile, else the system roots), client certificate for mTLS. Plain if absent. */
+  tls?: TlsClientFiles & { serverName?: string };
+  /** This gateway's token for this backend; re-read at every connection. */
+  tokenFile?: string;
+}
+
+/** Which upstreams the records of some topics go to (see uplink/router.ts). */
+export type RouteOptions = Route;
+
+/** An upstream's name: it is a metric label and a journal key, so a small alphabet. */
+export const UPSTREAM_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** The upstream a gateway has when it is given addresses only (the --upstream flag). */
+export const DEFAULT_UPSTREAM_NAME = 'default';
+
 export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 
 export const GATEWAY_DEFAULTS = {
   mqtt: { host: '0.0.0.0', port: 1883 },
   mqttsPort: 8883,
   deviceGrpc: { host: '0.0.0.0', port: 50052 },
-  upstream: '127.0.0.1:50051',
+  upstreams: [{ name: DEFAULT_UPSTREAM_NAME, addresses: ['127.0.0.1:50051'] }] as UpstreamOptions[],
+  forgetUpstreams: [] as string[],
+  routes: [] as RouteOptions[],
   admin: { host: '127.0.0.1', port: 9180 },
   dataDir: './data/gateway',
   durability: 'power' as Durability,
@@ -94,9 +123,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   }
   if (!options.mqtt && !options.mqtts) throw new ConfigError('--mqtt', 'no MQTT listener: --mqtt off needs --mqtts');
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
-  for (const address of options.upstream.split(',')) {
-    if (!/^[^\s,]+:\d{1,5}$/.test(address)) throw new ConfigError('--upstream', `"${address}" is not HOST:PORT (several: HOST:PORT,HOST:PORT)`);
-  }
+  validateUpstreams(options);
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
   positiveInteger('--max-unacked-per-connection', options.maxUnackedPerConnection);
   positiveInteger('--max-connections', options.maxConnections);
@@ -117,6 +144,46 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--batch-max-records', options.uplink.maxBatchRecords);
   positiveInteger('--batch-max-bytes', options.uplink.maxBatchBytes);
   positiveInteger('--reconnect-max-ms', options.uplink.reconnectMaxMs);
+}
+
+function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOptions): void {
+  if (upstreams.length === 0) throw new ConfigError('upstreams', 'no upstream: give at least one (--upstream HOST:PORT, or upstreams: in the config file)');
+  if (upstreams.length > MAX_UPSTREAMS) throw new ConfigError('upstreams', `${upstreams.length} upstreams; at most ${MAX_UPSTREAMS}`);
+  const names = new Set<string>();
+  upstreams.forEach((upstream, i) => {
+    const field = `upstreams[${i}]`;
+    if (!UPSTREAM_NAME.test(upstream.name)) {
+      throw new ConfigError(`${field}.name`, `"${upstream.name}" must be 1-32 of [a-z0-9_-], starting with a letter`);
+    }
+    if (names.has(upstream.name)) throw new ConfigError(`${field}.name`, `"${upstream.name}" names two upstreams`);
+    names.add(upstream.name);
+    if (upstream.addresses.length === 0) throw new ConfigError(`${field}.address`, 'missing: HOST:PORT (several: HOST:PORT,HOST:PORT)');
+    for (const address of upstream.addresses) {
+      if (!/^[^\s,]+:\d{1,5}$/.test(address)) {
+        throw new ConfigError(upstreams.length === 1 && upstream.name === DEFAULT_UPSTREAM_NAME ? '--upstream' : `${field}.address`, `"${address}" is not HOST:PORT (several: HOST:PORT,HOST:PORT)`);
+      }
+    }
+  });
+  routes.forEach((route, i) => {
+    const field = `routes[${i}]`;
+    if (!isValidFilter(route.topic)) throw new ConfigError(`${field}.topic`, `"${route.topic}" is not an MQTT topic filter (like devices/+/telemetry/alarms/#)`);
+    if (route.to.length === 0) throw new ConfigError(`${field}.to`, 'names no upstream: give at least one');
+    for (const name of route.to) {
+      if (!names.has(name)) throw new ConfigError(`${field}.to`, `"${name}" is not an upstream (upstreams: ${[...names].join(', ')})`);
+    }
+  });
+  for (const name of forgetUpstreams) {
+    if (names.has(name)) throw new ConfigError('forget-upstreams', `"${name}" is a configured upstream: only upstreams no longer configured can be forgotten`);
+  }
+}
+
+/** Upstreams a journal row can be pending for (bits of an SQLite integer). */
+export const MAX_UPSTREAMS = 16;
+
+function isValidFilter(filter: string): boolean {
+  if (filter === '' || filter.length > 512) return false;
+  const levels = filter.split('/');
+  return levels.every((level, i) => (level.includes('#') ? level === '#' && i === levels.length - 1 : !level.includes('+') || level === '+'));
 }
 
 function positiveInteger(field: string, value: number, min = 1): void {

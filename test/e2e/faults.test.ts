@@ -46,7 +46,7 @@ describe('faults and limits (end to end)', function () {
       'the journal to drain to the cloud',
       async () => {
         const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.journal.pendingGaps === 0 && gw.uplink.ackedThrough === gw.journal.lastSeq;
+        return gw.journal.rows === 0 && gw.journal.pendingGaps === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
       },
       timeoutMs,
     );
@@ -295,7 +295,7 @@ describe('faults and limits (end to end)', function () {
     await stack.holdAcks(true);
     await connectDevices(stack, 5);
     await Promise.all(devices.map((d) => d.publishUpTo(400)));
-    await waitUntil('batches in flight', async () => (await stack.gatewayStats()).uplink.batchesInFlight > 0);
+    await waitUntil('batches in flight', async () => (await stack.gatewayStats()).upstreams[0]!.batchesInFlight > 0);
     const stopping = performance.now();
     assert.equal(await stack.gateway.stop(30_000), 0);
     const tookMs = performance.now() - stopping;

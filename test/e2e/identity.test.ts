@@ -234,10 +234,10 @@ describe('identity (uplink)', function () {
 
   it('identity - a gateway with its token streams to a cloud-stub that requires tokens; without a token file it waits for one', async () => {
     const tokenFile = join(dir.path, 'gw.token');
-    stack = await startInProcess(dir.path, { tokenFile, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
-    await waitUntil('the uplink to say it has no token', async () => /no token for the backend/.test((await stack!.gateway.stats()).uplink.lastError ?? ''));
+    stack = await startInProcess(dir.path, { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
+    await waitUntil('the uplink to say it has no token', async () => /no token for the backend/.test((await stack!.gateway.stats()).upstreams[0]!.lastError ?? ''));
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
-    await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).uplink.state === 'ready');
+    await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).upstreams[0]!.state === 'ready');
     const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId: 'dev-1', reconnectPeriod: 0 });
     await client.publishAsync('devices/dev-1/telemetry', 'x', { qos: 1 });
     await client.endAsync();
@@ -248,13 +248,13 @@ describe('identity (uplink)', function () {
     const tokenFile = join(dir.path, 'gw.token');
     // Long enough for the uplink to come up on a loaded machine first: the file is rewritten only after that.
     writeFileSync(tokenFile, await keys.gateway('gw-test', { ttlSeconds: 5 }));
-    stack = await startInProcess(dir.path, { tokenFile, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
-    await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).uplink.state === 'ready');
+    stack = await startInProcess(dir.path, { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
+    await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).upstreams[0]!.state === 'ready');
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
     await waitUntil('the stream ended for the expired token and a new one opened', async () => {
-      const { uplink } = await stack!.gateway.stats();
+      const uplink = (await stack!.gateway.stats()).upstreams[0]!;
       return uplink.sessions >= 2 && uplink.state === 'ready';
     });
-    assert.match((await stack.gateway.stats()).uplink.lastError ?? '', /UNAUTHENTICATED: gateway token expired/);
+    assert.match((await stack.gateway.stats()).upstreams[0]!.lastError ?? '', /UNAUTHENTICATED: gateway token expired/);
   });
 });

@@ -34,7 +34,7 @@ describe('pipeline (end to end)', function () {
   const drained = async (stack: Stack) =>
     waitUntil('the journal to drain to the cloud', async () => {
       const [gw, cloud] = await Promise.all([stack.gatewayStats(), stack.cloudStats()]);
-      return gw.journal.rows === 0 && gw.uplink.ackedThrough === gw.journal.lastSeq && cloud.records >= gw.journal.lastSeq;
+      return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq && cloud.records >= gw.journal.lastSeq;
     });
 
   it('pipeline - 20 mqtt.js devices x 1,000 QoS 1 messages arrive exactly once, in per-device order', async () => {
@@ -86,7 +86,7 @@ describe('pipeline (end to end)', function () {
     // Devices keep getting PUBACKs while the backend is away: the journal holds their data.
     await waitUntil('2,000 PUBACKs with the cloud down', () => devices.reduce((n, d) => n + d.acked.size, 0) >= ackedAtKill + 2000);
     const whileDown = await stack.gatewayStats();
-    assert.notEqual(whileDown.uplink.state, 'ready');
+    assert.notEqual(whileDown.upstreams[0]!.state, 'ready');
     assert.ok(whileDown.journal.rows >= 2000, `journal rows ${whileDown.journal.rows}`);
 
     await stack.startCloud();
@@ -96,7 +96,7 @@ describe('pipeline (end to end)', function () {
     const report = verifyDelivery(readCloud(stack.cloudData), expectations());
     assert.deepEqual({ ...report, records: 0 }, { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
     const gw = await stack.gatewayStats();
-    assert.ok(gw.uplink.sessions >= 2, 'the gateway reconnected');
+    assert.ok(gw.upstreams[0]!.sessions >= 2, 'the gateway reconnected');
     assert.equal(report.records, gw.journal.lastSeq, 'every journaled record is at the cloud, once');
   });
 
@@ -108,11 +108,11 @@ describe('pipeline (end to end)', function () {
 
     // All 1,000 are in the journal (PUBACKed); at most window x batch = 100 went out, and nothing more will
     // while no ack comes back.
-    await waitUntil('two batches in flight', async () => (await stack.gatewayStats()).uplink.batchesInFlight === 2);
+    await waitUntil('two batches in flight', async () => (await stack.gatewayStats()).upstreams[0]!.batchesInFlight === 2);
     const held = await stack.gatewayStats();
     assert.equal(held.journal.rows, 1000);
-    assert.equal(held.uplink.ackedThrough, 0);
-    assert.ok(held.uplink.sentThrough <= 100, `sent through ${held.uplink.sentThrough}`);
+    assert.equal(held.upstreams[0]!.ackedThrough, 0);
+    assert.ok(held.upstreams[0]!.sentThrough <= 100, `sent through ${held.upstreams[0]!.sentThrough}`);
     assert.ok((await stack.cloudStats()).records <= 100);
 
     await stack.holdAcks(false);

@@ -89,7 +89,7 @@ describe('device sdk (end to end)', function () {
     await Promise.all(senders.map((s) => s.done));
     await drained(stack);
     assert.deepEqual(verify(stack), { records: 10_000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
-    assert.ok((await stack.gatewayStats()).uplink.sessions >= 3, 'the gateway reconnected to the restarted cloud-stub');
+    assert.ok((await stack.gatewayStats()).upstreams[0]!.sessions >= 3, 'the gateway reconnected to the restarted cloud-stub');
   });
 
   it('sdk - a device process killed with messages in its durable outbox loses none of them once restarted', async () => {

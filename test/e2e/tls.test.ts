@@ -36,10 +36,12 @@ describe('tls', function () {
         mqtt: null,
         mqtts: { host: '127.0.0.1', port: 0 },
         tls: { certFile: pki.file('server.pem'), keyFile: pki.file('server.key'), caFile: pki.file('ca.pem'), clientAuth: deviceMtls },
-        upstreamTls: {
-          caFile: pki.file('ca.pem'),
-          serverName: 'localhost',
-          ...(gatewayClientCert ? { certFile: pki.file('client-gw-test.pem'), keyFile: pki.file('client-gw-test.key') } : {}),
+        upstream: {
+          tls: {
+            caFile: pki.file('ca.pem'),
+            serverName: 'localhost',
+            ...(gatewayClientCert ? { certFile: pki.file('client-gw-test.pem'), keyFile: pki.file('client-gw-test.key') } : {}),
+          },
         },
       },
       { tls: cloudTls },
@@ -99,13 +101,13 @@ describe('tls', function () {
 
   it('tls - mTLS on the uplink: a gateway with a certificate from the CA streams; one without cannot connect', async () => {
     const s = await start({ uplinkMtls: true });
-    await waitUntil('uplink ready with a client certificate', async () => (await s.gateway.stats()).uplink.state === 'ready');
+    await waitUntil('uplink ready with a client certificate', async () => (await s.gateway.stats()).upstreams[0]!.state === 'ready');
     await s.close();
     stack = await start({ uplinkMtls: true, gatewayClientCert: false });
     await waitUntil('the refused handshake seen by the uplink', async () => {
-      const { uplink } = await stack!.gateway.stats();
+      const uplink = (await stack!.gateway.stats()).upstreams[0]!;
       return uplink.state !== 'ready' && uplink.failures >= 1;
     });
-    assert.notEqual((await stack.gateway.stats()).uplink.state, 'ready');
+    assert.notEqual((await stack.gateway.stats()).upstreams[0]!.state, 'ready');
   });
 });

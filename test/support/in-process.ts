@@ -1,7 +1,7 @@
 /** A cloud-stub and a gateway in this process, on real sockets at port 0, with their data in `dir`. */
 import { join } from 'node:path';
 import { CloudStub, type CloudStubOptions } from '@fleetgate/cloud-stub';
-import { Gateway, GATEWAY_DEFAULTS, type GatewayOptions } from '@fleetgate/gateway';
+import { Gateway, GATEWAY_DEFAULTS, type GatewayOptions, type UpstreamOptions } from '@fleetgate/gateway';
 
 export interface InProcessStack {
   cloud: CloudStub;
@@ -9,7 +9,12 @@ export interface InProcessStack {
   close(): Promise<void>;
 }
 
-export async function startInProcess(dir: string, options: Partial<GatewayOptions> = {}, cloudOptions: Partial<CloudStubOptions> = {}): Promise<InProcessStack> {
+/** `options.upstream`: TLS and token of the one upstream, the cloud-stub started here. */
+export async function startInProcess(
+  dir: string,
+  { upstream, ...options }: Partial<GatewayOptions> & { upstream?: Omit<UpstreamOptions, 'name' | 'addresses'> } = {},
+  cloudOptions: Partial<CloudStubOptions> = {},
+): Promise<InProcessStack> {
   const cloud = await CloudStub.start({
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -25,7 +30,7 @@ export async function startInProcess(dir: string, options: Partial<GatewayOption
     mqtt: { host: '127.0.0.1', port: 0 },
       deviceGrpc: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
-    upstream: `127.0.0.1:${cloud.address.port}`,
+    upstreams: [{ name: 'default', addresses: [`127.0.0.1:${cloud.address.port}`], ...upstream }],
     dataDir: join(dir, 'gateway'),
     durability: 'process',
     allowAnonymous: true,

@@ -220,7 +220,7 @@ function startStatus(flags: DevFlags, everySeconds: number): NodeJS.Timeout {
         `devices ${gw.devicesConnected}`,
         `ingress ${ingress} (${rate(ingress, previous?.ingress)}/s)`,
         `journal ${gw.journal.rows} rows`,
-        `uplink ${gw.uplink.state}, acked ${gw.uplink.ackedThrough}`,
+        gw.upstreams.map((u) => `${u.name} ${u.state}, acked ${u.ackedThrough}`).join(', '),
         `cloud ${records} records (${rate(records, previous?.cloud)}/s), ${cloud.duplicates} duplicates ignored`,
       ].join(' | ');
       previous = { at: now, ingress, cloud: records };

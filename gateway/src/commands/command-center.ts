@@ -7,6 +7,8 @@
  *
  * Every status is kept until the backend confirms it, and everything unconfirmed is sent again each time the
  * uplink becomes ready, with the status of every connected device (so the backend knows where each one is).
+ * With several upstreams, a command's statuses go to the upstream that sent it, and only its confirmation
+ * counts; device statuses go to every upstream.
  * A device gets its pending commands each time it connects; it recognises a command it already ran by its id.
  */
 import { ID_PATTERN, systemClock, systemTimers, type Clock, type Logger, type TimerHandle, type Timers } from '@fleetgate/common';
@@ -15,8 +17,11 @@ import { FINAL_STATUSES, type CommandStore, type StoredCommand } from './command
 import type { DeviceProtocol, DeviceRegistry } from './device-registry.ts';
 
 export interface Upstream {
-  /** Sends frames to the backend if the uplink is ready; drops them otherwise (what matters is sent again). */
-  send(frames: UplinkFrame[]): void;
+  /**
+   * Sends frames to the upstream named `to` (every upstream if absent) if its uplink is ready; drops them
+   * otherwise (what matters is sent again when it becomes ready).
+   */
+  send(frames: UplinkFrame[], to?: string): void;
 }
 
 export interface CommandCenterOptions {
@@ -55,11 +60,11 @@ export class CommandCenter {
     this.scheduleExpiry();
   }
 
-  /** A command from the backend (perhaps again, after a reconnect). */
-  fromBackend(command: Command): void {
+  /** A command from the backend, the upstream `origin` (perhaps again, after a reconnect). */
+  fromBackend(command: Command, origin: string): void {
     this.counters.received++;
     const problem = invalid(command);
-    let stored = this.options.store.add(command);
+    let stored = this.options.store.add(command, origin);
     if (problem) stored = this.advance(command.commandId, CommandStatus.COMMAND_STATUS_REJECTED, { message: problem }) ?? stored;
     else if (stored.expiresAtMs <= this.clock.now()) stored = this.expire(stored) ?? stored;
     this.report([stored]);
@@ -70,8 +75,9 @@ export class CommandCenter {
   }
 
   /** The backend recorded a status. */
-  backendAck(ack: CommandAck): void {
-    this.options.store.confirmed(ack.commandId, ack.status);
+  backendAck(ack: CommandAck, from: string): void {
+    const origin = this.options.store.get(ack.commandId)?.origin;
+    if (origin === '' || origin === from) this.options.store.confirmed(ack.commandId, ack.status);
   }
 
   /** A device answered (SDK frame or MQTT result topic). Answers for another device's command are ignored. */
@@ -92,15 +98,16 @@ export class CommandCenter {
     if (updated) this.report([updated]);
   }
 
-  /** The uplink (re)connected: where every device is, and every status not yet confirmed. */
-  uplinkReady(): void {
+  /** The uplink to `upstream` (re)connected: where every device is, and every status of its commands not yet confirmed. */
+  uplinkReady(upstream: string): void {
     const now = this.clock.now();
     this.options.upstream.send(
       this.options.registry.online().map(({ deviceId, protocol }) => ({
         frame: { $case: 'deviceStatus', value: { deviceId, online: true, protocol, timeMs: now } },
       })),
+      upstream,
     );
-    this.report(this.options.store.unreported());
+    this.report(this.options.store.unreported().filter((c) => c.origin === '' || c.origin === upstream));
   }
 
   stats(): CommandCounters & { stored: number } {
@@ -141,13 +148,18 @@ export class CommandCenter {
     return this.advance(command.commandId, CommandStatus.COMMAND_STATUS_EXPIRED, { message: 'not answered before it expired' });
   }
 
+  /** Sends each command's status to the upstream it came from. */
   private report(commands: StoredCommand[]): void {
-    if (commands.length === 0) return;
-    this.options.upstream.send(
-      commands.map((c) => ({
-        frame: { $case: 'commandResult', value: { commandId: c.commandId, deviceId: c.deviceId, status: c.status, payload: c.resultPayload, message: c.message } },
-      })),
-    );
+    const byOrigin = new Map<string, StoredCommand[]>();
+    for (const c of commands) byOrigin.set(c.origin, [...(byOrigin.get(c.origin) ?? []), c]);
+    for (const [origin, list] of byOrigin) {
+      this.options.upstream.send(
+        list.map((c) => ({
+          frame: { $case: 'commandResult', value: { commandId: c.commandId, deviceId: c.deviceId, status: c.status, payload: c.resultPayload, message: c.message } },
+        })),
+        origin === '' ? undefined : origin,
+      );
+    }
   }
 
   private reportDevice(deviceId: string, online: boolean, protocol: DeviceProtocol): void {

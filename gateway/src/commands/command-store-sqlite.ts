@@ -18,6 +18,7 @@ interface Row {
   result_payload: Buffer;
   message: string;
   reported_status: number;
+  origin: string;
 }
 
 const toCommand = (r: Row): StoredCommand => ({
@@ -30,6 +31,7 @@ const toCommand = (r: Row): StoredCommand => ({
   resultPayload: r.result_payload,
   message: r.message,
   reportedStatus: r.reported_status,
+  origin: r.origin,
 });
 
 const FINAL = [...FINAL_STATUSES].join(',');
@@ -48,9 +50,13 @@ export class SqliteCommandStore implements CommandStore {
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS commands_by_device ON commands (device_id, created);
     `);
+    // The upstream a command came from (added with several upstreams; older rows: "", any).
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(commands)').all().some((c) => c.name === 'origin')) {
+      this.db.exec("ALTER TABLE commands ADD COLUMN origin TEXT NOT NULL DEFAULT ''");
+    }
     this.statements = {
       insert: this.db.prepare(
-        `INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?, ?, ${CommandStatus.COMMAND_STATUS_QUEUED}, x'', '', ${CommandStatus.COMMAND_STATUS_UNSPECIFIED}, ?)`,
+        `INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?, ?, ${CommandStatus.COMMAND_STATUS_QUEUED}, x'', '', ${CommandStatus.COMMAND_STATUS_UNSPECIFIED}, ?, ?)`,
       ),
       get: this.db.prepare<[string], Row>('SELECT * FROM commands WHERE command_id = ?'),
       update: this.db.prepare('UPDATE commands SET status = ?, result_payload = ?, message = ? WHERE command_id = ?'),
@@ -64,8 +70,8 @@ export class SqliteCommandStore implements CommandStore {
     };
   }
 
-  add(command: Command): StoredCommand {
-    this.statements.insert.run(command.commandId, command.deviceId, command.name, command.payload, command.expiresAtMs, Date.now());
+  add(command: Command, origin: string): StoredCommand {
+    this.statements.insert.run(command.commandId, command.deviceId, command.name, command.payload, command.expiresAtMs, Date.now(), origin);
     return this.get(command.commandId)!;
   }
 

@@ -18,6 +18,8 @@ export interface StoredCommand {
   message: string;
   /** The last status the backend confirmed (UNSPECIFIED: none yet). */
   reportedStatus: CommandStatus;
+  /** The upstream that sent it, which hears of its statuses ("": any, from before upstreams had names). */
+  origin: string;
 }
 
 export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set([
@@ -35,8 +37,8 @@ export function isAdvance(from: CommandStatus, to: CommandStatus): boolean {
 }
 
 export interface CommandStore {
-  /** Keeps a command the backend sent (QUEUED); the same command id again returns what is kept. */
-  add(command: Command): StoredCommand;
+  /** Keeps a command the backend (the upstream `origin`) sent (QUEUED); the same command id again returns what is kept. */
+  add(command: Command, origin: string): StoredCommand;
   get(commandId: string): StoredCommand | undefined;
   /** Moves a command to `status` if that is forward (isAdvance); returns it as it now is, or undefined if unknown. */
   advance(commandId: string, status: CommandStatus, result?: { payload?: Buffer; message?: string }): StoredCommand | undefined;

@@ -13,7 +13,7 @@
  * rows, or a probe once a second.
  */
 import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from '@fleetgate/common';
-import { JournalFullError, type CommitResult, type Journal, type NewRecord, type SeqRange } from './journal.ts';
+import { JournalFullError, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
 
 export interface GroupCommitSettings {
   /** Least time between two commits, in ms. */
@@ -62,7 +62,7 @@ export interface GroupCommitStats {
 export class GroupCommit {
   private records: NewRecord[] = [];
   private appends: Append[] = [];
-  private releases: SeqRange[] = [];
+  private releases: Release[] = [];
   private timer: TimerHandle | undefined;
   private probeTimer: TimerHandle | undefined;
   private lastCommitAt = -Infinity;
@@ -87,8 +87,8 @@ export class GroupCommit {
     this.schedule();
   }
 
-  /** The backend committed `range`: free those rows in the next commit (after close, in the next flush()). */
-  release(range: SeqRange): void {
+  /** An upstream committed `range`: free those rows for it in the next commit (after close, in the next flush()). */
+  release(range: Release): void {
     this.releases.push(range);
     if (!this.closed) this.schedule();
   }

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { errorMessage, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import { DeadLetters } from './dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from './journal.ts';
-import { JOURNAL_FILE, SqliteJournal, createJournalSchema, readSeqLease, RECORD_COLUMNS, SELECT_GAPS, type SqliteJournalOptions } from './journal-sqlite.ts';
+import { JOURNAL_FILE, PENDING_UNKNOWN, SqliteJournal, createJournalSchema, readSeqLease, RECORD_COLUMNS, SELECT_GAPS, type SqliteJournalOptions } from './journal-sqlite.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
 
 export interface HealReport {
@@ -81,11 +81,12 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
     createJournalSchema(fresh, target);
     const deadLetters = new DeadLetters(fresh);
     const insert = fresh.prepare(
-      'INSERT OR IGNORE INTO journal (seq, device_id, stream, device_seq, device_time, gateway_time, content_type, payload) VALUES (@seq, @deviceId, @stream, @deviceSeq, @deviceTimeMs, @gatewayTimeMs, @contentType, @payload)',
+      'INSERT OR IGNORE INTO journal (seq, device_id, stream, device_seq, device_time, gateway_time, content_type, payload, pending) VALUES (@seq, @deviceId, @stream, @deviceSeq, @deviceTimeMs, @gatewayTimeMs, @contentType, @payload, @pending)',
     );
     const insertMany = fresh.transaction((rows: JournalRecord[]) => {
       let n = 0;
-      for (const row of rows) n += insert.run(row).changes;
+      // Which upstreams were still waiting for a row is not kept: every upstream gets it (they dedupe by seq).
+      for (const row of rows) n += insert.run({ ...row, pending: PENDING_UNKNOWN }).changes;
       return n;
     });
     const ackedThrough = meta.get('acked_through');
@@ -120,7 +121,7 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
 
     // The small tables, as far as they can be read.
     const knownGaps = tryRead(source, (db) => db.prepare<[], Gap>(SELECT_GAPS).all());
-    const insertGap = fresh.prepare('INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time) VALUES (?, ?, ?, ?, ?)');
+    const insertGap = fresh.prepare(`INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ${PENDING_UNKNOWN})`);
     for (const g of knownGaps) insertGap.run(g.from, g.to, g.reason, g.count, g.timeMs);
     const deviceSeqs = tryRead(source, (db) => db.prepare<[], { device_id: string; epoch: string; last_seq: number }>('SELECT device_id, epoch, last_seq FROM device_seqs').all());
     const insertDeviceSeq = fresh.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)');

@@ -47,6 +47,15 @@ export interface SeqRange {
   to: number;
 }
 
+/**
+ * A range one upstream acknowledged: its rows are freed for that upstream only (`upstream`: its index in the
+ * configuration), and go once no upstream they were routed to still waits for them. Without `upstream`, the
+ * rows go whoever waits for them (a journal with one upstream, a dead letter everyone gave up on).
+ */
+export interface Release extends SeqRange {
+  upstream?: number;
+}
+
 export type GapReason = 'journal-full' | 'too-old' | 'journal-damaged';
 
 /** Records the journal had to let go of without the backend having them: reported upstream, never hidden. */
@@ -84,6 +93,11 @@ export interface CommitResult {
   released: number;
   /** Gaps this commit recorded (drop-oldest, maxAgeMs). */
   gaps: readonly Gap[];
+  /**
+   * With several upstreams: the upstreams each stored record was routed to (bit i: the i-th configured
+   * upstream), aligned with `stored`. Absent: every record goes to every upstream.
+   */
+  routes?: readonly number[];
 }
 
 export interface Journal {
@@ -93,7 +107,7 @@ export interface Journal {
    * each of `releases` (ranges the backend committed); enforces the limits (dropping with a Gap, never
    * silently). Either all of it is durable when this returns, or it throws and nothing changed.
    */
-  commit(records: readonly NewRecord[], releases?: readonly SeqRange[]): CommitResult;
+  commit(records: readonly NewRecord[], releases?: readonly Release[]): CommitResult;
 
   /** Payload bytes that can still be appended before maxBytes (Infinity without a limit). */
   readonly room: number;
@@ -135,4 +149,17 @@ export interface JournalStats {
   /** Records dropped since start, by reason, and the gaps not yet released. */
   dropped: Record<GapReason, number>;
   pendingGaps: number;
+  /** Payload bytes appended since start, and freed since start (acknowledged by every upstream, or dropped). */
+  appendedBytes: number;
+  freedBytes: number;
+}
+
+/** What the journal holds for one upstream: rows routed to it that it has not acknowledged. */
+export interface UpstreamBacklog {
+  rows: number;
+  payloadBytes: number;
+  /** Every row through this seq routed to it has been acknowledged by it (its cursor). */
+  ackedThrough: number;
+  /** gatewayTimeMs of the oldest such row; null when there is none. */
+  oldestTimeMs: number | null;
 }

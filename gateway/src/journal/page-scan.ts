@@ -5,7 +5,7 @@
  * WAL frames and their checksums).
  *
  * Only table-leaf cells whose record has the journal table's shape are taken (8 columns: the seq as the rowid
- * alias, then text, text, int, int, int, text, blob), and only when the whole record is on the page; a row that
+ * alias, then text, text, int, int, int, text, blob; and a 9th, the int `pending`, since schema 5), and only when the whole record is on the page; a row that
  * spills to overflow pages is counted as seen but not read. Freed pages can still hold old rows: the caller
  * decides which seqs it wants.
  */
@@ -18,7 +18,8 @@ const WAL_MAGIC_BE = 0x377f0683;
 const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
 const TABLE_LEAF = 0x0d;
-const JOURNAL_COLUMNS = 8;
+/** Columns of a journal row: 8, and 9 since schema 5 (rows written before it keep 8). */
+const JOURNAL_COLUMNS = [8, 9];
 
 export interface ScanOutcome {
   /** Journal rows read whole. */
@@ -171,7 +172,7 @@ function scanPage(page: Buffer, offset: number, onRow: (row: JournalRecord) => v
     try {
       const [payloadBytes, afterLength] = varint(page, cell);
       const [rowid, start] = varint(page, afterLength);
-      if (columnCount(page, start) !== JOURNAL_COLUMNS) continue;
+      if (!JOURNAL_COLUMNS.includes(columnCount(page, start) ?? 0)) continue;
       if (rowid > outcome.maxSeq) outcome.maxSeq = rowid;
       if (payloadBytes > maxLocal || start + payloadBytes > page.length) {
         outcome.unreadable++;
@@ -211,8 +212,8 @@ function journalRow(record: Buffer, seq: number): JournalRecord | undefined {
   const isInt = (t: number) => (t >= 1 && t <= 6) || t === 8 || t === 9;
   const isText = (t: number) => t >= 13 && t % 2 === 1;
   const isBlob = (t: number) => t >= 12 && t % 2 === 0;
-  const [seqType, device, stream, deviceSeq, deviceTime, gatewayTime, contentType, payload] = types as [number, number, number, number, number, number, number, number];
-  if (types.length !== JOURNAL_COLUMNS || seqType !== 0 || !isText(device) || !isText(stream) || !isInt(deviceSeq) || !isInt(deviceTime)) return undefined;
+  const [seqType, device, stream, deviceSeq, deviceTime, gatewayTime, contentType, payload, pending = 1] = types as [number, number, number, number, number, number, number, number, number?];
+  if (!JOURNAL_COLUMNS.includes(types.length) || !isInt(pending) || seqType !== 0 || !isText(device) || !isText(stream) || !isInt(deviceSeq) || !isInt(deviceTime)) return undefined;
   if (!isInt(gatewayTime) || !isText(contentType) || !isBlob(payload)) return undefined;
   let at = headerBytes;
   const values: Array<string | number | Buffer> = [];

@@ -4,7 +4,8 @@
  * front of the journal, bounded by bytes: when it is full it forgets its oldest records, which are still in
  * the journal, where readAfter finds them. Its slots are contiguous seqs: every commit is added, in order.
  * Records the journal lets go of (acked ranges, dead letters, drops) are forgotten here too, so nothing is
- * read from memory that the journal no longer holds.
+ * read from memory that the journal no longer holds. With several upstreams each has a cache of its own, which
+ * keeps only the records routed to it (the others leave their slot empty).
  */
 import type { Gap, Journal, JournalRecord, NewRecord, SeqRange } from './journal.ts';
 import type { UplinkJournal } from '../uplink/uplink.ts';
@@ -27,6 +28,8 @@ export class TailCache implements UplinkJournal {
   constructor(
     private readonly journal: Pick<Journal, 'readAfter' | 'ackedThrough' | 'lastSeq' | 'gaps'>,
     private readonly maxBytes: number,
+    /** The upstream (its index) this cache serves, when records are routed (CommitResult.routes). */
+    private readonly upstream?: number,
   ) {}
 
   get ackedThrough(): number {
@@ -41,20 +44,26 @@ export class TailCache implements UplinkJournal {
     return this.journal.gaps();
   }
 
-  /** Records just committed with seqs firstSeq, firstSeq + 1, ... */
-  add(firstSeq: number, records: readonly NewRecord[]): void {
+  /** Records just committed with seqs firstSeq, firstSeq + 1, ...; `routes` as in CommitResult. */
+  add(firstSeq: number, records: readonly NewRecord[], routes?: readonly number[]): void {
     if (records.length === 0) return;
     if (this.size > 0 && firstSeq !== this.cachedThrough + 1) this.clear(); // not contiguous: start over
     if (this.size === 0) {
       this.clear();
       this.base = firstSeq;
     }
+    const bit = routes && this.upstream !== undefined ? 1 << this.upstream : 0;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
+      if (bit !== 0 && (routes![i]! & bit) === 0) {
+        this.records.push(undefined);
+        continue;
+      }
+      this.held++;
       this.records.push({ seq: firstSeq + i, deviceId: r.deviceId, stream: r.stream, payload: r.payload, contentType: r.contentType, deviceSeq: r.deviceSeq, deviceTimeMs: r.deviceTimeMs, gatewayTimeMs: r.gatewayTimeMs });
       this.bytes += r.payload.length + RECORD_OVERHEAD_BYTES;
     }
-    this.held += records.length;
+    this.skipForgotten();
     while (this.bytes > this.maxBytes && this.size > 0) this.dropOldest();
     this.compact();
   }

@@ -24,11 +24,11 @@ const CONGESTION_RECORDS = 50_000;
 
 export interface PipelineEvents {
   fatal: [Error];
-  /** A command from the backend (its payload a Buffer again). */
-  command: [Command];
-  commandAck: [CommandAck];
-  /** An uplink session became ready. */
-  uplinkReady: [];
+  /** A command from the upstream named second (its payload a Buffer again). */
+  command: [Command, string];
+  commandAck: [CommandAck, string];
+  /** The uplink to this upstream became ready. */
+  uplinkReady: [string];
 }
 
 export class Pipeline extends EventEmitter<PipelineEvents> {
@@ -88,9 +88,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     return this.request({ type: 'last-device-seq', id: 0, deviceId, epoch }).then((message) => (message.type === 'last-device-seq' ? message.seq : 0));
   }
 
-  /** Frames for the backend other than telemetry; dropped if the uplink is not ready (see Uplink.sendControl). */
-  sendUpstream(frames: UplinkFrame[]): void {
-    if (frames.length > 0 && !this.failure && !this.closing) this.post({ type: 'upstream', frames });
+  /** Frames other than telemetry for the upstream `to` (all if absent); dropped where the uplink is not ready (Uplink.sendControl). */
+  sendUpstream(frames: UplinkFrame[], to?: string): void {
+    if (frames.length > 0 && !this.failure && !this.closing) this.post({ type: 'upstream', frames, ...(to === undefined ? {} : { to }) });
   }
 
   stats(): Promise<PipelineStats> {
@@ -154,11 +154,11 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       }
       case 'command':
         // Structured clone turned the payload Buffer into a plain Uint8Array.
-        return void this.emit('command', { ...message.command, payload: Buffer.from(message.command.payload) });
+        return void this.emit('command', { ...message.command, payload: Buffer.from(message.command.payload) }, message.upstream);
       case 'command-ack':
-        return void this.emit('commandAck', message.ack);
+        return void this.emit('commandAck', message.ack, message.upstream);
       case 'uplink-ready':
-        return void this.emit('uplinkReady');
+        return void this.emit('uplinkReady', message.upstream);
       case 'stats':
       case 'last-device-seq':
       case 'closed': {

@@ -84,6 +84,8 @@ export interface UplinkJournal {
 }
 
 export interface UplinkOptions extends UplinkSettings {
+  /** The upstream's name (logs); its addresses if absent. */
+  name?: string;
   gatewayId: string;
   /** The gateway's version, sent in Hello. */
   version: string;
@@ -201,7 +203,7 @@ export class Uplink {
   constructor(private readonly options: UplinkOptions) {
     const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow } = options;
     this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow };
-    this.logger = options.logger.child({ upstream: target });
+    this.logger = options.logger.child({ upstream: options.name ?? target });
     this.timers = options.timers ?? systemTimers;
     this.backoff =
       options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
@@ -258,6 +260,11 @@ export class Uplink {
         resolve(true);
       });
     });
+  }
+
+  /** Ends the current session (if any) as a failure: the next one resends everything not acked. */
+  restart(reason: string): void {
+    if (this.call) this.fail(this.call, new Error(reason));
   }
 
   /** Ends the session and stops reconnecting. Unacked batches stay in the journal for the next start. */
