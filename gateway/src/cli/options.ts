@@ -10,7 +10,7 @@ export function wrap<T>(parse: (value: string) => T): (value: string) => T {
     try {
       return parse(value);
     } catch (err: unknown) {
-      throw new InvalidArgumentError(err instanceof ConfigError ? err.message.replace(/^[^:]+: /, '') : String(err));
+      throw new InvalidArgumentError(err instanceof ConfigError ? err.message.slice(err.field.length + 2) : err instanceof Error ? err.message : String(err));
     }
   };
 }
@@ -33,6 +33,21 @@ export function integerOption(flags: string, description: string, fallback: numb
     .default(fallback);
 }
 
+/** A size setting ("500MB", "2GiB", bytes), parsed to bytes; `shown` is how --help shows the default. */
+export function sizeOption(flags: string, description: string, fallback?: number, shown?: string): Option {
+  return new Option(flags, description).argParser(wrap((value) => parseSize(flags, value))).default(fallback, shown);
+}
+
+/** A duration setting ("7d", "12h", 0), parsed to milliseconds; `shown` is how --help shows the default. */
+export function durationOption(flags: string, description: string, fallback?: number, shown?: string): Option {
+  return new Option(flags, description).argParser(wrap((value) => parseDuration(flags, value))).default(fallback, shown);
+}
+
+/** A comma-separated list ("a,b"), as its trimmed non-empty items. */
+export function listOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser((value: string) => value.split(',').map((item) => item.trim()).filter(Boolean));
+}
+
 export function durabilityOption(): Option {
   return new Option(
     '--durability <level>',
@@ -43,9 +58,9 @@ export function durabilityOption(): Option {
 }
 
 export function logLevelOption(): Option {
-  return new Option('--log-level <level>', 'log level (env FLEETGATE_LOG_LEVEL)')
+  // No Option.env(): FLEETGATE_LOG_LEVEL is read with every other FLEETGATE_* setting (config/settings.ts).
+  return new Option('--log-level <level>', 'log level')
     .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-    .env('FLEETGATE_LOG_LEVEL')
     .default('info' as LevelWithSilent);
 }
 
