@@ -1,14 +1,18 @@
 /**
  * The cloud-stub: a real reference backend for fleetgate. It terminates gateways' uplink streams (grpc-js),
  * commits their batches to a sink with dedupe, acks only what the sink committed, and answers "what arrived"
- * through its admin API and `fleetgate cloud export`.
+ * through its admin API and `fleetgate cloud export`. Its gRPC listener also answers grpc.health.v1: SERVING
+ * (for "" and fleetgate.v1.Uplink) once bound, NOT_SERVING from the start of close().
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
 import { connect as connectNats, type NatsConnection } from 'nats';
 import {
   AdminHttpServer,
   BadRequest,
   formatHostPort,
+  GrpcHealth,
+  grpcServiceName,
   ListenError,
   silentLogger,
   type Durability,
@@ -76,6 +80,7 @@ export class CloudStub {
   private readonly registry = new SessionRegistry();
   private readonly queue: CommitQueue;
   private readonly server: Server;
+  private readonly health = new GrpcHealth(new HealthImplementation(), [grpcServiceName(UplinkService)]);
   private adminServer: AdminHttpServer | undefined;
   private closing: Promise<void> | undefined;
 
@@ -92,6 +97,7 @@ export class CloudStub {
       connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
         new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, faults: this.faults, auth, router: commands.router }),
     });
+    this.health.addTo(this.server);
     const revocations: RevocationList | undefined = auth instanceof TokenGatewayAuth ? auth.verifier.revocations : undefined;
     revocations?.on('changed', () => {
       const ended = this.registry.endInvalid((claims) => auth.stillValid(claims));
@@ -112,6 +118,7 @@ export class CloudStub {
     const stub = new CloudStub(sink, logger, { ...DEFAULT_LIMITS, ...options.limits }, auth, commands);
     try {
       stub.address = await stub.bind(options.listen, options.tls);
+      stub.health.serving();
       if (options.admin) {
         stub.adminServer = new AdminHttpServer(stub.adminRoutes(), logger);
         stub.adminAddress = await stub.adminServer.listen(options.admin);
@@ -148,6 +155,7 @@ export class CloudStub {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.auth instanceof TokenGatewayAuth) this.auth.verifier.revocations?.close();
+      this.health.close();
       this.registry.endAll(status.UNAVAILABLE, 'the cloud-stub is shutting down');
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => this.server.forceShutdown(), 2000);

@@ -1,5 +1,5 @@
 export { parseHostPort, formatHostPort, type HostPort } from './address.ts';
-export { AdminHttpServer, BadRequest, type JsonResponse, type RouteHandler, type RouteRequest, type Routes } from './admin-http.ts';
+export { AdminHttpServer, BadRequest, type JsonResponse, type RouteHandler, type RouteRequest, type RouteResponse, type Routes, type TextResponse } from './admin-http.ts';
 export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 export { ConfigError, FleetgateError, errorMessage } from './errors.ts';
 export { closeServer, listen, ListenError } from './listen.ts';
@@ -15,3 +15,4 @@ export * from './tokens/token-verifier.ts';
 export * from './tokens/tokens.ts';
 export { loadTlsClient, loadTlsServer, type TlsClientFiles, type TlsClientMaterial, type TlsServerFiles, type TlsServerMaterial } from './tls.ts';
 export { ID_PATTERN, isLabel } from './ids.ts';
+export { GrpcHealth, grpcServiceName, type GrpcServiceRegistry, type HealthImplementationLike, type HealthStatus } from './grpc-health.ts';

@@ -1,10 +1,12 @@
 /**
  * The gateway's device link listener (--device-grpc): a grpc-js server for DeviceLink.Connect, on TLS when the
  * gateway has a certificate (the same one as MQTT over TLS, with the same mTLS choice). Each stream is a
- * DeviceSession; this class owns the listener, the sessions and their counters.
+ * DeviceSession; this class owns the listener, the sessions and their counters. The listener also answers
+ * grpc.health.v1: SERVING (for "" and fleetgate.v1.DeviceLink) once bound, NOT_SERVING from the start of close().
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
-import { formatHostPort, ListenError, LogSampler, type HostPort, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
+import { HealthImplementation } from 'grpc-health-check';
+import { formatHostPort, GrpcHealth, grpcServiceName, ListenError, LogSampler, type HostPort, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
 import { DEVICE_LINK_REFUSALS, DeviceSession, type DeviceCall, type DeviceLinkRefusal, type DeviceSessionDeps } from './device-session.ts';
 
@@ -22,6 +24,7 @@ export type DeviceLinkOptions = Omit<DeviceSessionDeps, 'sessions' | 'refuse' | 
 
 export class DeviceLinkServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 4 << 20 });
+  private readonly health = new GrpcHealth(new HealthImplementation(), [grpcServiceName(DeviceLinkService)]);
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly sampler = new LogSampler(1000);
   private readonly refusals = Object.fromEntries(DEVICE_LINK_REFUSALS.map((r) => [r, 0])) as Record<DeviceLinkRefusal, number>;
@@ -41,6 +44,7 @@ export class DeviceLinkServer {
       },
     };
     this.server.addService(DeviceLinkService, { connect: (call: DeviceCall) => new DeviceSession(call, deps) });
+    this.health.addTo(this.server);
   }
 
   static async start(options: DeviceLinkOptions): Promise<DeviceLinkServer> {
@@ -55,6 +59,7 @@ export class DeviceLinkServer {
         else resolve({ host: options.listen.host, port });
       });
     });
+    link.health.serving();
     return link;
   }
 
@@ -85,6 +90,7 @@ export class DeviceLinkServer {
   }
 
   async close(): Promise<void> {
+    this.health.close();
     for (const session of this.sessions.values()) session.end(status.UNAVAILABLE, 'the gateway is shutting down');
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => this.server.forceShutdown(), 2000);
