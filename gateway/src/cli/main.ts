@@ -4,9 +4,11 @@ import { Command } from 'commander';
 import { simCommand } from '@fleetgate/simulators';
 import { VERSION } from '../version.ts';
 import { cloudCommand } from './cloud-command.ts';
+import { configCommand } from './config-command.ts';
 import { deadletterCommand } from './deadletter-command.ts';
 import { devCommand } from './dev-command.ts';
 import { gatewayCommand } from './gateway-command.ts';
+import { statusCommand } from './status-command.ts';
 import { tokenCommand } from './token-command.ts';
 
 const program = new Command('fleetgate')
@@ -14,7 +16,9 @@ const program = new Command('fleetgate')
   .version(VERSION)
   .addCommand(gatewayCommand())
   .addCommand(cloudCommand())
+  .addCommand(configCommand())
   .addCommand(tokenCommand())
+  .addCommand(statusCommand())
   .addCommand(deadletterCommand())
   .addCommand(devCommand())
   .addCommand(simCommand(fileURLToPath(new URL('../../bin/fleetgate.js', import.meta.url))))
