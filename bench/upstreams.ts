@@ -8,7 +8,6 @@
  * and for `both` the slower of the two.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +16,7 @@ import { killAll, portOf, startFleetgate, type Started } from '../test/support/f
 import { cpuSeconds, runLoader, stopChildren } from './lib/children.ts';
 import type { LoadSettings } from './lib/mqtt-load.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
+import { freePort } from '../test/support/free-port.ts';
 
 type Mode = 'one' | 'both' | 'down';
 
@@ -147,11 +147,3 @@ export async function upstreams(argv: string[]): Promise<BenchReport> {
   return report;
 }
 
-/** A port nobody listens on (the upstream that stays down). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -4,22 +4,13 @@
  * journal lets a row go only once every upstream it was routed to has it.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { CloudStub } from '@fleetgate/cloud-stub';
 import { Gateway, GATEWAY_DEFAULTS } from '@fleetgate/gateway';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
-
-/** A port nobody listens on right now (the alarms backend starts there later). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../support/free-port.ts';
 
 async function exported(cloud: CloudStub): Promise<Array<{ seq: number; stream: string }>> {
   const out = [];
