@@ -31,6 +31,12 @@ class Scrape {
     if (found?.value === undefined) throw new Error(`no sample ${name}${JSON.stringify(labels)}`);
     return Number(found.value);
   }
+  /** A histogram's observation count. */
+  count(name: string): number {
+    const found = this.families.find((f) => f.name === name)?.metrics[0] as { count?: string } | undefined;
+    if (found?.count === undefined) throw new Error(`no histogram ${name}`);
+    return Number(found.count);
+  }
   has(name: string): boolean {
     return (this.families.find((f) => f.name === name)?.metrics.length ?? 0) > 0;
   }
@@ -95,6 +101,7 @@ describe('metrics and readiness (end to end)', function () {
     assert.equal(rise('fleetgate_journal_appended_bytes_total'), rise('fleetgate_ingress_bytes_total', { protocol: 'mqtt' }));
     assert.equal(rise('fleetgate_journal_freed_bytes_total'), rise('fleetgate_journal_appended_bytes_total'), 'all of it acked and freed');
     assert.ok(rise('fleetgate_journal_commits_total') > 0);
+    assert.equal(after.count('fleetgate_journal_commit_seconds') - before.count('fleetgate_journal_commit_seconds'), rise('fleetgate_journal_commits_total'), 'every commit timed');
     assert.equal(rise('fleetgate_journal_committed_rows_total'), 600);
     assert.ok(rise('fleetgate_upstream_records_sent_total', { upstream: 'default' }) >= 600);
     assert.ok(rise('fleetgate_upstream_acks_total', { upstream: 'default' }) > 0);

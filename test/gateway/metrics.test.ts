@@ -90,6 +90,7 @@ function gatewayStats(): GatewayStats {
       diskFull: false,
       waiting: 0,
       lastCommitMs: 3,
+      commitDurations: { boundsMs: [1, 10], counts: [850, 45, 5], sumMs: 1_234, count: 900 },
       cachedRecords: 100,
       cachedBytes: 10_000,
       hits: 10,
@@ -244,6 +245,14 @@ describe('admin - /metrics', function () {
       'fleetgate_upstream_pending_rows', 'fleetgate_upstream_pending_bytes', 'fleetgate_devices_online', 'fleetgate_data_at_risk_bytes',
       'fleetgate_data_at_risk_oldest_age_seconds', 'fleetgate_journal_seconds_until_full', 'fleetgate_journal_limit_bytes',
     ]);
+
+    // Commit durations: the journal thread's buckets, exported as a cumulative histogram in seconds.
+    const commits = byName.get('fleetgate_journal_commit_seconds');
+    assert.equal(commits?.type, 'HISTOGRAM');
+    const histogram = commits.metrics[0] as unknown as { buckets: Record<string, string>; count: string; sum: string };
+    assert.deepEqual(histogram.buckets, { '0.001': '850', '0.01': '895', '+Inf': '900' });
+    assert.equal(Number(histogram.count), 900);
+    assert.equal(Number(histogram.sum), 1.234);
 
     const v = (name: string, labels: Record<string, string> = {}) => sample(families, name, labels);
     assert.equal(v('fleetgate_build_info', { gateway_id: 'gw-berlin-7', version: '0.1.0' }), 1);

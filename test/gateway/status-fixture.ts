@@ -62,6 +62,7 @@ export function gatewayStats(): GatewayStats {
       diskFull: false,
       waiting: 0,
       lastCommitMs: 1,
+      commitDurations: { boundsMs: [1, 10], counts: [5, 0, 0], sumMs: 3, count: 5 },
       cachedRecords: 100,
       cachedBytes: 10_000,
       hits: 10,

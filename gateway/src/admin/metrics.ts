@@ -9,11 +9,11 @@
  * that can be known in advance (refusal reasons, states, outcomes) are all exported, zeros included, so that
  * rate() sees the first increment.
  *
- * Commit latency: stats carry the last commit's duration only, so it is a gauge
- * (fleetgate_journal_last_commit_seconds). A histogram would need the journal thread to count every commit's
- * duration into buckets (GroupCommit's onCommitted gives it) and ship the cumulative bucket counts in stats.
+ * Commit latency: the journal thread counts every commit's duration into buckets (GroupCommitStats
+ * .commitDurations); they are exported as they are, as the histogram fleetgate_journal_commit_seconds.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry, type LabelValues } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type LabelValues, type Metric, type MetricValueWithName } from 'prom-client';
+import type { CommitDurations } from '../journal/group-commit.ts';
 import { ConnectivityState } from '@fleetgate/common';
 import type { GatewayStats } from '../stats.ts';
 
@@ -92,6 +92,7 @@ export class GatewayMetrics {
     m.journalCommittedRows.set({}, journal.committedRows);
     m.journalRejectedAppends.set({}, journal.rejectedAppends);
     m.journalLastCommit.set(journal.lastCommitMs / 1000);
+    m.journalCommitSeconds.set(journal.commitDurations);
     m.journalWaiting.set(journal.waiting);
     m.journalDiskFull.set(journal.diskFull ? 1 : 0);
     for (const [reason, n] of Object.entries(journal.dropped)) m.journalDropped.set({ reason }, n);
@@ -172,6 +173,7 @@ function defineMetrics(registry: Registry) {
     journalCommittedRows: counter('journal_committed_rows_total', 'Rows appended to the journal by committed transactions.'),
     journalRejectedAppends: counter('journal_rejected_appends_total', 'Appends refused because the journal (limit, reject-new) or the disk was full.'),
     journalLastCommit: gauge('journal_last_commit_seconds', 'Duration of the last journal commit.'),
+    journalCommitSeconds: new ExportedHistogram(registry, 'journal_commit_seconds', 'Duration of journal commits (the transaction, its fsync included).'),
     journalWaiting: gauge('journal_waiting_records', 'Records waiting for the next group commit.'),
     journalDiskFull: gauge('journal_disk_full', '1 while the disk (or --journal-max-file-bytes) refuses journal writes.'),
     journalDropped: counter('journal_dropped_total', 'Records the journal let go of before an upstream had them (reported upstream as gaps), by reason.', ['reason']),
@@ -237,6 +239,51 @@ class MirroredCounter<L extends string> {
     if (total < previous) this.counter.remove(labels);
     this.counter.inc(labels, total < previous ? total : total - previous);
     this.last.set(key, total);
+  }
+}
+
+/**
+ * A histogram whose buckets are counted elsewhere (the journal thread) and exported as they are: prom-client's
+ * Histogram can only be fed one observation at a time, so this is a metric of its own that the registry reads.
+ */
+class ExportedHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly name: string;
+  private durations: CommitDurations | undefined;
+
+  constructor(
+    registry: Registry,
+    name: string,
+    readonly help: string,
+  ) {
+    this.name = METRICS_PREFIX + name;
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  set(durations: CommitDurations): void {
+    this.durations = durations;
+  }
+
+  reset(): void {
+    this.durations = undefined;
+  }
+
+  /** What the registry reads: the shape prom-client's own metrics answer. */
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Array<MetricValueWithName<string>> }> {
+    const values: Array<MetricValueWithName<string>> = [];
+    const d = this.durations;
+    if (d) {
+      let cumulative = 0;
+      d.boundsMs.forEach((bound, i) => {
+        cumulative += d.counts[i]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { le: bound / 1000 }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: d.count });
+      values.push({ metricName: `${this.name}_sum`, labels: {}, value: d.sumMs / 1000 });
+      values.push({ metricName: `${this.name}_count`, labels: {}, value: d.count });
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 }
 

@@ -47,6 +47,17 @@ export interface GroupCommitOptions extends GroupCommitSettings {
   timers?: Timers;
 }
 
+/** Upper bounds (ms) of the commit duration buckets; the last bucket, above them all, is +Inf. */
+export const COMMIT_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+/** How long commits took (their transaction, fsync included): counts per bucket of COMMIT_BUCKETS_MS, then +Inf. */
+export interface CommitDurations {
+  boundsMs: readonly number[];
+  counts: number[];
+  sumMs: number;
+  count: number;
+}
+
 export interface GroupCommitStats {
   commits: number;
   committedRows: number;
@@ -57,6 +68,7 @@ export interface GroupCommitStats {
   /** Records waiting for the next commit. */
   waiting: number;
   lastCommitMs: number;
+  commitDurations: CommitDurations;
 }
 
 export class GroupCommit {
@@ -71,6 +83,7 @@ export class GroupCommit {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly counters = { commits: 0, committedRows: 0, failedCommits: 0, rejectedAppends: 0, lastCommitMs: 0 };
+  private readonly durations: CommitDurations = { boundsMs: COMMIT_BUCKETS_MS, counts: COMMIT_BUCKETS_MS.map(() => 0).concat(0), sumMs: 0, count: 0 };
 
   constructor(private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? systemClock;
@@ -94,7 +107,7 @@ export class GroupCommit {
   }
 
   stats(): GroupCommitStats {
-    return { ...this.counters, diskFull: this.diskFull, waiting: this.records.length };
+    return { ...this.counters, diskFull: this.diskFull, waiting: this.records.length, commitDurations: { ...this.durations, counts: [...this.durations.counts] } };
   }
 
   /** Commits what is waiting, now. */
@@ -118,9 +131,11 @@ export class GroupCommit {
     if (records.length === 0 && releases.length === 0) return;
     const started = this.clock.now();
     this.lastCommitAt = started;
+    const startedPrecisely = performance.now();
     let result: CommitResult;
     try {
       result = this.options.journal.commit(records, releases);
+      this.timed(performance.now() - startedPrecisely);
     } catch (err: unknown) {
       const error = isDiskFull(err) ? new JournalFullError('disk') : err instanceof Error ? err : new Error(String(err));
       this.counters.failedCommits++;
@@ -140,6 +155,14 @@ export class GroupCommit {
     this.counters.lastCommitMs = durationMs;
     for (const a of taken) a.done(undefined);
     this.options.onCommitted?.(result, durationMs);
+  }
+
+  private timed(ms: number): void {
+    let bucket = COMMIT_BUCKETS_MS.findIndex((bound) => ms <= bound);
+    if (bucket < 0) bucket = COMMIT_BUCKETS_MS.length;
+    this.durations.counts[bucket]!++;
+    this.durations.sumMs += ms;
+    this.durations.count++;
   }
 
   /** Commits what is waiting and refuses further appends. */
