@@ -159,7 +159,7 @@ describe('mqtt ingress', function () {
     assert.deepEqual(await (await fetch(`${admin}/healthz`)).json(), { status: 'ok' });
     const stats = (await (await fetch(`${admin}/v1/stats`)).json()) as Record<string, unknown>;
     assert.equal(stats.devicesConnected, 1);
-    for (const key of ['gatewayId', 'journal', 'uplink', 'ingress']) assert.ok(key in stats, key);
+    for (const key of ['gatewayId', 'journal', 'upstreams', 'dataAtRisk', 'ingress']) assert.ok(key in stats, key);
     assert.equal((await fetch(`${admin}/nope`)).status, 404);
   });
 });
