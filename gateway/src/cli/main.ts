@@ -1,27 +1,32 @@
-/** `fleetgate`: one command for the gateway, the cloud-stub and the local stack. */
+/**
+ * `fleetgate`: one command for the gateway, the cloud-stub and the local stack. Each subcommand's module is
+ * loaded only when it is the one asked for (all of them for the top-level --help): `fleetgate status` need not
+ * load aedes, grpc-js and SQLite, which on a Raspberry Pi is seconds.
+ */
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { simCommand } from '@fleetgate/simulators';
 import { VERSION } from '../version.ts';
-import { cloudCommand } from './cloud-command.ts';
-import { configCommand } from './config-command.ts';
-import { deadletterCommand } from './deadletter-command.ts';
-import { devCommand } from './dev-command.ts';
-import { gatewayCommand } from './gateway-command.ts';
-import { statusCommand } from './status-command.ts';
-import { tokenCommand } from './token-command.ts';
 
+const BIN = fileURLToPath(new URL('../../bin/fleetgate.js', import.meta.url));
+
+/** In the order --help lists them. */
+const subcommands: Record<string, () => Promise<Command>> = {
+  gateway: async () => (await import('./gateway-command.ts')).gatewayCommand(),
+  cloud: async () => (await import('./cloud-command.ts')).cloudCommand(),
+  config: async () => (await import('./config-command.ts')).configCommand(),
+  token: async () => (await import('./token-command.ts')).tokenCommand(),
+  status: async () => (await import('./status-command.ts')).statusCommand(),
+  deadletter: async () => (await import('./deadletter-command.ts')).deadletterCommand(),
+  dev: async () => (await import('./dev-command.ts')).devCommand(),
+  sim: async () => (await import('@fleetgate/simulators')).simCommand(BIN),
+};
+
+const asked = process.argv[2];
+const load = asked !== undefined && Object.hasOwn(subcommands, asked) ? [subcommands[asked]!] : Object.values(subcommands);
 const program = new Command('fleetgate')
   .description('fleetgate: an edge gateway for IoT fleets that never loses a message it acknowledged')
   .version(VERSION)
-  .addCommand(gatewayCommand())
-  .addCommand(cloudCommand())
-  .addCommand(configCommand())
-  .addCommand(tokenCommand())
-  .addCommand(statusCommand())
-  .addCommand(deadletterCommand())
-  .addCommand(devCommand())
-  .addCommand(simCommand(fileURLToPath(new URL('../../bin/fleetgate.js', import.meta.url))))
   .showHelpAfterError();
+for (const command of await Promise.all(load.map((loader) => loader()))) program.addCommand(command);
 
 await program.parseAsync(process.argv);
