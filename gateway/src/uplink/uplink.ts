@@ -28,6 +28,7 @@ import {
   ConnectivityState,
   ConnectivityTracker,
   errorMessage,
+  LogSampler,
   systemTimers,
   type Logger,
   type TimerHandle,
@@ -71,6 +72,9 @@ export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
   maxAttempts: 3,
   backlogWindow: 2,
 };
+
+/** The same session failure is logged as a warning at most this often. */
+const FAILURE_LOG_EVERY_MS = 60_000;
 
 /** Credits the backlog leaves for live data. */
 const LIVE_RESERVE = 2;
@@ -215,9 +219,16 @@ export class Uplink {
       }),
     }));
     this.everSent = options.journal.ackedThrough;
+    // While a backend is down every attempt fails the same way: one warning a minute for the same reason (with how
+    // many were left out), the attempts themselves at debug, so that a day-long outage is not a flood in journald.
+    const failures = new LogSampler(FAILURE_LOG_EVERY_MS);
     this.connectivity.on('state', ({ state, previous, reason }) => {
-      const log = state === ConnectivityState.TRANSIENT_FAILURE ? this.logger.warn : this.logger.info;
-      log.call(this.logger, { state, previous, reason, ackedThrough: this.options.journal.ackedThrough }, `uplink ${state}`);
+      if (state === ConnectivityState.CONNECTING) return this.logger.debug({ state, previous }, 'uplink connecting');
+      const fields = { state, previous, reason, ackedThrough: this.options.journal.ackedThrough };
+      if (state !== ConnectivityState.TRANSIENT_FAILURE) return this.logger.info(fields, `uplink ${state}`);
+      const suppressed = failures.take((reason ?? '').replace(/\d+/g, '#')); // grpc-js puts times in its messages
+      if (suppressed === undefined) this.logger.debug(fields, `uplink ${state}`);
+      else this.logger.warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, `uplink ${state}`);
     });
   }
 
