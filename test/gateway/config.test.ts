@@ -15,6 +15,7 @@ import { settingKeys } from '../../gateway/src/config/settings.ts';
 import { makeFleetKeys } from '../support/fleet-keys.ts';
 import { FLEETGATE_BIN, killAll, startFleetgate } from '../support/fleetgate-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
+import { unknownVariables } from '../../gateway/src/config/unknown-variables.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLES = { gateway: join(ROOT, 'deploy/gateway.example.yaml'), cloud: join(ROOT, 'deploy/cloud.example.yaml') };
@@ -198,6 +199,13 @@ ${TWO_UPSTREAMS}`);
     refusal(() => resolveGatewayOptions(['--allow-anonymous', '--gateway-id', 'bad id']), /^--gateway-id: "bad id" must be/);
   });
 
+  it('config - FLEETGATE_* variables that are no setting are found, with the one probably meant', () => {
+    assert.deepEqual(unknownVariables({ FLEETGATE_JOURNAL_MAX_BYTE: '1', FLEETGATE_CREDIT: '4', FLEETGATE_LOG_FORMAT: 'json', FLEETGATE_WHATEVER: 'x', PATH: '/bin' }), [
+      { name: 'FLEETGATE_JOURNAL_MAX_BYTE', didYouMean: 'FLEETGATE_JOURNAL_MAX_BYTES' },
+      { name: 'FLEETGATE_WHATEVER' },
+    ]);
+  });
+
   it('config - the cloud-stub takes the same kind of file, variables and flags', () => {
     const path = file('listen: 127.0.0.1:50000\ndata: sink\ngateway-key: keys/gw.pub\ncredit: 8\nsink: jetstream\nnats: [nats://a:4222, nats://b:4222]\n', 'c.yaml');
     const { options } = resolveCloudOptions(['--config', path]);
@@ -284,8 +292,14 @@ describe('config - fleetgate config check and a start from a file (child process
       'gateway-id: gw-from-file\nmqtt: 127.0.0.1:0\ndevice-grpc: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndata: journal\ndurability: process\nallow-anonymous: true\n' +
         'upstreams:\n  - name: main\n    address: 127.0.0.1:1\n',
     );
-    const { ready } = await startFleetgate('gateway', ['gateway', '--config', file], 'gateway ready', { FLEETGATE_GATEWAY_ID: 'gw-from-env' });
+    const { ready, process: gateway } = await startFleetgate('gateway', ['gateway', '--config', file], 'gateway ready', {
+      FLEETGATE_GATEWAY_ID: 'gw-from-env',
+      FLEETGATE_JOURNAL_MAX_BYTE: '10MB',
+    });
     assert.equal(ready.gatewayId, 'gw-from-env');
+    const typo = await gateway.findLine((line) => line.name === 'FLEETGATE_JOURNAL_MAX_BYTE', 1000);
+    assert.equal(typo.didYouMean, 'FLEETGATE_JOURNAL_MAX_BYTES');
+    assert.equal(typo.msg, 'not a fleetgate setting: this environment variable is ignored');
     assert.equal(ready.data, join(dir.path, 'journal'));
     assert.deepEqual(ready.upstreams, ['main=127.0.0.1:1']);
   });

@@ -15,6 +15,7 @@ import {
 } from '../config/cloud-settings.ts';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
 import { hostPortOption } from './options.ts';
+import { unknownVariables } from '../config/unknown-variables.ts';
 
 export { CLOUD_DEFAULTS } from '../config/cloud-settings.ts';
 
@@ -31,6 +32,7 @@ export function cloudCommand(): Command {
     }
     const { options } = resolved;
     const logger = createLogger({ name: 'cloud', level: resolved.logLevel });
+    for (const variable of unknownVariables(process.env)) logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
     let stub: CloudStub | undefined;
     let material: CloudMaterial = {};
     closeOnSignals(async () => stub?.close(), logger);

@@ -3,6 +3,7 @@ import { createLogger } from '@fleetgate/common';
 import type { LevelWithSilent } from 'pino';
 import { checkGatewayFiles } from '../config/gateway-files.ts';
 import { gatewayFromCommand, gatewaySettingsCommand, type ResolvedGateway } from '../config/gateway-settings.ts';
+import { unknownVariables } from '../config/unknown-variables.ts';
 import { Gateway } from '../gateway.ts';
 import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
 
@@ -16,6 +17,7 @@ export function gatewayCommand(): Command {
       exitOnStartFailure(err, createLogger({ name: 'gateway', level: flags.logLevel }));
     }
     const logger = createLogger({ name: 'gateway', level: resolved.logLevel });
+    for (const variable of unknownVariables(process.env)) logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
     // Signal handlers first: a SIGTERM that arrives while starting (or right after "gateway ready") must
     // still stop the gateway in order, not kill it with the default action.
     let gateway: Gateway | undefined;
