@@ -136,6 +136,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   if (!['drop-oldest', 'reject-new'].includes(options.journalLimits.policy)) {
     throw new ConfigError('--journal-full', `"${options.journalLimits.policy}" is not drop-oldest or reject-new`);
   }
+  positiveInteger('--tail-cache-size', options.tailCacheBytes, 0);
   positiveInteger('--drain-grace-ms', options.drainGraceMs, 0);
   positiveInteger('--commit-interval-ms', options.groupCommit.intervalMs, 0);
   positiveInteger('--commit-max-rows', options.groupCommit.maxRows);

@@ -87,6 +87,7 @@ export function gatewaySettingsCommand(): Command {
         .default(d.journalLimits.policy),
     )
     .addOption(sizeOption('--journal-max-file-bytes <size>', 'a hard cap on the journal file (a small disk), e.g. 100MB (default: none)'))
+    .addOption(sizeOption('--tail-cache-size <size>', 'memory for the newest committed records, so that the uplink sends them without reading them back; shared by the upstreams (e.g. 4MiB on a small Pi)', d.tailCacheBytes, '16MiB'))
     .addOption(integerOption('--drain-grace-ms <ms>', 'on SIGTERM, how long to wait for batches in flight to be acked', d.drainGraceMs, 0))
     .addOption(integerOption('--commit-interval-ms <ms>', 'least time between two journal commits', d.groupCommit.intervalMs, 0))
     .addOption(integerOption('--commit-max-rows <n>', 'commit at once when this many messages wait', d.groupCommit.maxRows))
@@ -157,7 +158,7 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     journalLimits: { maxBytes: s.get('journal-max-bytes'), maxAgeMs: s.get('journal-max-age'), policy: s.get('journal-full') },
     ...(maxFileBytes ? { maxJournalFileBytes: maxFileBytes } : {}),
     drainGraceMs: s.get('drain-grace-ms'),
-    tailCacheBytes: d.tailCacheBytes,
+    tailCacheBytes: s.get('tail-cache-size'),
     uplink: {
       ...d.uplink,
       window: s.get('uplink-window'),
