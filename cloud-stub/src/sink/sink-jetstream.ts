@@ -26,8 +26,12 @@
  *
  * lastSeq: seqs of a gateway are not committed in increasing order (live data before backlog), so the highest is
  * kept in the KV bucket, raised with compare-and-set on the entry's revision after the commit's PubAcks (a
- * conflict, another replica writing, means read again and retry). Read from the KV leader, so a replica that
- * never saw the gateway reads what the others wrote. The same entry keeps the gateway's count of duplicates, so
+ * conflict, another replica writing, means read again and retry). A replica raises one gateway's entry one
+ * commit at a time: nats-server before 2.9.21 checks the expected revision of a clustered stream before the
+ * write's consensus, not in it (nats-server#4320), so two writes based on the same revision can both be taken and
+ * the lower one may land last. Serialized here, that can happen only when two replicas write one gateway's entry
+ * at the same moment (a failover overlap); the cost then is a lastSeq below the true one, which makes no gateway
+ * renumber anything. Read from the KV leader, so a replica that never saw the gateway reads what the others wrote. The same entry keeps the gateway's count of duplicates, so
  * stats are the same whichever replica, or `fleetgate cloud export`, asks.
  *
  * Reading back (sink-jetstream-read.ts): the export and the held count of a gap through pull consumers; gaps
@@ -100,6 +104,8 @@ export class JetStreamSink implements Sink {
   private readonly publisher: JetStreamPublisher;
   /** Last known KV entry per gateway: a guess for compare-and-set, never an answer (other replicas write too). */
   private readonly entries = new Map<string, GatewayEntry>();
+  /** Per gateway, the raise of its entry under way: the next waits for it. */
+  private readonly raising = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -291,8 +297,19 @@ export class JetStreamSink implements Sink {
     if (this.closing) throw new FleetgateError('JetStream sink closed');
   }
 
-  /** Raises the gateway's KV entry to at least `maxSeq` and adds `duplicates`, by compare-and-set. */
-  private async raiseEntry(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
+  /** Raises the gateway's KV entry to at least `maxSeq` and adds `duplicates`, after the raises before it. */
+  private raiseEntry(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
+    const raised = (this.raising.get(gatewayId) ?? Promise.resolve()).catch(() => {}).then(() => this.raiseNow(gatewayId, maxSeq, duplicates));
+    this.raising.set(gatewayId, raised);
+    const forget = () => {
+      if (this.raising.get(gatewayId) === raised) this.raising.delete(gatewayId);
+    };
+    raised.then(forget, forget);
+    return raised;
+  }
+
+  /** Raises the gateway's KV entry by compare-and-set. */
+  private async raiseNow(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
     const key = encodeKey(gatewayId);
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const current = this.entries.get(gatewayId) ?? (await this.readEntry(gatewayId));
