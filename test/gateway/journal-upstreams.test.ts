@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { DeadLetters } from '../../gateway/src/journal/dead-letters.ts';
 import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import type { NewRecord } from '../../gateway/src/journal/journal.ts';
 import { TailCache } from '../../gateway/src/journal/tail-cache.ts';
@@ -26,7 +27,7 @@ describe('journal with several upstreams', function () {
   const dir = useTempDir();
 
   function open(upstreams = ['alarms', 'bulk'], forgetUpstreams: string[] = []): SqliteJournal {
-    return new SqliteJournal({ dir: dir.path, durability: 'process', upstreams, forgetUpstreams, route: (r) => router.mask(r.deviceId, r.stream) });
+    return new SqliteJournal({ dir: dir.path, durability: 'process', upstreams, forgetUpstreams, route: (r) => router.route(r) });
   }
 
   it('upstreams - routes: the first matching route decides; no route matching sends everywhere', () => {
@@ -161,6 +162,39 @@ describe('journal with several upstreams', function () {
       assert.equal(tail.stats().hits, 1);
       tail.clear();
       assert.deepEqual(tail.readAfter(0, 10, 1 << 20).map((r) => r.seq), [1, 3], 'from the journal, filtered the same way');
+    } finally {
+      journal.close();
+    }
+  });
+
+  it('upstreams - a dead letter remembers which upstreams refused it, and its replay goes to those only', () => {
+    const journal = open();
+    try {
+      journal.commit([alarm(1)]); // routed to both
+      const letters = new DeadLetters(journal.db);
+      const [row] = journal.readAfter(0, 1, 1 << 20);
+      letters.add(row!, 'schema mismatch', 1000, 'bulk');
+      letters.add(row!, 'schema mismatch', 1001, 'bulk');
+      assert.deepEqual(letters.get(1)!.upstreams, ['bulk']);
+      journal.commit([], [{ from: 1, to: 1, upstream: BULK }]); // bulk gives up on it; alarms took it
+      journal.commit([], [{ from: 1, to: 1, upstream: ALARMS }]);
+      assert.ok(letters.markReplay(1));
+      const { records, done } = letters.takeReplays(2000);
+      assert.deepEqual(records[0]!.upstreams, ['bulk']);
+      const replayed = journal.commit(records);
+      done();
+      assert.deepEqual(replayed.routes, [0b10], 'to bulk, which refused it, not to alarms, which has it');
+      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, ALARMS), []);
+      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, BULK).map((r) => r.seq), [2]);
+      assert.equal(letters.list().length, 0);
+
+      // Refused by both: both get the replay; a name no longer configured is routed as usual.
+      letters.add(row!, 'a', 1, 'alarms');
+      letters.add(row!, 'b', 2, 'bulk');
+      assert.deepEqual(letters.get(1)!.upstreams, ['alarms', 'bulk']);
+      assert.equal(letters.get(1)!.reason, 'b');
+      assert.equal(router.route({ deviceId: 'pump-1', stream: 'alarms/pressure', upstreams: ['alarms', 'bulk'] }), 0b11);
+      assert.equal(router.route({ deviceId: 'pump-1', stream: '', upstreams: ['gone'] }), 0b10);
     } finally {
       journal.close();
     }

@@ -31,7 +31,7 @@ export function deadletterCommand(): Command {
         if (all.length === 0) return void process.stdout.write('no dead letters\n');
         process.stdout.write(`${['SEQ', 'DEVICE', 'STREAM', 'BYTES', 'DEAD AT', 'REPLAY', 'REASON'].join('\t')}\n`);
         for (const l of all) {
-          process.stdout.write(`${[l.seq, l.deviceId, l.stream || '-', l.payload.length, new Date(l.deadAtMs).toISOString(), l.replay ? 'marked' : '-', l.reason].join('\t')}\n`);
+          process.stdout.write(`${[l.seq, l.deviceId, l.stream || '-', l.payload.length, new Date(l.deadAtMs).toISOString(), l.replay ? 'marked' : '-', l.upstreams.length > 0 ? `${l.upstreams.join(',')}: ${l.reason}` : l.reason].join('\t')}\n`);
         }
         process.stdout.write(`${all.length} dead letter${all.length === 1 ? '' : 's'}\n`);
       }),
@@ -111,6 +111,7 @@ function asJson(l: DeadLetter) {
     gatewayTime: new Date(l.gatewayTimeMs).toISOString(),
     deadAt: new Date(l.deadAtMs).toISOString(),
     reason: l.reason,
+    upstreams: l.upstreams,
     replay: l.replay,
     payload: l.payload.toString('base64'),
   };

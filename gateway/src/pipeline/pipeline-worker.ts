@@ -38,7 +38,8 @@ try {
     ...(settings.maxFileBytes ? { maxFileBytes: settings.maxFileBytes } : {}),
     upstreams: names,
     forgetUpstreams: settings.forgetUpstreams,
-    route: (record) => router.mask(record.deviceId, record.stream),
+    // A replayed dead letter (dead-letters.ts Replay) carries the upstreams that refused it.
+    route: (record) => router.route(record),
   }));
 } catch (err: unknown) {
   post({ type: 'fatal', error: `cannot open the journal in ${settings.dataDir}: ${errorMessage(err)}` });
@@ -116,7 +117,7 @@ const upstreams = settings.upstreams.map((upstream, i) => {
       commits.release({ ...range, upstream: i });
     },
     onDeadLetter: (record, reason) => {
-      deadLetters.add(record, several ? `${upstream.name}: ${reason}` : reason, Date.now());
+      deadLetters.add(record, reason, Date.now(), several ? upstream.name : '');
       const range = { from: record.seq, to: record.seq };
       tail.forget(range);
       commits.release({ ...range, upstream: i });

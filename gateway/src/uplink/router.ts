@@ -22,7 +22,10 @@ export class Router {
   private readonly memo = new Map<string, number>();
 
   /** `upstreams`: the configured names in order; bit i of a mask is the i-th. Routes name known upstreams only. */
-  constructor(upstreams: readonly string[], routes: readonly Route[]) {
+  constructor(
+    private readonly upstreams: readonly string[],
+    routes: readonly Route[],
+  ) {
     this.everywhere = (1 << upstreams.length) - 1;
     this.routes = routes.map((route) => ({
       levels: route.topic.split('/'),
@@ -32,6 +35,15 @@ export class Router {
         return mask | (1 << i);
       }, 0),
     }));
+  }
+
+  /**
+   * The upstreams (bits) a record goes to. A replayed dead letter names the upstreams that refused it: it goes
+   * to those still configured (the others may have taken it), else it is routed as any record.
+   */
+  route(record: { deviceId: string; stream: string; upstreams?: readonly string[] }): number {
+    const named = (record.upstreams ?? []).reduce((bits, name) => (this.upstreams.includes(name) ? bits | (1 << this.upstreams.indexOf(name)) : bits), 0);
+    return named !== 0 ? named : this.mask(record.deviceId, record.stream);
   }
 
   /** The upstreams (bits) a record of this device on this stream goes to; never 0. */
