@@ -15,4 +15,5 @@ export * from './tokens/token-verifier.ts';
 export * from './tokens/tokens.ts';
 export { loadTlsClient, loadTlsServer, type TlsClientFiles, type TlsClientMaterial, type TlsServerFiles, type TlsServerMaterial } from './tls.ts';
 export { ID_PATTERN, isLabel } from './ids.ts';
+export { cspHash, inlineText } from './html.ts';
 export { GrpcHealth, grpcServiceName, type GrpcServiceRegistry, type HealthImplementationLike, type HealthStatus } from './grpc-health.ts';

@@ -1,9 +1,10 @@
 /** Everything a gateway is started with, its defaults, and the checks that refuse a gateway that cannot work. */
 import { ConfigError, DEVICE_AUDIENCE, type Durability, type HostPort, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
 import type { RateLimit } from './ingress/device-connection.ts';
+import { isValidFilter } from './ingress/topic-filter.ts';
 import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';
-import type { JournalLimits } from './journal/journal.ts';
+import { MAX_UPSTREAMS, type JournalLimits } from './journal/journal.ts';
 import type { Route } from './uplink/router.ts';
 import { DEFAULT_UPLINK_SETTINGS, type UplinkSettings } from './uplink/uplink.ts';
 
@@ -176,15 +177,6 @@ function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOption
   for (const name of forgetUpstreams) {
     if (names.has(name)) throw new ConfigError('forget-upstreams', `"${name}" is a configured upstream: only upstreams no longer configured can be forgotten`);
   }
-}
-
-/** Upstreams a journal row can be pending for (bits of an SQLite integer). */
-export const MAX_UPSTREAMS = 16;
-
-function isValidFilter(filter: string): boolean {
-  if (filter === '' || filter.length > 512) return false;
-  const levels = filter.split('/');
-  return levels.every((level, i) => (level.includes('#') ? level === '#' && i === levels.length - 1 : !level.includes('+') || level === '+'));
 }
 
 function positiveInteger(field: string, value: number, min = 1): void {

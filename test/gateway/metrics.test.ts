@@ -13,6 +13,7 @@ import { DEVICE_LINK_REFUSALS } from '../../gateway/src/device-link/device-sessi
 import { REFUSAL_REASONS } from '../../gateway/src/ingress/mqtt-ingress.ts';
 import type { JournalLimits } from '../../gateway/src/journal/journal.ts';
 import type { GatewayStats, UpstreamStats } from '../../gateway/src/stats.ts';
+import { gatewayStats as fixtureStats, upstream as fixtureUpstream } from './stats-fixture.ts';
 
 /** One metric family as parse-prometheus-text-format gives it (it ships no types). */
 interface MetricFamily {
@@ -34,108 +35,43 @@ function sorted(labels: Record<string, string>): Array<[string, string]> {
   return Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
 }
 
-const zeros = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
-
+/** An upstream as the values below expect it: the shared fixture's, with a gap sent and a failure behind it. */
 function upstream(name: string, overrides: Partial<UpstreamStats> = {}): UpstreamStats {
-  return {
-    name,
-    state: ConnectivityState.READY,
-    target: '10.0.0.5:50051',
-    connectedTo: '10.0.0.5:50051',
-    ackedThrough: 1000,
-    sentThrough: 1010,
-    lanes: { liveFrom: 900, liveSentThrough: 1010, backlogSentThrough: 899, backlogRemaining: false },
-    credit: 14,
-    batchesInFlight: 2,
-    batchesSent: 120,
-    recordsSent: 1010,
-    recordsResent: 3,
-    acks: 118,
-    gapsSent: 1,
-    rejections: 0,
-    deadLettered: 0,
-    drainWaits: 4,
-    sessions: 2,
-    failures: 1,
-    lastError: null,
-    pendingRows: 10,
-    pendingBytes: 1_000,
-    oldestPendingAgeMs: 350,
-    ...overrides,
-  };
+  return fixtureUpstream(name, { gapsSent: 1, drainWaits: 4, sessions: 2, failures: 1, ...overrides });
 }
 
+/** The shared fixture, with the values the assertions below are written for. */
 function gatewayStats(): GatewayStats {
+  const s = fixtureStats();
   return {
-    gatewayId: 'gw-berlin-7',
-    version: '0.1.0',
+    ...s,
     uptimeSeconds: 3600,
-    devicesConnected: 12,
     journal: {
-      rows: 4321,
-      payloadBytes: 1_250_000,
-      fileBytes: 4_096_000,
-      oldestTimeMs: Date.now() - 95_000,
-      oldestUnackedAgeMs: 95_000,
-      lastSeq: 5000,
-      ackedThrough: 679,
-      dropped: { 'journal-full': 7, 'too-old': 0, 'journal-damaged': 0 },
+      ...s.journal,
+      dropped: { ...s.journal.dropped, 'journal-full': 7 },
       pendingGaps: 1,
-      appendedBytes: 5_000_000,
-      freedBytes: 3_750_000,
-      commits: 900,
-      committedRows: 5000,
-      failedCommits: 0,
-      rejectedAppends: 0,
-      diskFull: false,
-      waiting: 0,
       lastCommitMs: 3,
       commitDurations: { boundsMs: [1, 10], counts: [850, 45, 5], sumMs: 1_234, count: 900 },
-      cachedRecords: 100,
-      cachedBytes: 10_000,
-      hits: 10,
       misses: 2,
-      deadLetters: 0,
     },
     upstreams: [
       upstream('primary'),
       upstream('archive', { state: ConnectivityState.TRANSIENT_FAILURE, batchesInFlight: 0, pendingRows: 4321, pendingBytes: 1_250_000, oldestPendingAgeMs: 95_000, lastError: 'connect ECONNREFUSED 10.0.9.9:50051' }),
     ],
-    dataAtRisk: {
-      unackedBytes: 1_250_000,
-      unackedRows: 4321,
-      oldestUnackedAgeMs: 95_000,
-      inBytesPerSecond: 20_000,
-      outBytesPerSecond: 15_000,
-      limitBytes: 100_000_000,
-      secondsUntilFull: 19_750,
-      whenFull: 'drop-oldest',
-    },
+    dataAtRisk: { ...s.dataAtRisk, inBytesPerSecond: 20_000, outBytesPerSecond: 15_000, limitBytes: 100_000_000, secondsUntilFull: 19_750 },
     ingress: {
-      listeners: { mqtt: '0.0.0.0:1883' },
-      auth: 'token',
+      ...s.ingress,
       devicesConnected: 9,
       messages: 4000,
       bytes: 400_000,
       qos0: 100,
       qos1: 3900,
-      qos2: 0,
       localMessages: 5,
-      refusals: { ...zeros(REFUSAL_REASONS), 'token-expired': 2 },
-      disconnects: { 'token-expired': 1, 'token-revoked': 0, 'taken-over': 0 },
+      refusals: { ...s.ingress.refusals, 'token-expired': 2 },
+      disconnects: { ...s.ingress.disconnects, 'token-expired': 1 },
       clientErrors: 3,
-      heldForBackpressure: 0,
-      rateLimited: 0,
     },
-    deviceLink: {
-      listen: '0.0.0.0:50052',
-      tls: false,
-      devicesConnected: 3,
-      messages: 1000,
-      bytes: 100_000,
-      refusals: { ...zeros(DEVICE_LINK_REFUSALS), 'seq-not-increasing': 1 },
-      disconnects: { 'token-expired': 0, 'token-revoked': 0, 'taken-over': 0 },
-    },
+    deviceLink: { ...s.deviceLink!, devicesConnected: 3, messages: 1000, bytes: 100_000, refusals: { ...s.deviceLink!.refusals, 'seq-not-increasing': 1 } },
     commands: { received: 10, delivered: 8, succeeded: 6, failed: 1, expired: 1, rejected: 0, unknownResults: 0, stored: 2 },
   };
 }

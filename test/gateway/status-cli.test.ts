@@ -14,7 +14,7 @@ import { freePort } from '../support/free-port.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
-import { gatewayStats, upstream } from './status-fixture.ts';
+import { gatewayStats, upstream } from './stats-fixture.ts';
 
 const exec = promisify(execFile);
 const READY: Readiness = { ready: true, source: 'readyz', status: 'ready', checks: [] };

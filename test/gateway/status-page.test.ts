@@ -12,7 +12,7 @@ import { launchBrowser, type BrowserPage, type BrowserSession } from '../support
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { TestDevice } from '../support/test-device.ts';
-import { gatewayStats, HOSTILE, upstream } from './status-fixture.ts';
+import { gatewayStats, HOSTILE, upstream } from './stats-fixture.ts';
 
 /** Polls every 250 ms instead of 2 s, to keep the file short. */
 const QUERY = '?interval=250';

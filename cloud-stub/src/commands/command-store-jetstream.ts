@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StringCodec, type KV, type KvEntry, type NatsConnection, type Subscription } from 'nats';
-import { isForward, type CloudCommand, type CloudCommandStore, type CommandBus, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
+import { advanced, type CloudCommand, type CommandUpdate, type CloudCommandStore, type CommandBus, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 const CAS_ATTEMPTS = 10;
@@ -76,20 +76,13 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
     return this.commands.get(commandId)?.command;
   }
 
-  async update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): Promise<CloudCommand | undefined> {
+  async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.commandsKv.get(commandId);
       if (!entry || entry.operation !== 'PUT') return undefined;
       const current = fromStored(entry.json<StoredCommand>());
-      if (!isForward(current.state, state)) return current;
-      const next: CloudCommand = {
-        ...current,
-        state,
-        result: fields.result ?? current.result,
-        message: fields.message ?? current.message,
-        gatewayId: fields.gatewayId ?? current.gatewayId,
-        updatedAtMs: Date.now(),
-      };
+      const next = advanced(current, state, fields);
+      if (!next) return current;
       try {
         this.remember(next, await this.commandsKv.update(commandId, encode(toStored(next)), entry.revision));
         return next;

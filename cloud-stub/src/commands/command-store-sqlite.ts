@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
-import { isForward, type CloudCommand, type CloudCommandStore, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
+import { advanced, type CloudCommand, type CommandUpdate, type CloudCommandStore, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
 
 interface Row {
   command_id: string;
@@ -79,17 +79,10 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
     return row && toCommand(row);
   }
 
-  async update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): Promise<CloudCommand | undefined> {
+  async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
     const current = await this.get(commandId);
-    if (!current || !isForward(current.state, state)) return current;
-    const next = {
-      ...current,
-      state,
-      result: fields.result ?? current.result,
-      message: fields.message ?? current.message,
-      gatewayId: fields.gatewayId ?? current.gatewayId,
-      updatedAtMs: Date.now(),
-    };
+    const next = current && advanced(current, state, fields);
+    if (!next) return current;
     this.statements.update.run(state, next.result, next.message, next.gatewayId, next.updatedAtMs, commandId);
     return next;
   }

@@ -16,6 +16,26 @@ export function isForward(from: CommandState, to: CommandState): boolean {
   return !FINAL_STATES.has(from) && ORDER[to] > ORDER[from];
 }
 
+/** What an update makes of `current`: moved to `state` with the fields given; undefined when that is not forward. */
+export function advanced(current: CloudCommand, state: CommandState, fields: CommandUpdate): CloudCommand | undefined {
+  if (!isForward(current.state, state)) return undefined;
+  return {
+    ...current,
+    state,
+    result: fields.result ?? current.result,
+    message: fields.message ?? current.message,
+    gatewayId: fields.gatewayId ?? current.gatewayId,
+    updatedAtMs: Date.now(),
+  };
+}
+
+/** What an update may set besides the state. */
+export interface CommandUpdate {
+  result?: Buffer;
+  message?: string;
+  gatewayId?: string;
+}
+
 export const STATE_OF_STATUS: Partial<Record<CommandStatus, CommandState>> = {
   [CommandStatus.COMMAND_STATUS_QUEUED]: 'queued',
   [CommandStatus.COMMAND_STATUS_DELIVERED]: 'delivered',
@@ -64,7 +84,7 @@ export interface CloudCommandStore {
   create(command: NewCommand): Promise<CloudCommand>;
   get(commandId: string): Promise<CloudCommand | undefined>;
   /** Moves a command forward (isForward); returns it as it now is, or undefined if unknown. */
-  update(commandId: string, state: CommandState, fields: { result?: Buffer; message?: string; gatewayId?: string }): Promise<CloudCommand | undefined>;
+  update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined>;
   /** Not-final, unexpired commands no gateway has confirmed, for `deviceId` (or every device), oldest first. */
   pending(deviceId?: string): Promise<CloudCommand[]>;
   /** Not-final commands past their expiry that no gateway has confirmed (a gateway expires its own). */

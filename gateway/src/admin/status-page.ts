@@ -11,8 +11,8 @@
  * Its script and CSS are plain files next to this one (status-page-script.js, status-page.css), read once;
  * they ship with the package's sources, which is how the gateway runs (tsx, no build).
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { cspHash, inlineText } from '@fleetgate/common';
 
 let page: string | undefined;
 
@@ -27,7 +27,7 @@ function render(): string {
   const css = inlineText(read('status-page.css'), 'style');
   const csp = [
     "default-src 'none'",
-    `script-src 'sha256-${createHash('sha256').update(script).digest('base64')}'`,
+    `script-src ${cspHash(script)}`,
     "style-src 'unsafe-inline'",
     "connect-src 'self'",
     // The icon is inline (data:), so the browser asks the gateway for no /favicon.ico.
@@ -130,8 +130,3 @@ function render(): string {
 /** A small square in the page's green, as an inline SVG. */
 const ICON =
   "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%231a7f37'/%3E%3C/svg%3E";
-
-/** Text placed inside a <script> or <style> element must not contain its closing tag. */
-function inlineText(text: string, element: 'script' | 'style'): string {
-  return text.replace(new RegExp(`</(${element})`, 'gi'), '<\\/$1');
-}

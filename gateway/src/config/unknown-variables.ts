@@ -8,8 +8,8 @@ import { cloudServeSettingsCommand } from './cloud-settings.ts';
 import { gatewaySettingsCommand } from './gateway-settings.ts';
 import { CONFIG_ENV, envName, settingKeys } from './settings.ts';
 
-/** Read elsewhere than the settings: the log format, `fleetgate status`'s admin address, the CLI's path for tests. */
-const OTHER_VARIABLES = [CONFIG_ENV, 'FLEETGATE_LOG_FORMAT', 'FLEETGATE_ADMIN', 'FLEETGATE_BIN'];
+/** Read elsewhere than the settings: the config file, the log format (logger.ts), the CLI's path (test support). */
+const OTHER_VARIABLES = [CONFIG_ENV, 'FLEETGATE_LOG_FORMAT', 'FLEETGATE_BIN'];
 
 const PREFIX = 'FLEETGATE_';
 

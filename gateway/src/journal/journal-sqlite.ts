@@ -38,6 +38,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statfsSync, s
 import { join } from 'node:path';
 import { BulkInsert, ConfigError, FleetgateError, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
 import {
+  MAX_UPSTREAMS,
   NO_LIMITS,
   type CommitResult,
   type Gap,
@@ -55,8 +56,6 @@ import {
 const SCHEMA_VERSION = 5;
 /** `pending` of a row whose upstreams are not known (salvaged from a damaged journal): every upstream gets it. */
 export const PENDING_UNKNOWN = -1;
-/** Bits `pending` can use: one per upstream. */
-const UPSTREAM_BITS = 16;
 export const JOURNAL_FILE = 'journal.db';
 export const SEQ_LEASE_FILE = 'journal.seq-lease';
 /** Every gap, as Gaps, in seq order. */
@@ -79,6 +78,7 @@ const VACUUM_EVERY_MS = 200;
 
 /** What one transaction did; the bytes are kept out of CommitResult, only the counters need them. */
 interface TxOutcome extends CommitResult {
+  storedBytes: number;
   releasedBytes: number;
   droppedRows: number;
   droppedBytes: number;
@@ -296,7 +296,7 @@ export class SqliteJournal implements Journal {
       this.statements.setMeta.run('acked_through', ackedThrough);
       return {
         firstSeq, lastSeq, stored, duplicates: records.length - stored.length, released, gaps: gaps.map(({ from, to, reason, count, timeMs }) => ({ from, to, reason, count, timeMs })),
-        ...(routes ? { routes } : {}), releasedBytes, droppedRows, droppedBytes, ackedThrough, deviceSeqs, backlogDelta,
+        ...(routes ? { routes } : {}), storedBytes, releasedBytes, droppedRows, droppedBytes, ackedThrough, deviceSeqs, backlogDelta,
       };
     });
   }
@@ -328,10 +328,9 @@ export class SqliteJournal implements Journal {
     // Only now, after COMMIT returned, does the in-memory view move: a failed commit changes nothing.
     this.last = result.lastSeq;
     this.acked = result.ackedThrough;
-    for (const r of result.stored) this.payloadBytes += r.payload.length;
     this.rows += result.stored.length - result.released - result.droppedRows;
-    this.payloadBytes -= result.releasedBytes + result.droppedBytes;
-    for (const r of result.stored) this.appendedBytes += r.payload.length;
+    this.payloadBytes += result.storedBytes - result.releasedBytes - result.droppedBytes;
+    this.appendedBytes += result.storedBytes;
     this.freedBytes += result.releasedBytes + result.droppedBytes;
     result.backlogDelta?.forEach((delta, i) => {
       this.backlog[i]!.rows += delta.rows;
@@ -342,11 +341,6 @@ export class SqliteJournal implements Journal {
     if (result.released + result.droppedRows > 0) this.vacuumIfWorthIt();
     const { firstSeq, lastSeq, stored, duplicates, released, gaps, routes } = result;
     return { firstSeq, lastSeq, stored, duplicates, released, gaps, ...(routes ? { routes } : {}) };
-  }
-
-  /** The configured upstreams, in order. */
-  get upstreamCount(): number {
-    return this.bits.length;
   }
 
   /**
@@ -546,11 +540,10 @@ export class SqliteJournal implements Journal {
       count++;
       bytes += row.bytes;
       pending |= row.pending;
-      this.bits.forEach((bit, i) => {
-        if (backlogDelta && (row.pending & bit) !== 0) {
-          backlogDelta[i]!.rows--;
-          backlogDelta[i]!.bytes -= row.bytes;
-        }
+      backlogDelta?.forEach((delta, i) => {
+        if ((row.pending & this.bits[i]!) === 0) return;
+        delta.rows--;
+        delta.bytes -= row.bytes;
       });
     }
     if (count === 0) return undefined;
@@ -692,7 +685,7 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
  * their upstreams (PENDING_UNKNOWN) go to every configured one. Returns the bits in configuration order.
  */
 function registerUpstreams(db: SqliteDatabase, names: readonly string[], forget: readonly string[], file: string): number[] {
-  if (names.length === 0 || names.length > UPSTREAM_BITS) throw new RangeError(`${names.length} upstreams: 1 to ${UPSTREAM_BITS} can be configured`);
+  if (names.length === 0 || names.length > MAX_UPSTREAMS) throw new RangeError(`${names.length} upstreams: 1 to ${MAX_UPSTREAMS} can be configured`);
   return db.transaction(() => {
     const known = new Map(db.prepare<[], { name: string; bit: number }>('SELECT name, bit FROM upstreams').all().map((r) => [r.name, r.bit]));
     // The unnamed upstream of an older journal is the first configured one.

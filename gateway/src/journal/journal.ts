@@ -78,6 +78,9 @@ export interface JournalLimits {
   policy: 'drop-oldest' | 'reject-new';
 }
 
+/** Upstreams a row can wait for: one bit each of its `pending` column. */
+export const MAX_UPSTREAMS = 16;
+
 export const NO_LIMITS: JournalLimits = { maxBytes: 0, maxAgeMs: 0, policy: 'drop-oldest' };
 
 export interface CommitResult {

@@ -4,7 +4,7 @@
  * are matched the same way) and the upstreams it sends to. The first route that matches decides; a record that
  * no route matches goes to every upstream, so nothing is left behind by an omission in the configuration.
  */
-import { matches } from '../ingress/topic-filter.ts';
+import { levels, matches } from '../ingress/topic-filter.ts';
 
 export interface Route {
   /** An MQTT topic filter, e.g. devices/+/telemetry/alarms/#. */
@@ -28,7 +28,7 @@ export class Router {
   ) {
     this.everywhere = (1 << upstreams.length) - 1;
     this.routes = routes.map((route) => ({
-      levels: route.topic.split('/'),
+      levels: levels(route.topic),
       mask: route.to.reduce((mask, name) => {
         const i = upstreams.indexOf(name);
         if (i < 0) throw new RangeError(`route ${route.topic} names "${name}", which is not an upstream`);
@@ -52,7 +52,7 @@ export class Router {
     const key = `${deviceId}\n${stream}`;
     let mask = this.memo.get(key);
     if (mask === undefined) {
-      const topic = ['devices', deviceId, 'telemetry', ...(stream === '' ? [] : stream.split('/'))];
+      const topic = ['devices', deviceId, 'telemetry', ...(stream === '' ? [] : levels(stream))];
       mask = this.routes.find((route) => matches(route.levels, topic))?.mask ?? this.everywhere;
       if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
       this.memo.set(key, mask);

@@ -12,9 +12,9 @@
  * id like `</script>` cannot end the element. The CSP lets only the report's own inline scripts run (by
  * hash), so even a slip in escaping would not run injected script.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { cspHash, inlineText } from '@fleetgate/common';
 import type { DeviceVerification, FaultMarker, PhaseMarker, SimResult } from '../result.ts';
 import { reportData, type ReportData } from './chart-data.ts';
 import { dateTime, duration, esc, int, jsonForScript, ms, seconds } from './format.ts';
@@ -32,7 +32,7 @@ export function renderHtmlReport(result: SimResult): string {
   const scripts = [assets.pageScript, assets.uplotJs];
   const csp = [
     "default-src 'none'",
-    `script-src ${scripts.map((s) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`).join(' ')}`,
+    `script-src ${scripts.map(cspHash).join(' ')}`,
     "style-src 'unsafe-inline'",
     "base-uri 'none'",
     "form-action 'none'",
@@ -274,9 +274,4 @@ function reportAssets(): ReportAssets {
     };
   }
   return assetsCache;
-}
-
-/** Text placed inside a <script> or <style> element must not contain its closing tag. */
-function inlineText(text: string, element: 'script' | 'style'): string {
-  return text.replace(new RegExp(`</(${element})`, 'gi'), '<\\/$1');
 }

@@ -1,4 +1,4 @@
-/** A hand-made GatewayStats for the status page and `fleetgate status` tests: two upstreams, one of them failing. */
+/** A hand-made GatewayStats for the tests of what is drawn from it (status page, `fleetgate status`, /metrics): two upstreams, one of them failing. */
 import { ConnectivityState } from '@fleetgate/common';
 import { DEVICE_LINK_REFUSALS } from '../../gateway/src/device-link/device-session.ts';
 import { REFUSAL_REASONS } from '../../gateway/src/ingress/mqtt-ingress.ts';
