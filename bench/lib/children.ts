@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SOURCE_NODE_ARGS } from '../../test/support/source-node.ts';
 import type { LoadResult, LoadSettings } from './mqtt-load.ts';
 import type { SubscriberResult, SubscriberSettings } from './mqtt-subscriber.ts';
 
@@ -64,7 +65,7 @@ export async function runLoader(
   onEvent: (event: string, data: LoaderEvent) => void = () => {},
   kind: keyof typeof LOADERS = 'mqtt',
 ): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', LOADERS[kind], JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, LOADERS[kind], JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'inherit'] });
   track(child);
   const exited = once(child, 'exit');
   let result: LoadResult | undefined;
@@ -82,7 +83,7 @@ export async function runLoader(
 export async function startSubscriber(
   settings: SubscriberSettings,
 ): Promise<{ pid: number; result: (window: { from: number; to: number }) => Promise<SubscriberResult>; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SUBSCRIBER, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, SUBSCRIBER, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const stop = track(child);
   const lines = createInterface({ input: child.stdout! });
   const next = () =>
@@ -110,7 +111,7 @@ export async function startSubscriber(
 
 /** Starts a TypeScript server that prints {"port": N} first; returns the port and a stop function. */
 export async function startServer(module: URL): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = track(child);
   const [line] = (await Promise.race([
     once(createInterface({ input: child.stdout! }), 'line'),

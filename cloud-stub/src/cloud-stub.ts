@@ -7,20 +7,8 @@
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { connect as connectNats, type NatsConnection } from 'nats';
-import {
-  AdminHttpServer,
-  BadRequest,
-  formatHostPort,
-  GrpcHealth,
-  grpcServiceName,
-  ListenError,
-  silentLogger,
-  type Durability,
-  type HostPort,
-  type Logger,
-  type RevocationList,
-  type TlsServerMaterial,
-} from '@fleetgate/common';
+import { type Durability, formatHostPort, type HostPort } from '@fleetgate/core';
+import { AdminHttpServer, BadRequest, GrpcHealth, grpcServiceName, ListenError, type Logger, type RevocationList, silentLogger, type TlsServerMaterial } from '@fleetgate/common';
 import { UplinkService, type Limits } from '@fleetgate/protos';
 import { Faults, type FaultsView } from './faults.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';

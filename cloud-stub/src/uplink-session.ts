@@ -13,7 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, ID_PATTERN, isLabel, type Logger, type TokenClaims } from '@fleetgate/common';
+import { errorMessage, ID_PATTERN, isLabel } from '@fleetgate/core';
+import type { Logger, TokenClaims } from '@fleetgate/common';
 import type { Ack, DownlinkFrame, Gap, Hello, Limits, RecordRejection, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
 import type { CommandRouter, GatewayLink } from './commands/command-router.ts';
 import type { CommitQueue } from './commit-queue.ts';

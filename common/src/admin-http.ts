@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { HostPort } from './address.ts';
+import { errorMessage, type HostPort } from '@fleetgate/core';
 import { closeServer, listen } from './listen.ts';
-import { errorMessage } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 export interface JsonResponse {

@@ -1,19 +1,16 @@
-export { parseHostPort, formatHostPort, type HostPort } from './address.ts';
+/**
+ * @fleetgate/common: what the gateway and the backend share beyond @fleetgate/core: logging, tokens, TLS
+ * files, listeners, the admin HTTP server, gRPC health, worker threads. Not for devices (it brings pino, jose
+ * and lru-cache); the device SDK depends on @fleetgate/core only.
+ */
 export { AdminHttpServer, BadRequest, type JsonResponse, type RouteHandler, type RouteRequest, type RouteResponse, type Routes, type TextResponse } from './admin-http.ts';
-export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
-export { ConfigError, FleetgateError, errorMessage } from './errors.ts';
 export { closeServer, listen, ListenError } from './listen.ts';
-export { createLogger, envLogLevel, silentLogger, type Logger, type LoggerOptions } from './logger.ts';
-export { BulkInsert, DURABILITIES, openSqlite, type Durability, type OpenSqliteOptions, type SqliteDatabase } from './sqlite.ts';
-export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './timers.ts';
-export { startWorker } from './ts-worker.ts';
-export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
-export { LogSampler } from './log-sampler.ts';
+export { createLogger, envLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
+export { startWorker, workerModule } from './worker.ts';
 export * from './tokens/keys.ts';
 export * from './tokens/revocation-list.ts';
 export * from './tokens/token-verifier.ts';
 export * from './tokens/tokens.ts';
 export { loadTlsClient, loadTlsServer, type TlsClientFiles, type TlsClientMaterial, type TlsServerFiles, type TlsServerMaterial } from './tls.ts';
-export { ID_PATTERN, isLabel } from './ids.ts';
 export { cspHash, inlineText } from './html.ts';
 export { GrpcHealth, grpcServiceName, type GrpcServiceRegistry, type HealthImplementationLike, type HealthStatus } from './grpc-health.ts';

@@ -1,6 +1,5 @@
 import type { Server as NetServer } from 'node:net';
-import { FleetgateError } from './errors.ts';
-import type { HostPort } from './address.ts';
+import { FleetgateError, type HostPort } from '@fleetgate/core';
 
 /** A listener that could not bind, with the address and a hint a person can act on. */
 export class ListenError extends FleetgateError {

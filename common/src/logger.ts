@@ -14,6 +14,8 @@ import { pino, type DestinationStream, type Logger, type LevelWithSilent, type L
 import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
+/** A log level, `silent` included (pino's LevelWithSilent), so that packages need not import pino for it. */
+export type LogLevel = LevelWithSilent;
 
 export type LogFormat = 'json' | 'pretty';
 

@@ -3,7 +3,7 @@
  * uplink client. Errors name the flag whose file could not be read.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from '@fleetgate/core';
 
 export interface TlsServerFiles {
   certFile: string;

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { credentials, Metadata, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { Backoff, ConnectivityState, ConnectivityTracker, errorMessage, systemTimers, type TimerHandle } from '@fleetgate/common';
+import { Backoff, ConnectivityState, ConnectivityTracker, errorMessage, systemTimers, type TimerHandle } from '@fleetgate/core';
 import {
   CommandStatus,
   DeviceLinkClient,

@@ -1,4 +1,4 @@
-import { FleetgateError } from '@fleetgate/common';
+import { FleetgateError } from '@fleetgate/core';
 
 /** The outbox is at its bound: the message was not taken (nothing is ever dropped silently). */
 export class OutboxFullError extends FleetgateError {

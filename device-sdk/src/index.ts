@@ -13,7 +13,7 @@ export function connect(options: ConnectOptions): DeviceClient {
   return new DeviceClient(options);
 }
 
-export { ConnectivityState, type StateChange } from '@fleetgate/common';
+export { ConnectivityState, type StateChange } from '@fleetgate/core';
 export {
   DeviceClient,
   SDK_VERSION,

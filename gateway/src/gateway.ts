@@ -11,21 +11,8 @@
  * the journal last so that what was accepted is committed.
  */
 import { EventEmitter } from 'node:events';
-import {
-  AdminHttpServer,
-  formatHostPort,
-  loadTlsClient,
-  loadTlsServer,
-  loadVerifyingKey,
-  RevocationList,
-  silentLogger,
-  systemClock,
-  systemTimers,
-  TokenVerifier,
-  type HostPort,
-  type Logger,
-} from '@fleetgate/common';
-import type { LevelWithSilent } from 'pino';
+import { formatHostPort, type HostPort, systemClock, systemTimers } from '@fleetgate/core';
+import { AdminHttpServer, loadTlsClient, loadTlsServer, loadVerifyingKey, type Logger, type LogLevel, RevocationList, silentLogger, TokenVerifier } from '@fleetgate/common';
 import { DataAtRiskTracker } from './admin/data-at-risk.ts';
 import { gatewayAdminRoutes } from './admin/routes.ts';
 import { CommandCenter } from './commands/command-center.ts';
@@ -49,7 +36,7 @@ const RISK_SAMPLE_MS = 5000;
 export interface GatewayStartOptions extends GatewayOptions {
   logger?: Logger;
   /** Level of the journal thread's logger (it cannot share this thread's logger object). */
-  logLevel?: LevelWithSilent;
+  logLevel?: LogLevel;
 }
 
 export class Gateway extends EventEmitter<{ fatal: [Error] }> {
@@ -115,7 +102,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         upstreams,
         routes: options.routes,
         forgetUpstreams: options.forgetUpstreams,
-        logLevel: options.logLevel ?? (logger.level as LevelWithSilent),
+        logLevel: options.logLevel ?? (logger.level as LogLevel),
       });
       const gateway = new Gateway(options, pipeline, logger, revocations, { registry, center, store });
       try {

@@ -1,5 +1,6 @@
 /** Everything a gateway is started with, its defaults, and the checks that refuse a gateway that cannot work. */
-import { ConfigError, DEVICE_AUDIENCE, type Durability, type HostPort, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
+import { ConfigError, type Durability, type HostPort } from '@fleetgate/core';
+import { DEVICE_AUDIENCE, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
 import type { RateLimit } from './ingress/device-connection.ts';
 import { isValidFilter } from './ingress/topic-filter.ts';
 import { DEVICE_ID } from './ingress/topics.ts';

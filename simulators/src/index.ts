@@ -9,3 +9,4 @@ export { loadScenario, parseScenario, type FaultSpec, type PhaseSpec, type Proto
 export { ManagedStack, type StackSettings } from './stack.ts';
 export { fetchGaps, fetchRecords, Verifier } from './verify.ts';
 export type * from './result.ts';
+export { startDemoDevices } from './demo-devices.ts';

@@ -5,7 +5,7 @@
  * (`--payload-template`): a JSON object whose string values starting with `$` are generated per message.
  */
 import { randomUUID } from 'node:crypto';
-import { ConfigError } from '@fleetgate/common';
+import { ConfigError } from '@fleetgate/core';
 
 export type PayloadSpec = { bytes: number } | { template: unknown };
 

@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { parse } from 'yaml';
-import { ConfigError } from '@fleetgate/common';
+import { ConfigError } from '@fleetgate/core';
 import { MIN_PAYLOAD_BYTES, type PayloadSpec } from './payload.ts';
 
 export type Protocol = 'mqtt' | 'sdk' | 'mix';

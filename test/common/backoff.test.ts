@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Backoff } from '@fleetgate/common';
+import { Backoff } from '@fleetgate/core';
 import { fakeTime } from '../support/fake-time.ts';
 
 describe('backoff', function () {

@@ -3,9 +3,10 @@ import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createLogger, envLogLevel, REDACTED, resolveLogFormat } from '../../common/src/logger.ts';
+import { SOURCE_NODE_ARGS } from '../support/source-node.ts';
 
 const LOGGER_URL = pathToFileURL(new URL('../../common/src/logger.ts', import.meta.url).pathname).href;
-const WORKER_URL = pathToFileURL(new URL('../../common/src/ts-worker.ts', import.meta.url).pathname).href;
+const WORKER_URL = pathToFileURL(new URL('../../common/src/worker.ts', import.meta.url).pathname).href;
 const SECRETS = ['t0ken-value', 'pa55word', 's3cret', 'PRIVATE-PEM', 'Bearer abc'];
 // oxlint-disable-next-line no-control-regex
 const ANSI = /\u001b\[/;
@@ -14,7 +15,7 @@ const ANSI = /\u001b\[/;
 async function runChild(code: string, env: Record<string, string>): Promise<string> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const name of ['FLEETGATE_LOG_LEVEL', 'FLEETGATE_LOG_FORMAT', 'FORCE_COLOR'] as const) if (!(name in env)) delete childEnv[name];
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '-e', `(async () => { ${code} })()`], { env: childEnv, timeout: 20_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, [...SOURCE_NODE_ARGS, '-e', `(async () => { ${code} })()`], { env: childEnv, timeout: 20_000 });
   return stdout;
 }
 

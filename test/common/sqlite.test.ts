@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { openSqlite } from '@fleetgate/common';
+import { openSqlite } from '@fleetgate/core/sqlite';
 import { useTempDir } from '../support/temp-dir.ts';
 
 describe('sqlite', function () {

@@ -3,17 +3,7 @@ import { once } from 'node:events';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import {
-  DEVICE_AUDIENCE,
-  GATEWAY_AUDIENCE,
-  generateKeys,
-  issueToken,
-  loadSigningKey,
-  loadVerifyingKey,
-  RevocationList,
-  TokenVerifier,
-  type TokenKey,
-} from '@fleetgate/common';
+import { DEVICE_AUDIENCE, GATEWAY_AUDIENCE, generateKeys, issueToken, loadSigningKey, loadVerifyingKey, RevocationList, type TokenKey, TokenVerifier } from '@fleetgate/common';
 import { useTempDir } from '../support/temp-dir.ts';
 
 describe('tokens', function () {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Clock } from '@fleetgate/common';
+import type { Clock } from '@fleetgate/core';
 import type { Journal, JournalLimits, NewRecord } from '../../gateway/src/journal/journal.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { AdminHttpServer, ConnectivityState, silentLogger, type HostPort } from '@fleetgate/common';
+import { ConnectivityState, type HostPort } from '@fleetgate/core';
+import { AdminHttpServer, silentLogger } from '@fleetgate/common';
 import { DataAtRiskTracker, type DataAtRiskSample } from '../../gateway/src/admin/data-at-risk.ts';
 import { GatewayMetrics } from '../../gateway/src/admin/metrics.ts';
 import { gatewayAdminRoutes } from '../../gateway/src/admin/routes.ts';

@@ -5,7 +5,8 @@
  * nothing but its own origin.
  */
 import assert from 'node:assert/strict';
-import { AdminHttpServer, ConnectivityState, silentLogger, type RouteResponse, type Routes } from '@fleetgate/common';
+import { ConnectivityState } from '@fleetgate/core';
+import { AdminHttpServer, type RouteResponse, type Routes, silentLogger } from '@fleetgate/common';
 import { statusPageHtml } from '../../gateway/src/admin/status-page.ts';
 import type { GatewayStats } from '../../gateway/src/stats.ts';
 import { launchBrowser, type BrowserPage, type BrowserSession } from '../support/browser.ts';

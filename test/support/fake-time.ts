@@ -1,5 +1,5 @@
 import FakeTimers from '@sinonjs/fake-timers';
-import type { Clock, TimerHandle, Timers } from '@fleetgate/common';
+import type { Clock, TimerHandle, Timers } from '@fleetgate/core';
 
 export interface FakeTime {
   clock: Clock;

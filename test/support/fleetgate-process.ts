@@ -1,14 +1,15 @@
 /**
  * Real `fleetgate` child processes for end-to-end tests and benchmarks: started through the same bin a user
- * runs, ready when their "... ready" log line appears, killed by pid.
+ * runs (the built JavaScript: `npm test` builds first), ready when their "... ready" log line appears, killed by pid.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { FleetgateProcess, spawnFleetgate, type LogLine } from '@fleetgate/simulators';
+import { SOURCE_NODE_ARGS } from './source-node.ts';
 
 export { FleetgateProcess, portOf, type LogLine } from '@fleetgate/simulators';
 
-export const FLEETGATE_BIN = fileURLToPath(new URL('../../gateway/bin/fleetgate.js', import.meta.url));
+export const FLEETGATE_BIN = fileURLToPath(new URL('../../cli/bin/fleetgate.js', import.meta.url));
 
 /** Every process started here and not yet reaped; `killAll` ends them (tests call it in afterEach). */
 const started = new Set<FleetgateProcess>();
@@ -29,7 +30,7 @@ export function startFleetgate(name: string, args: string[], readyMessage: strin
 
 /** Runs a TypeScript file as its own process (tsx), watched and reaped like the fleetgate processes. */
 export function startScript(name: string, script: string, args: string[]): FleetgateProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = new FleetgateProcess(name, child);
   started.add(proc);
   void proc.exited.then(() => started.delete(proc));

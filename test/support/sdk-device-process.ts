@@ -3,7 +3,7 @@
  * durable (SQLite) outbox, saying on stdout (JSON lines) when they are all queued, as each is acked, and when its
  * outbox is empty. With count 0 it only resumes: it sends what its outbox still holds.
  *
- *   node --import tsx test/support/sdk-device-process.ts '{"url": "...", "deviceId": "...", "outboxPath": "...", "count": 3000}'
+ *   node --conditions=@fleetgate/source --import tsx test/support/sdk-device-process.ts '{"url": "...", "deviceId": "...", "outboxPath": "...", "count": 3000}'
  */
 import { connect } from '@fleetgate/device-sdk';
 

@@ -9,7 +9,8 @@
  * - Every status a gateway reports is recorded (forward only) and confirmed with CommandAck.
  * - A command no gateway confirmed before its expiry is expired here; one a gateway holds expires there.
  */
-import { ID_PATTERN, type Logger } from '@fleetgate/common';
+import { ID_PATTERN } from '@fleetgate/core';
+import type { Logger } from '@fleetgate/common';
 import type { Command, CommandResult, DeviceStatus } from '@fleetgate/protos';
 import { LOCAL_BUS, STATE_OF_STATUS, type CloudCommand, type CloudCommandStore, type CommandBus } from './command-store.ts';
 

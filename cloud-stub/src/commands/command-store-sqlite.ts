@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import type { Durability } from '@fleetgate/core';
+import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { advanced, type CloudCommand, type CommandUpdate, type CloudCommandStore, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
 
 interface Row {

@@ -13,7 +13,7 @@
  * `count` being the records lost (what the stream held from the range is not counted); Nats-Msg-Id
  * <gatewayId>:<fromSeq>:gap.
  */
-import { FleetgateError } from '@fleetgate/common';
+import { FleetgateError } from '@fleetgate/core';
 import { headers, type MsgHdrs } from 'nats';
 import { parseSubject, recordMsgId } from './sink-jetstream-names.ts';
 import type { StreamMessage } from './sink-jetstream-read.ts';

@@ -16,7 +16,7 @@
  * Message ids are header values, not tokens: they hold the raw gateway id. A record's id ends in `:<digits>`, a
  * gap's in `:gap`, so the two never meet whatever the gateway id holds.
  */
-import { ConfigError } from '@fleetgate/common';
+import { ConfigError } from '@fleetgate/core';
 
 export const DEFAULT_STREAM = 'FLEETGATE';
 

@@ -12,7 +12,7 @@
  * `timeoutMs`, or when the connection drops (PubAcks of what was sent before are lost with it). PubAcks that come
  * after their run failed are ignored.
  */
-import { FleetgateError, errorMessage } from '@fleetgate/common';
+import { errorMessage, FleetgateError } from '@fleetgate/core';
 import { createInbox, Events, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 
 export interface Publication {

@@ -15,7 +15,7 @@
  * is bounded and the next one is ours to decide.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FleetgateError, errorMessage } from '@fleetgate/common';
+import { errorMessage, FleetgateError } from '@fleetgate/core';
 import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type JetStreamManager, type Msg, type MsgHdrs, type MsgRequest, type NatsConnection } from 'nats';
 
 /** One message of the stream, read back by consumer or by get. */

@@ -38,7 +38,7 @@
  * by leader gets (`next_by_subj`); stats from per-subject counts in stream info with a `subjects_filter`. All of it
  * works on nats-server 2.9.
  */
-import { ConfigError, FleetgateError, errorMessage, systemClock, type Clock } from '@fleetgate/common';
+import { type Clock, ConfigError, errorMessage, FleetgateError, systemClock } from '@fleetgate/core';
 import { connect, DiscardPolicy, nanos, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
 import { checkBatches, decodeGap, decodeRecord, encodeGap, recordHeaders, recordSeq } from './sink-jetstream-codec.ts';
 import {

@@ -13,7 +13,8 @@
  * Nothing is ever deleted: this is a reference backend whose job is to say exactly what arrived.
  */
 import { dirname, join } from 'node:path';
-import { BulkInsert, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { type Clock, type Durability, systemClock } from '@fleetgate/core';
+import { BulkInsert, openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import type { ExportedGap, ExportedRecord, GatewayStats, Sink, SinkBatch, SinkGap, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
 
 export const SINK_FILE = 'sink.db';

@@ -1,6 +1,6 @@
 /** The sink's thread (see threaded-sink.ts): owns the SqliteSink and answers requests in order. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { errorMessage, type Durability } from '@fleetgate/common';
+import { type Durability, errorMessage } from '@fleetgate/core';
 import { SqliteSink } from './sink-sqlite.ts';
 import { unpack, type SinkReply, type SinkRequest } from './threaded-sink.ts';
 

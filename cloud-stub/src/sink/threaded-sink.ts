@@ -6,7 +6,8 @@
  * structured clone would copy whole, once per record).
  */
 import type { Worker } from 'node:worker_threads';
-import { FleetgateError, startWorker, type Durability } from '@fleetgate/common';
+import { type Durability, FleetgateError } from '@fleetgate/core';
+import { startWorker, workerModule } from '@fleetgate/common';
 import type { ExportedGap, ExportedRecord, Sink, SinkBatch, SinkGap, SinkOutcome, SinkStats } from './sink.ts';
 import { exportSqliteSink, readSqliteGaps } from './sink-sqlite.ts';
 
@@ -50,7 +51,7 @@ export class ThreadedSink implements Sink {
     private readonly dir: string,
     durability: Durability,
   ) {
-    this.worker = startWorker(new URL('./sink-thread.ts', import.meta.url), { dir, durability }, 'sink');
+    this.worker = startWorker(workerModule(import.meta.url, 'sink-thread'), { dir, durability }, 'sink');
     this.worker.on('message', (reply: SinkReply) => {
       if ('fatal' in reply) return this.fail(new SinkThreadError(reply.fatal));
       const waiting = this.pending.get(reply.id);

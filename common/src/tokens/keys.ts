@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportPKCS8, exportSPKI, generateKeyPair, importPKCS8, importSPKI, type CryptoKey } from 'jose';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '@fleetgate/core';
 
 export type TokenAlgorithm = 'HS256' | 'EdDSA';
 export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = ['EdDSA', 'HS256'];

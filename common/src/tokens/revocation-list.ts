@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '@fleetgate/core';
 
 export interface RevocationEntries {
   jtis: ReadonlySet<string>;

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { systemClock, type Clock } from '../timers.ts';
+import { type Clock, systemClock } from '@fleetgate/core';
 import type { TokenKey } from './keys.ts';
 import type { RevocationList } from './revocation-list.ts';
 import type { TokenClaims } from './tokens.ts';

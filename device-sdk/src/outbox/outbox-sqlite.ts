@@ -10,7 +10,8 @@
  * the gateway recognises what it resends.
  */
 import { randomUUID } from 'node:crypto';
-import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import type { Durability } from '@fleetgate/core';
+import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { assertRoom, DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
 
 export interface SqliteOutboxOptions extends Partial<OutboxLimits> {

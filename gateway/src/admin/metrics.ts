@@ -14,7 +14,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry, type LabelValues, type Metric, type MetricValueWithName } from 'prom-client';
 import type { CommitDurations } from '../journal/group-commit.ts';
-import { ConnectivityState } from '@fleetgate/common';
+import { ConnectivityState } from '@fleetgate/core';
 import type { GatewayStats } from '../stats.ts';
 
 export const METRICS_PREFIX = 'fleetgate_';

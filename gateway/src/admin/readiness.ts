@@ -7,7 +7,7 @@
  * data while the backend is away, and that is what the gateway is for. Taking it out of service because its
  * backend is down would turn a backend outage into data lost at the devices.
  */
-import { ConnectivityState, errorMessage } from '@fleetgate/common';
+import { ConnectivityState, errorMessage } from '@fleetgate/core';
 import type { GatewayStats } from '../stats.ts';
 
 export interface Check {

@@ -8,8 +8,8 @@
  * `</script><img onerror=...>` shows as those characters). The Content-Security-Policy lets the page run its
  * own inline script only (by hash), fetch only from its own origin, and load nothing else.
  *
- * Its script and CSS are plain files next to this one (status-page-script.js, status-page.css), read once;
- * they ship with the package's sources, which is how the gateway runs (tsx, no build).
+ * Its script and CSS are plain files in the package's assets/ folder (status-page-script.js, status-page.css),
+ * read once; the build leaves them as they are (src/admin/ and dist/admin/ are both two levels below it).
  */
 import { readFileSync } from 'node:fs';
 import { cspHash, inlineText } from '@fleetgate/common';
@@ -22,7 +22,7 @@ export function statusPageHtml(): string {
 }
 
 function render(): string {
-  const read = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
+  const read = (name: string) => readFileSync(new URL(`../../assets/${name}`, import.meta.url), 'utf8');
   const script = inlineText(read('status-page-script.js'), 'script');
   const css = inlineText(read('status-page.css'), 'style');
   const csp = [

@@ -11,7 +11,8 @@
  * counts; device statuses go to every upstream.
  * A device gets its pending commands each time it connects; it recognises a command it already ran by its id.
  */
-import { ID_PATTERN, systemClock, systemTimers, type Clock, type Logger, type TimerHandle, type Timers } from '@fleetgate/common';
+import { type Clock, ID_PATTERN, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import type { Logger } from '@fleetgate/common';
 import { CommandStatus, type Command, type CommandAck, type CommandResult, type UplinkFrame } from '@fleetgate/protos';
 import { FINAL_STATUSES, type CommandStore, type StoredCommand } from './command-store.ts';
 import type { DeviceProtocol, DeviceRegistry } from './device-registry.ts';

@@ -4,7 +4,8 @@
  * status. Writes are few (a handful per command), so every change is its own durable transaction.
  */
 import { join } from 'node:path';
-import { openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import type { Durability } from '@fleetgate/core';
+import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { CommandStatus, type Command } from '@fleetgate/protos';
 import { FINAL_STATUSES, isAdvance, type CommandStore, type StoredCommand } from './command-store.ts';
 

@@ -6,7 +6,8 @@
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { formatHostPort, GrpcHealth, grpcServiceName, ListenError, LogSampler, type HostPort, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
+import { formatHostPort, type HostPort, LogSampler } from '@fleetgate/core';
+import { GrpcHealth, grpcServiceName, ListenError, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
 import { DEVICE_LINK_REFUSALS, DeviceSession, type DeviceCall, type DeviceLinkRefusal, type DeviceSessionDeps } from './device-session.ts';
 

@@ -11,7 +11,8 @@
  * devices), UNAVAILABLE (the journal failed), ABORTED (the same device connected again).
  */
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, isLabel, type Clock, type Logger, type TimerHandle, type Timers, type TokenClaims } from '@fleetgate/common';
+import { type Clock, errorMessage, isLabel, type TimerHandle, type Timers } from '@fleetgate/core';
+import type { Logger, TokenClaims } from '@fleetgate/common';
 import type { Command, DeviceFrame, DeviceHello, GatewayFrame, Telemetry } from '@fleetgate/protos';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { StoredCommand } from '../commands/command-store.ts';

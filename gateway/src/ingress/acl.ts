@@ -17,7 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '@fleetgate/common';
+import { ConfigError } from '@fleetgate/core';
 import { covers, intersects, isValidFilter, levels, matches, type Levels } from './topic-filter.ts';
 
 export type Operation = 'publish' | 'subscribe';

@@ -2,7 +2,8 @@
  * What the gateway keeps per MQTT connection once authenticated: who it is, its token (to end the connection
  * when the token expires or is revoked), the QoS 1 flow bound (puback-writer.ts), and its rate bucket.
  */
-import type { Clock, TimerHandle, Timers, TokenClaims } from '@fleetgate/common';
+import type { Clock, TimerHandle, Timers } from '@fleetgate/core';
+import type { TokenClaims } from '@fleetgate/common';
 import type { DeviceChannel } from '../commands/device-registry.ts';
 import { ConnectionFlow } from './puback-writer.ts';
 

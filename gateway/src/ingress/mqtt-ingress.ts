@@ -19,16 +19,8 @@
  */
 import type { Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
-import {
-  formatHostPort,
-  LogSampler,
-  systemClock,
-  systemTimers,
-  type Clock,
-  type HostPort,
-  type Logger,
-  type Timers,
-} from '@fleetgate/common';
+import { type Clock, formatHostPort, type HostPort, LogSampler, systemClock, systemTimers, type Timers } from '@fleetgate/core';
+import type { Logger } from '@fleetgate/common';
 import { CommandStatus } from '@fleetgate/protos';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { StoredCommand } from '../commands/command-store.ts';

@@ -4,7 +4,8 @@
  */
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { closeServer, listen, type HostPort, type TlsServerMaterial } from '@fleetgate/common';
+import type { HostPort } from '@fleetgate/core';
+import { closeServer, listen, type TlsServerMaterial } from '@fleetgate/common';
 
 export interface ListenerSettings {
   tcp?: HostPort;

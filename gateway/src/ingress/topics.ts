@@ -9,7 +9,7 @@
  * A device may publish and subscribe only under devices/{itsOwnId}/.
  */
 
-import { ID_PATTERN, isLabel } from '@fleetgate/common';
+import { ID_PATTERN, isLabel } from '@fleetgate/core';
 
 /** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters (common/ids.ts). */
 export const DEVICE_ID = ID_PATTERN;

@@ -10,7 +10,7 @@
  * upstream may have been taken by the others, so its replay goes only to those that refused it. A letter written
  * before upstreams had names, or by a gateway with one upstream, has none and is routed as any new record.
  */
-import type { SqliteDatabase } from '@fleetgate/common';
+import type { SqliteDatabase } from '@fleetgate/core/sqlite';
 import type { JournalRecord, NewRecord } from './journal.ts';
 
 export interface DeadLetter {

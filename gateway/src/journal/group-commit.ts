@@ -12,7 +12,7 @@
  * (SQLITE_FULL) refuses every append (reason "disk") until a write succeeds again: after a commit that freed
  * rows, or a probe once a second.
  */
-import { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from '@fleetgate/common';
+import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
 import { JournalFullError, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
 
 export interface GroupCommitSettings {

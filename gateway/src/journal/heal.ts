@@ -12,7 +12,8 @@
 import { closeSync, existsSync, openSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { errorMessage, openSqlite, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { type Durability, errorMessage } from '@fleetgate/core';
+import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { DeadLetters } from './dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from './journal.ts';
 import { JOURNAL_FILE, PENDING_UNKNOWN, SqliteJournal, createJournalSchema, readSeqLease, RECORD_COLUMNS, SELECT_GAPS, type SqliteJournalOptions } from './journal-sqlite.ts';

@@ -36,7 +36,8 @@
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { BulkInsert, ConfigError, FleetgateError, openSqlite, systemClock, type Clock, type Durability, type SqliteDatabase } from '@fleetgate/common';
+import { type Clock, ConfigError, type Durability, FleetgateError, systemClock } from '@fleetgate/core';
+import { BulkInsert, openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import {
   MAX_UPSTREAMS,
   NO_LIMITS,

@@ -3,7 +3,7 @@
  * it until the backend has acknowledged it in turn. One interface, one file per implementation
  * (journal-sqlite.ts); every implementation passes the contract suite in test/gateway/journal.contract.ts.
  */
-import { FleetgateError } from '@fleetgate/common';
+import { FleetgateError } from '@fleetgate/core';
 
 /** The journal cannot take this append: it is full (limit, with reject-new) or the disk is. */
 export class JournalFullError extends FleetgateError {

@@ -1,6 +1,6 @@
 /** Messages between the MQTT thread (pipeline.ts) and the journal thread (pipeline-worker.ts). */
-import type { LevelWithSilent } from 'pino';
-import type { Durability, TlsClientMaterial } from '@fleetgate/common';
+import type { LogLevel, TlsClientMaterial } from '@fleetgate/common';
+import type { Durability } from '@fleetgate/core';
 import type { GroupCommitSettings, GroupCommitStats } from '../journal/group-commit.ts';
 import type { JournalLimits, JournalStats } from '../journal/journal.ts';
 import type { TailCache } from '../journal/tail-cache.ts';
@@ -26,7 +26,7 @@ export interface PipelineSettings {
   routes: Route[];
   /** Upstreams no longer configured whose unacknowledged rows may go (see SqliteJournalOptions). */
   forgetUpstreams: string[];
-  logLevel: LevelWithSilent;
+  logLevel: LogLevel;
 }
 
 /** One upstream: its uplink's session and counters, and what the journal still holds for it. */

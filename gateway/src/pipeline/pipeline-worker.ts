@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { credentials } from '@grpc/grpc-js';
-import { createLogger, errorMessage } from '@fleetgate/common';
+import { errorMessage } from '@fleetgate/core';
+import { createLogger } from '@fleetgate/common';
 import { DeadLetters } from '../journal/dead-letters.ts';
 import { GroupCommit } from '../journal/group-commit.ts';
 import { JournalFullError } from '../journal/journal.ts';

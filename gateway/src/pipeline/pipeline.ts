@@ -4,10 +4,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import { FleetgateError, startWorker } from '@fleetgate/common';
+import { FleetgateError } from '@fleetgate/core';
+import { startWorker, workerModule } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
-import { JournalFullError } from '../journal/journal.ts';
-import type { NewRecord } from '../journal/journal.ts';
+import { JournalFullError, type NewRecord } from '../journal/journal.ts';
 import { RecordPacker } from './packed-records.ts';
 import type { FromWorker, PipelineSettings, PipelineStats, ToWorker } from './pipeline-protocol.ts';
 
@@ -51,7 +51,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   /** Starts the journal thread; resolves once the journal is open and the uplink started. */
   static start(settings: PipelineSettings): Promise<Pipeline> {
-    const worker = startWorker(new URL('./pipeline-worker.ts', import.meta.url), settings, 'fleetgate-journal');
+    const worker = startWorker(workerModule(import.meta.url, 'pipeline-worker'), settings, 'fleetgate-journal');
     const pipeline = new Pipeline(worker);
     return new Promise((resolve, reject) => {
       const onReady = (message: FromWorker) => {

@@ -23,17 +23,8 @@
  *   ends the session; after a backoff delay (exponential, full jitter) a new session resends every row not acked.
  */
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import {
-  Backoff,
-  ConnectivityState,
-  ConnectivityTracker,
-  errorMessage,
-  LogSampler,
-  systemTimers,
-  type Logger,
-  type TimerHandle,
-  type Timers,
-} from '@fleetgate/common';
+import { Backoff, ConnectivityState, ConnectivityTracker, errorMessage, LogSampler, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import type { Logger } from '@fleetgate/common';
 import { UplinkClient, type Ack, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
 import type { Gap, JournalRecord, SeqRange } from '../journal/journal.ts';
 

@@ -1,7 +1,7 @@
 /**
  * What the report's charts draw, as the JSON embedded in the page: one entry per chart, x in seconds since the
  * start, a column per series (null is a gap), and the faults and phases every chart marks. The page script
- * (page-script.js) reads it and knows nothing of SimResult.
+ * (assets/report-script.js) reads it and knows nothing of SimResult.
  */
 import type { FaultMarker, PhaseMarker, SimResult, TimelineSample } from '../result.ts';
 

@@ -269,8 +269,8 @@ function reportAssets(): ReportAssets {
     assetsCache = {
       uplotJs: inlineText(read(require.resolve('uplot/dist/uPlot.iife.min.js')), 'script'),
       uplotCss: read(require.resolve('uplot/dist/uPlot.min.css')),
-      pageScript: inlineText(read(new URL('./page-script.js', import.meta.url)), 'script'),
-      reportCss: read(new URL('./report.css', import.meta.url)),
+      pageScript: inlineText(read(new URL('../../assets/report-script.js', import.meta.url)), 'script'),
+      reportCss: read(new URL('../../assets/report.css', import.meta.url)),
     };
   }
   return assetsCache;
