@@ -10,6 +10,7 @@
  * (connectivity.waitFor(READY)). Commands run their handler; its value or its error is the result.
  */
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { credentials, Metadata, type ChannelCredentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { Backoff, ConnectivityState, ConnectivityTracker, errorMessage, systemTimers, type TimerHandle } from '@fleetgate/core';
 import {
@@ -26,7 +27,8 @@ import { MemoryOutbox } from './outbox/outbox-memory.ts';
 import { SqliteOutbox, type SqliteOutboxOptions } from './outbox/outbox-sqlite.ts';
 import { DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxLimits } from './outbox/outbox.ts';
 
-export const SDK_VERSION = '0.1.0';
+/** This SDK's version, from its package.json (sent to the gateway in the device Hello). */
+export const SDK_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface TlsOptions {
   /** CA the gateway's certificate must chain to (PEM); the system's CAs if absent. */
