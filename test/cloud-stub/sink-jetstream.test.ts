@@ -17,6 +17,7 @@ import {
   type SinkBatch,
 } from '@fleetgate/cloud-stub';
 import { NatsCluster } from '../support/nats-cluster.ts';
+import { NATS_SERVER, requireProgram } from '../support/system-packages.ts';
 import { sinkContract, sinkRecord } from './sink.contract.ts';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => sinkRecord(from + i));
@@ -34,6 +35,7 @@ function useNatsCluster(): { readonly cluster: NatsCluster; readonly nc: NatsCon
   let dir: string | undefined;
   before(async function () {
     this.timeout(60_000);
+    requireProgram(this, NATS_SERVER);
     dir = mkdtempSync(join(tmpdir(), 'fleetgate-nats-'));
     cluster = await NatsCluster.start({ dir });
     nc = await connect({ servers: cluster.urls, name: 'test', maxReconnectAttempts: -1, reconnectTimeWait: 250 });

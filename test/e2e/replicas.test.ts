@@ -11,6 +11,7 @@ import { fetchRecords } from '@fleetgate/simulators';
 import { verifyDelivery } from '../support/delivery.ts';
 import { killAll, portOf, startFleetgate, type Started } from '../support/fleetgate-process.ts';
 import { NatsCluster } from '../support/nats-cluster.ts';
+import { NATS_SERVER, requireProgram } from '../support/system-packages.ts';
 import { TestDevice, waitUntil } from '../support/test-device.ts';
 import { RawUplink, telemetry } from '../support/uplink-client.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -23,6 +24,9 @@ interface Replica {
 
 describe('replicas on NATS JetStream (end to end)', function () {
   this.timeout(240_000);
+  before(function () {
+    requireProgram(this, NATS_SERVER);
+  });
   const dir = useTempDir('fleetgate-replicas-');
   let cluster: NatsCluster | undefined;
   const devices: TestDevice[] = [];

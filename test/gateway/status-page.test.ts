@@ -89,8 +89,8 @@ describe('status page', function () {
   const pages: BrowserPage[] = [];
   const dir = useTempDir();
 
-  before(async () => {
-    browser = await launchBrowser();
+  before(async function () {
+    browser = await launchBrowser(this);
   });
   after(() => browser?.close());
   beforeEach(async () => {

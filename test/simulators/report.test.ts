@@ -190,7 +190,7 @@ describe('simulators - HTML report', function () {
 
     before(async function () {
       this.timeout(60_000);
-      browser = await launchBrowser();
+      browser = await launchBrowser(this);
     });
 
     after(async function () {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SimResult } from '@fleetgate/simulators';
 import { launchBrowser } from '../support/browser.ts';
+import { CHROMIUM, requireProgram } from '../support/system-packages.ts';
 import { readCloud } from '../support/delivery.ts';
 import { FLEETGATE_BIN, killAll, portOf, startFleetgate } from '../support/fleetgate-process.ts';
 import { LossyGateway } from '../support/lossy-gateway.ts';
@@ -106,7 +107,8 @@ describe('fleetgate sim', function () {
     }
   });
 
-  it('runs the gateway-crash scenario (two SIGKILLs under load) to the end, verifies clean, and its report renders', async () => {
+  it('runs the gateway-crash scenario (two SIGKILLs under load) to the end, verifies clean, and its report renders', async function () {
+    requireProgram(this, CHROMIUM);
     const report = join(dir.path, 'report.html');
     const { code, result, stderr } = await sim(['--scenario', join(SCENARIOS, 'gateway-crash.yaml'), '--data', join(dir.path, 'stack'), '--report', report], 150_000);
     assert.equal(code, 0, stderr);
@@ -126,7 +128,7 @@ describe('fleetgate sim', function () {
     }
     assert.deepEqual(result!.phases.map((p) => p.name), ['ramp-up', 'steady', 'burst']);
 
-    const browser = await launchBrowser();
+    const browser = await launchBrowser(this);
     try {
       const page = await browser.open(`file://${report}`);
       await page.waitFor('body[data-charts]');

@@ -11,20 +11,9 @@
  * TypeScript has no DOM types, and tsx compiles with esbuild's keepNames, which wraps named functions in a
  * `__name()` helper that does not exist in the page once puppeteer serialises the function.
  */
-import { existsSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { CHROMIUM, requireProgram } from './system-packages.ts';
 
-/** `CHROMIUM_PATH`, else Debian's package. */
-export function chromiumPath(): string {
-  const path = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-  if (!existsSync(path)) {
-    throw new Error(
-      `Chromium not found at ${path}: these tests need it. Install Debian's package with ` +
-        '`apt-get install chromium` (as root), or set CHROMIUM_PATH to a Chromium or Chrome binary.',
-    );
-  }
-  return path;
-}
 
 export interface OpenOptions {
   /** Viewport in CSS pixels; 1280 × 900 unless given. */
@@ -124,10 +113,13 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-/** Starts headless Chromium. Close the session in an `after` hook. */
-export async function launchBrowser(): Promise<BrowserSession> {
+/**
+ * Starts headless Chromium. Close the session in an `after` hook. `context`: the test or hook's `this`; a
+ * machine without Chromium skips there (support/system-packages.ts).
+ */
+export async function launchBrowser(context: Mocha.Context): Promise<BrowserSession> {
   const browser = await puppeteer.launch({
-    executablePath: chromiumPath(),
+    executablePath: requireProgram(context, CHROMIUM),
     headless: true,
     // Tests run as root (in CI and in containers), where Chromium's sandbox refuses to start; /dev/shm in a
     // container is often 64 MB, too small for Chromium's shared memory.

@@ -5,13 +5,15 @@
  *
  *   const cluster = await NatsCluster.start({ dir });  cluster.urls  cluster.kill(0)  cluster.restart(0)  cluster.stop()
  *
- * Needs Debian's nats-server (2.9): `apt-get install nats-server`. Missing, start() throws; tests never skip.
+ * Needs Debian's nats-server (2.9): `apt-get install nats-server`. Missing, start() throws; a test checks first
+ * with requireProgram(this, NATS_SERVER) (support/system-packages.ts), which skips it on such a machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './free-port.ts';
+import { missingMessage, NATS_SERVER } from './system-packages.ts';
 
 export interface NatsClusterOptions {
   /** Where the config, store and log of every node go (a test's temp dir). */
@@ -216,17 +218,9 @@ async function nodeReady(monitorPort: number): Promise<boolean> {
   }
 }
 
-/** nats-server on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
+/** nats-server (support/system-packages.ts finds it; tests check for it first and skip without it). */
 function natsServerBinary(): string {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    try {
-      accessSync(join(d, 'nats-server'), constants.X_OK);
-      return join(d, 'nats-server');
-    } catch {
-      // not here
-    }
-  }
-  throw new Error('nats-server not found: the JetStream tests need a real nats-server (Debian: apt-get install nats-server)');
+  const path = NATS_SERVER.locate();
+  if (!path) throw new Error(missingMessage(NATS_SERVER));
+  return path;
 }

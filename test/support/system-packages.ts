@@ -1,0 +1,75 @@
+/**
+ * Programs from the system (Debian packages) that some tests drive for real: Chromium for the pages, nats-server
+ * for the JetStream clusters. A machine without one reports those tests as skipped, naming the package and the
+ * command that installs it; the closing line then says ", N skipped". CI (.ci/run) installs every one and sets
+ * FLEETGATE_REQUIRE_SYSTEM=1, under which a missing program fails the test instead: CI skips nothing.
+ */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface SystemProgram {
+  /** What the tests use it for, in the skip message. */
+  what: string;
+  /** The command that installs it on Debian. */
+  install: string;
+  /** Its path, or undefined when this machine lacks it. */
+  locate(): string | undefined;
+}
+
+/** An executable `name` on PATH or where Debian puts it (/usr/sbin is not on every user's PATH). */
+function onPath(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'];
+  for (const dir of dirs.filter(Boolean)) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const CHROMIUM: SystemProgram = {
+  what: 'Chromium (CHROMIUM_PATH, or Debian\'s /usr/bin/chromium)',
+  install: 'apt-get install chromium',
+  locate: () => {
+    const path = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+export const NATS_SERVER: SystemProgram = {
+  what: 'nats-server (a real JetStream cluster)',
+  install: 'apt-get install nats-server',
+  locate: () => onPath('nats-server'),
+};
+
+/** The message a test without `program` skips (or, in CI, fails) with. */
+export function missingMessage(program: SystemProgram): string {
+  return `needs ${program.what}, not on this machine: ${program.install} (as root)`;
+}
+
+/**
+ * In a test or a `before` hook: returns the program's path, or skips the test (from a hook: every test of the
+ * suite), each title then ending with the reason. With FLEETGATE_REQUIRE_SYSTEM=1 it throws instead.
+ */
+export function requireProgram(context: Mocha.Context, program: SystemProgram): string {
+  const path = program.locate();
+  if (path) return path;
+  const message = missingMessage(program);
+  if (process.env.FLEETGATE_REQUIRE_SYSTEM === '1') throw new Error(`${message} (FLEETGATE_REQUIRE_SYSTEM=1: CI installs it)`);
+  const runnable = context.test;
+  const tests = runnable && (runnable as { type?: string }).type === 'test' ? [runnable as Mocha.Test] : allTests(runnable?.parent);
+  for (const test of tests) test.title += ` (skipped: ${message})`;
+  context.skip();
+}
+
+function allTests(suite: Mocha.Suite | undefined): Mocha.Test[] {
+  return suite ? [...suite.tests, ...suite.suites.flatMap(allTests)] : [];
+}
