@@ -145,7 +145,7 @@ export async function connections(argv: string[]): Promise<BenchReport> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-connections-'));
   let stacks = 0;
   const bareAedes = async (): Promise<Target> => {
-    const bare = await startServer(new URL('./servers/bare-aedes.ts', import.meta.url));
+    const bare = await startServer(new URL('./servers/bare-aedes.js', import.meta.url));
     return { pids: { aedes: bare.pid }, port: bare.port, stop: bare.stop };
   };
   const fleetgate = async (): Promise<Target> => {

@@ -64,7 +64,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
   let mosquitto: { result: LoadResult; windowCpu: number } | undefined;
   const mosquittoBin = findMosquitto();
   try {
-    ({ result: bareResult, windowCpu: bareWindowCpu } = await baseline(await startServer(new URL('./servers/bare-aedes.ts', import.meta.url)), 'bare-'));
+    ({ result: bareResult, windowCpu: bareWindowCpu } = await baseline(await startServer(new URL('./servers/bare-aedes.js', import.meta.url)), 'bare-'));
     if (mosquittoBin.bin) mosquitto = await baseline(await startMosquitto(mosquittoBin.bin), 'mosq-');
     else process.stderr.write(`mosquitto baseline skipped: ${mosquittoBin.why}\n`);
   } finally {

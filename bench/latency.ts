@@ -66,7 +66,7 @@ export async function latency(argv: string[]): Promise<BenchReport> {
   try {
     // Baselines: publisher -> bare broker -> subscriber; aedes, then mosquitto when installed.
     const baseline = async (kind: 'aedes' | 'mosquitto', qos: 0 | 1) => {
-      const broker = kind === 'aedes' ? await startServer(new URL('./servers/bare-aedes.ts', import.meta.url)) : await startMosquitto(mosquittoBin.bin!, dir);
+      const broker = kind === 'aedes' ? await startServer(new URL('./servers/bare-aedes.js', import.meta.url)) : await startMosquitto(mosquittoBin.bin!, dir);
       const subscriber = await startSubscriber({ host: '127.0.0.1', port: broker.port, topic: 'devices/+/telemetry', qos });
       const cores = coresInWindow({ [kind]: broker.pid, subscriber: subscriber.pid });
       const result = await runLoader(load(broker.port, 'bare-'), cores.onEvent);

@@ -103,7 +103,7 @@ export async function memory(argv: string[]): Promise<BenchReport> {
 
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-memory-'));
   try {
-    const bare = await startServer(new URL('./servers/bare-aedes.ts', import.meta.url));
+    const bare = await startServer(new URL('./servers/bare-aedes.js', import.meta.url));
     let bareRun: MemoryRun;
     try {
       bareRun = await measure(bare.pid, load(bare.port, 'bare-'));

@@ -6,9 +6,10 @@ import { latency } from './latency.ts';
 import { memory } from './memory.ts';
 import { replay } from './replay.ts';
 import { sdk } from './sdk.ts';
+import { startup } from './startup.ts';
 import { upstreams } from './upstreams.ts';
 
-const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk, replay, latency, memory, connections, jetstream, upstreams };
+const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk, replay, latency, memory, connections, jetstream, upstreams, startup };
 
 const [name, ...argv] = process.argv.slice(2);
 const bench = name === undefined ? undefined : benchmarks[name];

@@ -109,9 +109,13 @@ export async function startSubscriber(
   };
 }
 
-/** Starts a TypeScript server that prints {"port": N} first; returns the port and a stop function. */
+/**
+ * Starts a server that prints {"port": N} first (plain `node` for a .js module, tsx for TypeScript); returns
+ * the port and a stop function.
+ */
 export async function startServer(module: URL): Promise<ChildServer> {
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = module.pathname.endsWith('.js') ? [] : SOURCE_NODE_ARGS;
+  const child = spawn(process.execPath, [...args, fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = track(child);
   const [line] = (await Promise.race([
     once(createInterface({ input: child.stdout! }), 'line'),
