@@ -20,9 +20,9 @@ const run = promisify(execFile);
 /** The tarball of each workspace, by package name (e.g. '@fleetgate/cli' -> '/tmp/.../fleetgate-cli-0.1.0.tgz'). */
 export type Tarballs = Record<string, string>;
 
-/** `npm pack --workspaces` of the built repository into `dir`. */
-export async function packWorkspaces(dir: string): Promise<Tarballs> {
-  const { stdout } = await run('npm', ['pack', '--workspaces', '--json', '--pack-destination', dir], { cwd: ROOT, maxBuffer: 64 << 20 });
+/** `npm pack --workspaces` of the built repository (or of another checkout, `root`) into `dir`. */
+export async function packWorkspaces(dir: string, root = ROOT): Promise<Tarballs> {
+  const { stdout } = await run('npm', ['pack', '--workspaces', '--json', '--pack-destination', dir], { cwd: root, maxBuffer: 64 << 20 });
   const packed = JSON.parse(stdout) as { name: string; filename: string }[];
   return Object.fromEntries(packed.map((p) => [p.name, join(dir, p.filename)]));
 }
