@@ -117,6 +117,7 @@ export function gatewayStats(): GatewayStats {
       devicesConnected: 2,
       messages: 800,
       bytes: 80_000,
+      resent: 0,
       refusals: zeros(DEVICE_LINK_REFUSALS),
       disconnects: { 'token-expired': 0, 'token-revoked': 0, 'taken-over': 0 },
     },
