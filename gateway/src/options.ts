@@ -146,6 +146,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--batch-max-records', options.uplink.maxBatchRecords);
   positiveInteger('--batch-max-bytes', options.uplink.maxBatchBytes);
   positiveInteger('--reconnect-max-ms', options.uplink.reconnectMaxMs);
+  positiveInteger('--uplink-dead-after-ms', options.uplink.deadAfterMs, 2);
 }
 
 function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOptions): void {

@@ -27,6 +27,8 @@ export function upstream(name: string, overrides: Partial<UpstreamStats> = {}): 
     rejections: 0,
     deadLettered: 0,
     drainWaits: 0,
+    heartbeatsSent: 0,
+    heartbeatsAnswered: 0,
     sessions: 1,
     failures: 0,
     lastError: null,
