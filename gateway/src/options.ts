@@ -122,7 +122,10 @@ export function validateGatewayOptions(options: GatewayOptions): void {
         'signed for) or --device-secret-file FILE (HS256), or --allow-anonymous for a lab, where the MQTT client id is the device id',
     );
   }
-  if (!options.mqtt && !options.mqtts) throw new ConfigError('--mqtt', 'no MQTT listener: --mqtt off needs --mqtts');
+  // MQTT off entirely is fine when the device link serves: a gateway for SDK devices only.
+  if (!options.mqtt && !options.mqtts && !options.deviceGrpc) {
+    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts or --device-grpc');
+  }
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
   validateUpstreams(options);
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);

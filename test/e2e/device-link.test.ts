@@ -220,3 +220,26 @@ describe('device link refusals', function () {
     assert.equal((await stack.gateway.stats()).journal.lastSeq, 2);
   });
 });
+
+describe('device link only (--mqtt off)', function () {
+  this.timeout(30_000);
+  const dir = useTempDir();
+  let stack: InProcessStack | undefined;
+  afterEach(() => stack?.close());
+
+  it('device link - a gateway with no MQTT listener at all serves the device link alone, and is ready', async () => {
+    const keys = await makeFleetKeys(join(dir.path, 'keys'));
+    stack = await startInProcess(dir.path, { mqtt: null, allowAnonymous: false, deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' } });
+    assert.deepEqual(stack.gateway.mqttAddresses, {});
+    const device = new RawDevice(stack.gateway.deviceGrpcAddress!.port, await keys.device('d1'), 'epoch-1');
+    await device.welcome();
+    device.send([1, 2, 3]);
+    assert.equal(await device.ackThrough(3), 3);
+    device.close();
+    const readiness = (await (await fetch(`http://127.0.0.1:${stack.gateway.adminAddress!.port}/readyz`)).json()) as { checks: { listeners: { ok: boolean; reason: string } } };
+    assert.equal(readiness.checks.listeners.ok, true);
+    assert.match(readiness.checks.listeners.reason, /^grpc 127\.0\.0\.1:\d+$/);
+    assert.deepEqual((await stack.gateway.stats()).ingress.listeners, {});
+    await waitUntil('the records at the cloud', () => stack!.cloud.stats().then((c) => c.records === 3));
+  });
+});

@@ -126,6 +126,13 @@ ${TWO_UPSTREAMS}`);
     refusal(() => resolveGatewayOptions(['--allow-anonymous', '--uplink-dead-after-ms', '1']), /"1" is not an integer >= 2/);
   });
 
+  it('config - --mqtt off with the device link on is a gateway for SDK devices only; with nothing to listen on it is refused', () => {
+    const { options } = resolveGatewayOptions(['--allow-anonymous', '--mqtt', 'off']);
+    assert.ok(!options.mqtt, 'no MQTT listener');
+    assert.deepEqual(options.deviceGrpc, { host: '0.0.0.0', port: 50052 });
+    refusal(() => resolveGatewayOptions(['--allow-anonymous', '--mqtt', 'off', '--device-grpc', 'off']), /^--mqtt: no device listener: --mqtt off needs --mqtts or --device-grpc/);
+  });
+
   it('config - a flag wins over its FLEETGATE_ variable, which wins over the file', () => {
     const path = file('allow-anonymous: true\nmax-connections: 10\njournal-max-bytes: 1MB\nadmin: 127.0.0.1:1000\njournal-full: reject-new\nupstream-tls: false\n');
     const env = {
