@@ -2,7 +2,9 @@
  * One gateway's uplink stream, as the backend sees it:
  *   Hello -> Welcome{sessionId, limits (maxBatchesInFlight: the first credit), lastCommittedSeq}; then for each
  *   TelemetryBatch: commit its valid records to the sink (deduped), and only then Ack{fromSeq, throughSeq,
- *   rejected} and Credit{1}; for each Gap: record it, then Ack{fromSeq, throughSeq} of its range.
+ *   rejected} and Credit{1}; for each Gap: record it, then Ack{fromSeq, throughSeq} of its range; for each
+ *   Heartbeat: the same Heartbeat back at once (Welcome says answersHeartbeats), held back by nothing, not even
+ *   fault injection's held acks: it says this stream handler is alive, whatever the sink is doing.
  * Credit is how the backend paces a replay: a gateway may have only as many batches in flight as it was granted,
  * and a batch sent without credit ends the stream (RESOURCE_EXHAUSTED). A record with invalid fields is not the
  * whole batch's fault: it is listed as rejected in the ack, and the rest is committed.
@@ -149,6 +151,8 @@ export class UplinkSession {
         return this.onBatch(frame.value);
       case 'gap':
         return this.onGap(frame.value);
+      case 'heartbeat':
+        return this.writeIfOpen({ frame: { $case: 'heartbeat', value: frame.value } });
       case 'deviceStatus':
         return this.link ? void this.routerCall(this.deps.router.deviceStatus(this.link, frame.value)) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       case 'commandResult':
@@ -177,8 +181,8 @@ export class UplinkSession {
     }
     if (this.ended) return;
     const limits = { ...this.deps.limits, maxBatchesInFlight: this.credit };
-    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits, lastCommittedSeq } } });
-    this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq }, 'uplink stream open');
+    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits, lastCommittedSeq, answersHeartbeats: true } } });
+    this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq, heartbeatIntervalMs: hello.heartbeatIntervalMs }, 'uplink stream open');
     this.link = {
       gatewayId: hello.gatewayId,
       sendCommand: (command) => this.writeIfOpen({ frame: { $case: 'command', value: command } }),

@@ -123,7 +123,10 @@ export function validateGatewayOptions(options: GatewayOptions): void {
         'signed for) or --device-secret-file FILE (HS256), or --allow-anonymous for a lab, where the MQTT client id is the device id',
     );
   }
-  if (!options.mqtt && !options.mqtts) throw new ConfigError('--mqtt', 'no MQTT listener: --mqtt off needs --mqtts');
+  // MQTT off entirely is fine when the device link serves: a gateway for SDK devices only.
+  if (!options.mqtt && !options.mqtts && !options.deviceGrpc) {
+    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts or --device-grpc');
+  }
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
   validateUpstreams(options);
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
@@ -147,6 +150,7 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--batch-max-records', options.uplink.maxBatchRecords);
   positiveInteger('--batch-max-bytes', options.uplink.maxBatchBytes);
   positiveInteger('--reconnect-max-ms', options.uplink.reconnectMaxMs);
+  positiveInteger('--uplink-dead-after-ms', options.uplink.deadAfterMs, 2);
 }
 
 function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOptions): void {

@@ -118,6 +118,21 @@ ${TWO_UPSTREAMS}`);
     assert.deepEqual(options.mqtt, { host: '0.0.0.0', port: 1883 });
   });
 
+  it('config - uplink-dead-after-ms bounds dead-backend detection: 20 s by default, a flag, a variable or a file key', () => {
+    assert.equal(resolveGatewayOptions(['--allow-anonymous']).options.uplink.deadAfterMs, 20_000);
+    assert.equal(resolveGatewayOptions(['--allow-anonymous', '--uplink-dead-after-ms', '6000']).options.uplink.deadAfterMs, 6000);
+    assert.equal(resolveGatewayOptions(['--allow-anonymous'], { FLEETGATE_UPLINK_DEAD_AFTER_MS: '7000' }).options.uplink.deadAfterMs, 7000);
+    assert.equal(resolveGatewayOptions(['--config', file('allow-anonymous: true\nuplink-dead-after-ms: 8000\n')]).options.uplink.deadAfterMs, 8000);
+    refusal(() => resolveGatewayOptions(['--allow-anonymous', '--uplink-dead-after-ms', '1']), /"1" is not an integer >= 2/);
+  });
+
+  it('config - --mqtt off with the device link on is a gateway for SDK devices only; with nothing to listen on it is refused', () => {
+    const { options } = resolveGatewayOptions(['--allow-anonymous', '--mqtt', 'off']);
+    assert.ok(!options.mqtt, 'no MQTT listener');
+    assert.deepEqual(options.deviceGrpc, { host: '0.0.0.0', port: 50052 });
+    refusal(() => resolveGatewayOptions(['--allow-anonymous', '--mqtt', 'off', '--device-grpc', 'off']), /^--mqtt: no device listener: --mqtt off needs --mqtts or --device-grpc/);
+  });
+
   it('config - a flag wins over its FLEETGATE_ variable, which wins over the file', () => {
     const path = file('allow-anonymous: true\nmax-connections: 10\njournal-max-bytes: 1MB\nadmin: 127.0.0.1:1000\njournal-full: reject-new\nupstream-tls: false\n');
     const env = {

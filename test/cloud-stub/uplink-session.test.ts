@@ -84,6 +84,20 @@ describe('cloud-stub uplink', function () {
     assert.equal((await s.frame(3)).frame?.$case, 'credit');
   });
 
+  it('cloud-stub - Welcome says it answers heartbeats; each Heartbeat comes back at once with its id, even while acks are held', async () => {
+    const s = open();
+    s.hello('gw-1');
+    const welcome = await s.frame(1);
+    assert.equal(welcome.frame?.$case === 'welcome' && welcome.frame.value.answersHeartbeats, true);
+    stub.faults.hold();
+    s.batch(range(1, 2));
+    await waitUntil('the batch committed', async () => (await stub.stats()).records === 2);
+    s.heartbeat(7, 1234);
+    assert.deepEqual((await s.frame(2)).frame, { $case: 'heartbeat', value: { id: 7, timeMs: 1234 } }, 'answered, ahead of the held ack');
+    stub.faults.release();
+    assert.deepEqual(await s.ack(1), ack(1, 2));
+  });
+
   it('cloud-stub - records with invalid fields are rejected in the ack, the rest of the batch is committed, the stream goes on', async () => {
     const s = open();
     s.hello('gw-1');

@@ -97,8 +97,9 @@ describe('mqtt ingress', function () {
     assert.equal((await refusals())['identifier-rejected'], 3);
   });
 
-  it('ingress - an MQTT 5 CONNECT is refused: the listener speaks MQTT 3.1.1', async () => {
+  it('ingress - an MQTT 5 CONNECT is refused, counted and logged: the listener speaks MQTT 3.1.1', async () => {
     await assert.rejects(connect('dev-a', { protocolVersion: 5 }));
+    assert.equal((await refusals())['unsupported-protocol-version'], 1);
     const client = await connect('dev-a', { protocolVersion: 4 });
     assert.equal(client.connected, true);
   });

@@ -1,10 +1,12 @@
 /** The uplink against a scripted backend: a real grpc-js server whose behaviour each test chooses. */
 import assert from 'node:assert/strict';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import { ConnectivityState } from '@fleetgate/core';
 import { silentLogger } from '@fleetgate/common';
-import { UplinkService, type DownlinkFrame, type Gap, type Hello, type Limits, type RecordRejection, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
+import { UplinkService, type DownlinkFrame, type Gap, type Heartbeat, type Hello, type Limits, type RecordRejection, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
 import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import { DEFAULT_UPLINK_SETTINGS, Uplink, type UplinkSettings } from '../../gateway/src/uplink/uplink.ts';
+import { fakeTime, type FakeTime } from '../support/fake-time.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
 import { record } from './journal.contract.ts';
@@ -17,10 +19,11 @@ class Session {
   hello: Hello | undefined;
   readonly batches: TelemetryRecord[][] = [];
   readonly gaps: Gap[] = [];
+  readonly heartbeats: Heartbeat[] = [];
   acksSent = 0;
   constructor(readonly call: Call) {}
-  welcome(limits: Partial<Limits> = {}): void {
-    this.call.write({ frame: { $case: 'welcome', value: { sessionId: 's', lastCommittedSeq: 0, limits: { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0, ...limits } } } });
+  welcome(limits: Partial<Limits> = {}, answersHeartbeats = false): void {
+    this.call.write({ frame: { $case: 'welcome', value: { sessionId: 's', lastCommittedSeq: 0, answersHeartbeats, limits: { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0, ...limits } } } });
   }
   /** Acks batch `index` (default: the last one received) by its range, as the cloud-stub does, and gives its credit back. */
   ack(index = this.batches.length - 1, rejected: RecordRejection[] = [], credit = 1): void {
@@ -50,6 +53,7 @@ class ScriptedBackend {
     private readonly onHello: (session: Session, index: number) => void,
     private readonly onBatch: (session: Session, index: number) => void = () => {},
     private readonly onGap: (session: Session, index: number) => void = () => {},
+    private readonly onHeartbeat: (session: Session, heartbeat: Heartbeat) => void = () => {},
   ) {
     this.server.addService(UplinkService, {
       connect: (call: Call) => {
@@ -66,6 +70,9 @@ class ScriptedBackend {
           } else if (frame?.$case === 'gap') {
             session.gaps.push(frame.value);
             this.onGap(session, index);
+          } else if (frame?.$case === 'heartbeat') {
+            session.heartbeats.push(frame.value);
+            this.onHeartbeat(session, frame.value);
           }
         });
       },
@@ -107,7 +114,7 @@ describe('uplink', function () {
     journal.commit(Array.from({ length: count }, (_, i) => record('d', i + 1, payloadBytes)));
   };
 
-  const start = async (b: ScriptedBackend, settings: Partial<UplinkSettings> = {}) => {
+  const start = async (b: ScriptedBackend, settings: Partial<UplinkSettings> = {}, time?: FakeTime) => {
     backend = b;
     await b.start();
     uplink = new Uplink({
@@ -128,6 +135,7 @@ describe('uplink', function () {
         journal.commit([], [{ from: r.seq, to: r.seq }]);
       },
       logger: silentLogger,
+      ...(time ? { timers: time.timers, clock: time.clock } : {}),
     });
     uplink.start();
     return uplink;
@@ -348,5 +356,78 @@ describe('uplink', function () {
     assert.ok(blockedAt < 200, `sent ${blockedAt} of 200 while the backend read nothing`);
     backend!.sessions[0]!.call.resume();
     await waitUntil('everything acked once the backend reads again', () => allReleased(200));
+  });
+
+  it('uplink - Hello says the heartbeat interval: half of deadAfterMs', async () => {
+    await start(new ScriptedBackend((s) => s.welcome()), { deadAfterMs: 8_000 });
+    const session = await waitUntil('Hello', () => backend!.sessions[0]?.hello && backend!.sessions[0]);
+    assert.equal(session.hello?.heartbeatIntervalMs, 4_000);
+  });
+
+  it('uplink - a backend that answers heartbeats is asked after deadAfterMs / 2 of silence and given up after deadAfterMs (fake time)', async () => {
+    const time = fakeTime();
+    const up = await start(new ScriptedBackend((s) => s.welcome({}, true)), { deadAfterMs: 10_000 }, time);
+    await up.connectivity.waitFor(ConnectivityState.READY);
+    time.tick(4_999);
+    assert.equal(up.stats().heartbeatsSent, 0);
+    time.tick(1);
+    assert.equal(up.stats().heartbeatsSent, 1);
+    const session = await waitUntil('the Heartbeat at the backend', () => backend!.sessions[0]?.heartbeats.length === 1 && backend!.sessions[0]);
+    assert.deepEqual(session.heartbeats[0], { id: 1, timeMs: time.clock.now() });
+    time.tick(4_999);
+    assert.equal(up.state, ConnectivityState.READY);
+    assert.equal(up.stats().heartbeatsSent, 1, 'one Heartbeat per silent spell');
+    time.tick(1);
+    assert.equal(up.state, ConnectivityState.TRANSIENT_FAILURE);
+    assert.match(up.stats().lastError ?? '', /the backend sent nothing for 10000 ms, not even a heartbeat answer \(dead after 10000 ms\)/);
+  });
+
+  it('uplink - answered heartbeats keep a silent stream up; any frame counts as heard (fake time)', async () => {
+    const time = fakeTime();
+    const up = await start(
+      new ScriptedBackend((s) => s.welcome({}, true), undefined, undefined, (s, heartbeat) => s.call.write({ frame: { $case: 'heartbeat', value: heartbeat } })),
+      { deadAfterMs: 10_000 },
+      time,
+    );
+    await up.connectivity.waitFor(ConnectivityState.READY);
+    for (let i = 1; i <= 12; i++) {
+      time.tick(5_000); // a minute in all: each spell of 5 s sends one, answered before the next tick
+      await waitUntil(`answer ${i}`, () => up.stats().heartbeatsAnswered === i);
+    }
+    const session = backend!.sessions[0]!;
+    session.credit(1); // not a heartbeat answer, but the backend is heard: the next Heartbeat waits 5 s from here
+    await waitUntil('the Credit heard', () => up.stats().credit === DEFAULT_UPLINK_SETTINGS.window + 1);
+    time.tick(4_999);
+    assert.equal(up.stats().heartbeatsSent, 12);
+    assert.deepEqual([up.state, up.stats().sessions], [ConnectivityState.READY, 1]);
+  });
+
+  it('uplink - a backend that does not say answers_heartbeats gets no Heartbeat and is never given up for silence (fake time)', async () => {
+    const time = fakeTime();
+    const up = await start(new ScriptedBackend((s) => s.welcome()), { deadAfterMs: 10_000 }, time);
+    await up.connectivity.waitFor(ConnectivityState.READY);
+    time.tick(10 * 60_000);
+    assert.deepEqual([up.state, up.stats().heartbeatsSent, up.stats().sessions], [ConnectivityState.READY, 0, 1]);
+  });
+
+  it('uplink - a Credit before Welcome is ignored (Welcome sets the first grant); max_batches_in_flight 0 means the gateway\'s own window', async () => {
+    fill(100);
+    const up = await start(
+      new ScriptedBackend((s, index) => {
+        if (index === 0) {
+          s.credit(50);
+          s.welcome({ maxBatchesInFlight: 1 });
+        } else {
+          s.welcome({ maxBatchesInFlight: 0 });
+        }
+      }),
+      { maxBatchRecords: 10, window: 5, backlogWindow: 5 },
+    );
+    await waitUntil('the first batch', () => backend!.sessions[0]?.batches.length === 1);
+    assert.deepEqual([up.stats().credit, up.stats().batchesInFlight], [0, 1], 'only the grant of Welcome');
+    up.restart('next session');
+    await waitUntil('the second session streaming', () => backend!.sessions[1]?.batches.length === 3);
+    // The backlog keeps 2 of the credit for live data: 5 (the window) - 2 = 3 batches, and 2 credits left.
+    assert.deepEqual([up.stats().credit, up.stats().batchesInFlight], [2, 3]);
   });
 });

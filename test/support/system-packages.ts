@@ -1,9 +1,10 @@
 /**
  * Programs from the system (Debian packages) that some tests drive for real: Chromium for the pages, nats-server
- * for the JetStream clusters. A machine without one reports those tests as skipped, naming the package and the
+ * for the JetStream clusters, Python's grpcio for a grpc-core backend. A machine without one reports those tests as skipped, naming the package and the
  * command that installs it; the closing line then says ", N skipped". CI (.ci/run) installs every one and sets
  * FLEETGATE_REQUIRE_SYSTEM=1, under which a missing program fails the test instead: CI skips nothing.
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -48,6 +49,13 @@ export const NATS_SERVER: SystemProgram = {
   what: 'nats-server (a real JetStream cluster)',
   install: 'apt-get install nats-server',
   locate: () => onPath('nats-server'),
+};
+
+/** Debian's python3 (not a pyenv one on PATH) with grpcio and protobuf: a gRPC server built on grpc-core. */
+export const PYTHON_GRPCIO: SystemProgram = {
+  what: "Debian's python3-grpcio for /usr/bin/python3 (a grpc-core server)",
+  install: 'apt-get install python3-grpcio',
+  locate: () => (spawnSync('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']).status === 0 ? '/usr/bin/python3' : undefined),
 };
 
 /** The message a test without `program` skips (or, in CI, fails) with. */

@@ -30,7 +30,7 @@ export class RawUplink {
   }
 
   hello(gatewayId: string, lastAckedSeq = 0): void {
-    this.call.write({ frame: { $case: 'hello', value: { gatewayId, version: 'test', lastAckedSeq } } });
+    this.call.write({ frame: { $case: 'hello', value: { gatewayId, version: 'test', lastAckedSeq, heartbeatIntervalMs: 0 } } });
   }
 
   batch(records: TelemetryRecord[]): void {
@@ -39,6 +39,10 @@ export class RawUplink {
 
   gap(gap: Gap): void {
     this.call.write({ frame: { $case: 'gap', value: gap } });
+  }
+
+  heartbeat(id: number, timeMs = Date.now()): void {
+    this.call.write({ frame: { $case: 'heartbeat', value: { id, timeMs } } });
   }
 
   /** Resolves with the n-th frame received (1-based), waiting for it if need be. */

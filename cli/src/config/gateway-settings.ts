@@ -96,6 +96,15 @@ export function gatewaySettingsCommand(): Command {
     .addOption(integerOption('--batch-max-records <n>', 'records per uplink batch, at most', d.uplink.maxBatchRecords))
     .addOption(integerOption('--batch-max-bytes <n>', 'payload bytes per uplink batch, about', d.uplink.maxBatchBytes))
     .addOption(integerOption('--reconnect-max-ms <ms>', 'ceiling of the uplink reconnect backoff', d.uplink.reconnectMaxMs))
+    .addOption(
+      integerOption(
+        '--uplink-dead-after-ms <ms>',
+        'a backend that sent nothing for this long is given up and reconnected (it is asked with a heartbeat after half); ' +
+          'backends that answer heartbeats only. Longer than one batch takes over the slowest link',
+        d.uplink.deadAfterMs,
+        2,
+      ),
+    )
     .addOption(logLevelOption());
   return withConfigFile(command, ', and the lists upstreams: and routes:; see deploy/gateway.example.yaml');
 }
@@ -166,6 +175,7 @@ function toGatewayOptions(s: Settings): GatewayOptions {
       maxBatchRecords: s.get('batch-max-records'),
       maxBatchBytes: s.get('batch-max-bytes'),
       reconnectMaxMs: s.get('reconnect-max-ms'),
+      deadAfterMs: s.get('uplink-dead-after-ms'),
     },
   };
 }

@@ -17,6 +17,8 @@ export interface DeviceLinkStats {
   devicesConnected: number;
   messages: number;
   bytes: number;
+  /** Messages resent at or below the device's last durable seq: acked again, not stored. */
+  resent: number;
   refusals: Record<DeviceLinkRefusal, number>;
   disconnects: { 'token-expired': number; 'token-revoked': number; 'taken-over': number };
 }
@@ -29,7 +31,7 @@ export class DeviceLinkServer {
   private readonly sessions = new Map<string, DeviceSession>();
   private readonly sampler = new LogSampler(1000);
   private readonly refusals = Object.fromEntries(DEVICE_LINK_REFUSALS.map((r) => [r, 0])) as Record<DeviceLinkRefusal, number>;
-  private readonly counters = { messages: 0, bytes: 0, tokenExpired: 0, takenOver: 0 };
+  private readonly counters = { messages: 0, bytes: 0, resent: 0, tokenExpired: 0, takenOver: 0 };
   private revoked = 0;
   address!: HostPort;
 
@@ -71,6 +73,7 @@ export class DeviceLinkServer {
       devicesConnected: this.sessions.size,
       messages: this.counters.messages,
       bytes: this.counters.bytes,
+      resent: this.counters.resent,
       refusals: { ...this.refusals },
       disconnects: { 'token-expired': this.counters.tokenExpired, 'token-revoked': this.revoked, 'taken-over': this.counters.takenOver },
     };

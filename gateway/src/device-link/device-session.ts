@@ -2,12 +2,13 @@
  * One device-SDK device's stream (protos/fleetgate/v1/device.proto), as the gateway sees it:
  *
  *   Hello{epoch, deviceId} -> identify (token in metadata) -> Welcome{deviceId, lastDurableSeq, limits}
- *   Telemetry{seq} -> checks -> rate queue -> pipeline.append (deviceSeq + epoch: resends stored once)
- *     -> committed -> Ack{throughSeq} (coalesced: one per tick)
+ *   Telemetry{seq <= lastDurableSeq} (a resend, before any new seq) -> Ack{lastDurableSeq} again, not stored
+ *   Telemetry{seq} -> checks (the first new seq anywhere above the durable one, then each +1) -> rate queue
+ *     -> pipeline.append (deviceSeq + epoch: resends stored once) -> committed -> Ack{throughSeq} (coalesced: one per tick)
  *   Command frames down (CommandCenter), CommandResult frames up
  *
  * The same journal, limits and refusals as MQTT, as gRPC statuses: UNAUTHENTICATED / PERMISSION_DENIED (who),
- * INVALID_ARGUMENT (what: oversize payload, bad stream, seq not increasing), RESOURCE_EXHAUSTED (too many
+ * INVALID_ARGUMENT (what: oversize payload, bad stream, seq not increasing or skipped), RESOURCE_EXHAUSTED (too many
  * devices), UNAVAILABLE (the journal failed), ABORTED (the same device connected again).
  */
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
@@ -28,7 +29,7 @@ export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;
 export const DEVICE_LINK_REFUSALS = [
   'identifier-rejected', 'token-missing', 'token-malformed', 'token-bad-signature', 'token-wrong-algorithm', 'token-expired',
   'token-not-yet-valid', 'token-missing-claims', 'token-wrong-audience', 'token-revoked', 'client-id-mismatch',
-  'too-many-connections', 'protocol', 'payload-too-large', 'invalid-stream', 'seq-not-increasing', 'journal-unavailable', 'journal-full',
+  'too-many-connections', 'protocol', 'payload-too-large', 'invalid-stream', 'seq-not-increasing', 'seq-skipped', 'journal-unavailable', 'journal-full',
 ] as const satisfies readonly (AuthRefusal | string)[];
 export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
 
@@ -44,7 +45,7 @@ export interface DeviceSessionDeps {
   sessions: Map<string, DeviceSession>;
   /** Counts a refusal by reason (and logs it, sampled). */
   refuse: (reason: DeviceLinkRefusal, fields: Record<string, unknown>) => void;
-  counters: { messages: number; bytes: number; tokenExpired: number; takenOver: number };
+  counters: { messages: number; bytes: number; resent: number; tokenExpired: number; takenOver: number };
   logger: Logger;
   clock: Clock;
   timers: Timers;
@@ -62,7 +63,12 @@ export class DeviceSession {
   deviceId: string | undefined;
   claims: TokenClaims | undefined;
   private epoch = '';
+  /** Welcome's lastDurableSeq: seqs at or below it are resends. */
+  private durableSeq = 0;
+  /** The last new seq taken on this stream (durableSeq until one is). */
   private lastSeq = 0;
+  /** A seq above durableSeq was taken: from now on each seq is lastSeq + 1. */
+  private takingNew = false;
   private ackedThrough = 0;
   private ackScheduled = false;
   private pending = 0;
@@ -146,7 +152,7 @@ export class DeviceSession {
       return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${errorMessage(err)}`);
     }
     if (this.ended) return;
-    this.lastSeq = this.ackedThrough = lastDurableSeq;
+    this.durableSeq = this.lastSeq = this.ackedThrough = lastDurableSeq;
     if (result.claims) {
       const wait = Math.min(Math.max(0, result.claims.exp * 1000 - this.deps.clock.now()), 2 ** 31 - 1);
       this.timer = this.deps.timers.setTimeout(() => {
@@ -155,14 +161,25 @@ export class DeviceSession {
       }, wait);
       this.timer.unref?.();
     }
-    this.call.write({ frame: { $case: 'welcome', value: { deviceId, lastDurableSeq, limits: { maxPayloadBytes: this.deps.maxPayloadBytes } } } });
+    this.call.write({ frame: { $case: 'welcome', value: { deviceId, lastDurableSeq, limits: { maxPayloadBytes: this.deps.maxPayloadBytes, maxUnackedMessages: this.deps.maxUnacked } } } });
     this.channel = { protocol: 'sdk', deliver: (command) => this.deliver(command) };
     this.deps.commands.registry.connected(deviceId, this.channel);
   }
 
   private onTelemetry(t: Telemetry): void {
-    if (!(t.seq > this.lastSeq)) {
-      return this.refuse('seq-not-increasing', status.INVALID_ARGUMENT, `seq ${t.seq} after ${this.lastSeq}: seqs must increase along a stream`);
+    // device.proto: resends of durable seqs first (acked again, not stored), then new seqs, each the last + 1.
+    if (t.seq < 1) return this.refuse('seq-not-increasing', status.INVALID_ARGUMENT, 'seq 0: seqs start at 1');
+    if (!this.takingNew && t.seq <= this.durableSeq) return this.resent();
+    const expected = this.lastSeq + 1;
+    if (t.seq < expected) {
+      return this.refuse(
+        'seq-not-increasing',
+        status.INVALID_ARGUMENT,
+        `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs must increase along a stream (resends of seqs up to ${this.durableSeq}, the last durable one, may come only before new ones)`,
+      );
+    }
+    if (t.seq > expected && this.takingNew) {
+      return this.refuse('seq-skipped', status.INVALID_ARGUMENT, `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs are never skipped`);
     }
     if (t.payload.length > this.deps.maxPayloadBytes) {
       return this.refuse('payload-too-large', status.INVALID_ARGUMENT, `seq ${t.seq}: a payload of ${t.payload.length} bytes, over the limit of ${this.deps.maxPayloadBytes}`);
@@ -170,6 +187,11 @@ export class DeviceSession {
     if (!isValidStream(t.stream) || !isLabel(t.contentType)) {
       return this.refuse('invalid-stream', status.INVALID_ARGUMENT, `seq ${t.seq}: stream or contentType is not up to 128 printable characters (no empty stream levels)`);
     }
+    if (!this.takingNew && t.seq > expected) {
+      // Its predecessors went to another gateway, or to a journal that lost them: nothing the device can resend.
+      this.deps.logger.info({ deviceId: this.deviceId, epoch: this.epoch, from: expected, to: t.seq - 1 }, 'device seqs this gateway never saw');
+    }
+    this.takingNew = true;
     this.lastSeq = t.seq;
     this.deps.counters.messages++;
     this.deps.counters.bytes += t.payload.length;
@@ -199,11 +221,21 @@ export class DeviceSession {
       if (err instanceof JournalFullError) return this.refuse('journal-full', status.RESOURCE_EXHAUSTED, `journal full: ${err.message}`);
       if (err) return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${err.message}`);
       if (seq > this.ackedThrough) this.ackedThrough = seq;
-      if (!this.ackScheduled) {
-        this.ackScheduled = true;
-        setImmediate(this.sendAck);
-      }
+      this.scheduleAck();
     });
+  }
+
+  /** A message resent at or below the last durable seq: it is in the journal already; the device hears so again. */
+  private resent(): void {
+    this.deps.counters.resent++;
+    this.scheduleAck();
+  }
+
+  private scheduleAck(): void {
+    if (!this.ackScheduled) {
+      this.ackScheduled = true;
+      setImmediate(this.sendAck);
+    }
   }
 
   private readonly sendAck = (): void => {

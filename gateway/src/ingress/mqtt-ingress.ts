@@ -2,7 +2,8 @@
  * MQTT ingress: an aedes broker behind the TCP and TLS listeners. The hooks below are where a connection is
  * admitted and where a PUBLISH becomes a journal row:
  *
- *   CONNECT  -> authenticate: token or anonymous (device-auth.ts), connection limit, takeover [MQTT-3.1.4-2]
+ *   CONNECT  -> preConnect: MQTT 3.1 or 3.1.1 only (aedes 1.x answers MQTT 5 with return code 1; counted here)
+ *            -> authenticate: token or anonymous (device-auth.ts), connection limit, takeover [MQTT-3.1.4-2]
  *   PUBLISH  -> authorizePublish: ACL, size, topic -> rate queue -> pipeline.append(record)
  *               -> the journal thread commits -> QoS 1: PubackWriter writes the PUBACK (puback-writer.ts says
  *               why not aedes); QoS 2: callback(null), aedes sends PUBREC
@@ -61,6 +62,7 @@ export interface MqttIngressOptions {
 }
 
 export const REFUSAL_REASONS = [
+  'unsupported-protocol-version',
   'identifier-rejected',
   'token-missing',
   'token-malformed',
@@ -226,6 +228,13 @@ export class MqttIngress {
 
   private readonly preConnect = (client: Client, packet: ConnectPacket, callback: (err: Error | null, ok: boolean) => void) => {
     this.connectIds.set(client, packet.clientId);
+    // aedes 1.x then answers CONNACK return code 1 [MQTT-3.1.2-2], which an MQTT 5 client reports as 0x84
+    // (unsupported protocol version); without this line the refusal would be silent.
+    const version = packet.protocolVersion ?? 4;
+    if (version !== 3 && version !== 4) {
+      const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
+      this.count('unsupported-protocol-version', { clientId: packet.clientId.slice(0, 140), returnCode: 1, detail }, 'connection refused');
+    }
     callback(null, true);
   };
 

@@ -19,11 +19,20 @@
  * - Gaps (records the journal had to let go of) are sent before anything else, once per session, until acked.
  * - A record the backend rejects is sent again, at most `maxAttempts` times in all; then it is dead-lettered so
  *   it does not block anything.
- * - Any failure (stream error, the backend ending the stream, no Welcome in time, an ack for a seq never sent)
- *   ends the session; after a backoff delay (exponential, full jitter) a new session resends every row not acked.
+ * - Any failure (stream error, the backend ending the stream, no Welcome in time, an ack for a seq never sent,
+ *   a backend silent for `deadAfterMs`) ends the session; after a backoff delay (exponential, full jitter) a new
+ *   session resends every row not acked.
+ *
+ * Liveness (gRFC A8, uplink.proto "Liveness"). A gRPC server polices HTTP/2 pings: grpc-core (Python, C++, ...)
+ * permits one every 5 minutes on a stream that carries no data and answers more with GOAWAY ENHANCE_YOUR_CALM
+ * "too_many_pings", so an idle uplink pinging every 10 s was cut every few rounds. The channel now pings only
+ * every KEEPALIVE_TIME_MS (5.5 minutes, within every stock server's policy); a dead backend is found with
+ * Heartbeat frames instead, when the backend's Welcome says it answers them: after deadAfterMs / 2 without
+ * hearing anything the gateway sends one, after deadAfterMs it gives the stream up. A Heartbeat is data, so no
+ * ping policy applies, and its answer comes from the backend's stream handler, not just its HTTP/2 stack.
  */
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { Backoff, ConnectivityState, ConnectivityTracker, errorMessage, LogSampler, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import { Backoff, type Clock, ConnectivityState, ConnectivityTracker, errorMessage, LogSampler, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import { UplinkClient, type Ack, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
 import type { Gap, JournalRecord, SeqRange } from '../journal/journal.ts';
@@ -48,7 +57,23 @@ export interface UplinkSettings {
    * replay) without queueing much in front of live data.
    */
   backlogWindow: number;
+  /**
+   * A stream on which nothing came from the backend for this long is given up as dead; a Heartbeat asks after
+   * half of it. Only with a backend that answers heartbeats (Welcome.answers_heartbeats). It must exceed the
+   * time one batch takes over the slowest link plus the backend's commit, or a slow link looks dead.
+   */
+  deadAfterMs: number;
+  /** HTTP/2 keepalive ping interval of the channel (KEEPALIVE_TIME_MS; settable for tests that scale time down). */
+  keepaliveTimeMs: number;
 }
+
+/**
+ * HTTP/2 keepalive: grpc-core, grpc-go and grpc-java servers permit a ping every 5 minutes by default
+ * (grpc.http2.min_ping_interval_without_data_ms 300000; Go's MinTime, Java's permitKeepAliveTime); 10% more
+ * keeps clear of it. Dead-peer detection is the heartbeat's job, this only keeps middleboxes from forgetting an
+ * idle connection to a backend that does not answer heartbeats.
+ */
+export const KEEPALIVE_TIME_MS = 330_000;
 
 /**
  * Enough in flight to cover the round trip (send, backend commit, ack) at ~100k records/s on a busy 2-core
@@ -62,6 +87,8 @@ export const DEFAULT_UPLINK_SETTINGS: Omit<UplinkSettings, 'target'> = {
   reconnectMaxMs: 10_000,
   maxAttempts: 3,
   backlogWindow: 2,
+  deadAfterMs: 20_000,
+  keepaliveTimeMs: KEEPALIVE_TIME_MS,
 };
 
 /** The same session failure is logged as a warning at most this often. */
@@ -97,6 +124,7 @@ export interface UplinkOptions extends UplinkSettings {
   logger: Logger;
   backoff?: Backoff;
   timers?: Timers;
+  clock?: Clock;
   /** TLS to the backend (grpc-js credentials); plain TCP if absent. */
   credentials?: ChannelCredentials;
   /** Overrides the host name the backend's certificate must carry. */
@@ -141,17 +169,22 @@ export interface UplinkStats {
   deadLettered: number;
   /** Times the stream would take no more (write() returned false) and the sender waited for 'drain'. */
   drainWaits: number;
+  /** Heartbeats sent (to a backend that answers them) and answers received. */
+  heartbeatsSent: number;
+  heartbeatsAnswered: number;
   /** Sessions started (connection attempts). */
   sessions: number;
   failures: number;
   lastError: string | null;
 }
 
-/** Keepalive finds a dead TCP connection (a NAT that forgot us, a cable pulled) within ~15 s. */
+/**
+ * Keepalive pings only at the rate stock servers permit (see KEEPALIVE_TIME_MS), and only while the stream is
+ * open (no permit_without_calls: between sessions a server's limit is 2 hours). Heartbeats find a dead peer.
+ */
 const CHANNEL_OPTIONS = {
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 0,
   // The channel's own reconnect backoff defaults to 1 s growing to 120 s; the session backoff below is the one
   // that matters, so keep the channel's short.
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -169,6 +202,7 @@ export class Uplink {
   private current = 0;
   private readonly backoff: Backoff;
   private readonly timers: Timers;
+  private readonly clock: Clock;
   private readonly logger: Logger;
   private settings: UplinkSettings;
 
@@ -190,22 +224,31 @@ export class Uplink {
   /** Highest seq ever written on any session: what is sent again at or below it is a resend. */
   private everSent = 0;
   private drainWaiters: Array<() => void> = [];
+  /** When the current session last heard from the backend (clock ms). */
+  private heardAt = 0;
+  /** The quiet period (by its heardAt) a Heartbeat was already sent for. */
+  private askedAt = -1;
+  private watchdog: TimerHandle | undefined;
+  private heartbeatId = 0;
   private readonly counters = {
-    batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, gapsSent: 0, rejections: 0, deadLettered: 0, drainWaits: 0, sessions: 0, failures: 0,
+    batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, gapsSent: 0, rejections: 0, deadLettered: 0, drainWaits: 0,
+    heartbeatsSent: 0, heartbeatsAnswered: 0, sessions: 0, failures: 0,
   };
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
-    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow } = options;
-    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow };
+    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow, deadAfterMs, keepaliveTimeMs } = options;
+    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow, deadAfterMs, keepaliveTimeMs };
     this.logger = options.logger.child({ upstream: options.name ?? target });
     this.timers = options.timers ?? systemTimers;
+    this.clock = options.clock ?? systemClock;
     this.backoff =
       options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
     this.clients = target.split(',').map((address) => ({
       target: address,
       client: new UplinkClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
         ...CHANNEL_OPTIONS,
+        'grpc.keepalive_time_ms': keepaliveTimeMs,
         ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
       }),
     }));
@@ -313,20 +356,34 @@ export class Uplink {
     );
     this.welcomeTimer.unref?.();
     call.write({
-      frame: { $case: 'hello', value: { gatewayId: this.options.gatewayId, version: this.options.version, lastAckedSeq: this.options.journal.ackedThrough } },
+      frame: {
+        $case: 'hello',
+        value: {
+          gatewayId: this.options.gatewayId,
+          version: this.options.version,
+          lastAckedSeq: this.options.journal.ackedThrough,
+          heartbeatIntervalMs: Math.floor(this.settings.deadAfterMs / 2),
+        },
+      },
     });
   }
 
   private onFrame(call: Call, { frame }: DownlinkFrame): void {
     if (call !== this.call) return;
+    this.heardAt = this.clock.now();
     switch (frame?.$case) {
       case 'welcome':
         return this.onWelcome(call, frame.value);
       case 'ack':
         return this.onAck(call, frame.value);
       case 'credit':
+        // Credit counts from Welcome on, which sets the first grant (uplink.proto, Credit).
+        if (this.state !== ConnectivityState.READY) return this.logger.debug('ignoring a Credit frame before Welcome');
         this.credit += frame.value.batches;
         return this.pump();
+      case 'heartbeat':
+        this.counters.heartbeatsAnswered++;
+        return;
       case 'command':
         return this.options.onCommand?.(frame.value);
       case 'commandAck':
@@ -359,10 +416,35 @@ export class Uplink {
     this.gapsDirty = true;
     this.retries = [];
     this.waitingForDrain = false;
+    this.askedAt = -1;
     this.backoff.reset();
     this.connectivity.set(ConnectivityState.READY);
+    if (welcome.answersHeartbeats) this.watch(call);
     this.options.onReady?.();
     this.pump();
+  }
+
+  /**
+   * The heartbeat watchdog of a session whose backend answers heartbeats: half of deadAfterMs without hearing
+   * anything sends a Heartbeat (once per quiet spell), all of it ends the session. One timer, re-armed from
+   * the time last heard, so frames arriving cost no timer work.
+   */
+  private watch(call: Call): void {
+    if (call !== this.call) return;
+    const { deadAfterMs } = this.settings;
+    const askAfter = Math.floor(deadAfterMs / 2);
+    const quiet = this.clock.now() - this.heardAt;
+    if (quiet >= deadAfterMs) {
+      return this.fail(call, new Error(`the backend sent nothing for ${quiet} ms, not even a heartbeat answer (dead after ${deadAfterMs} ms)`));
+    }
+    if (quiet >= askAfter && this.askedAt !== this.heardAt) {
+      this.askedAt = this.heardAt;
+      this.counters.heartbeatsSent++;
+      call.write({ frame: { $case: 'heartbeat', value: { id: ++this.heartbeatId, timeMs: this.clock.now() } } });
+    }
+    const wait = (quiet >= askAfter ? deadAfterMs : askAfter) - quiet;
+    this.watchdog = this.timers.setTimeout(() => this.watch(call), Math.max(1, wait));
+    this.watchdog.unref?.();
   }
 
   /**
@@ -502,6 +584,8 @@ export class Uplink {
     const call = this.call;
     this.call = undefined;
     this.clearWelcomeTimer();
+    if (this.watchdog !== undefined) this.timers.clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     this.inflight = new Map();
     this.credit = 0;
     this.waitingForDrain = false;

@@ -50,10 +50,10 @@ function validFrames(gatewayId: string, random: Random): Buffer[] {
   const seq = 1 + random.int(1000);
   const record = (s: number) => ({ seq: s, deviceId: `fuzz-dev-${random.int(5)}`, stream: '', deviceSeq: 0, deviceTimeMs: 0, gatewayTimeMs: Date.now(), payload: random.bytes(random.int(64)), contentType: '' });
   return [
-    enc({ frame: { $case: 'hello', value: { gatewayId, version: 'fuzz', lastAckedSeq: random.int(10) } } }),
+    enc({ frame: { $case: 'hello', value: { gatewayId, version: 'fuzz', lastAckedSeq: random.int(10), heartbeatIntervalMs: 0 } } }),
     enc({ frame: { $case: 'batch', value: { records: [record(seq), record(seq + 1)] } } }),
     enc({ frame: { $case: 'batch', value: { records: [record(seq + 10)] } } }),
-    enc({ frame: { $case: 'hello', value: { gatewayId: 'gw-test', version: 'impostor', lastAckedSeq: 0 } } }),
+    enc({ frame: { $case: 'hello', value: { gatewayId: 'gw-test', version: 'impostor', lastAckedSeq: 0, heartbeatIntervalMs: 0 } } }),
   ];
 }
 

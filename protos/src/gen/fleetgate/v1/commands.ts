@@ -33,6 +33,11 @@ export interface Command {
   deviceId: string;
   /** What to do, e.g. "reboot"; a handler on the device is chosen by this name. */
   name: string;
+  /**
+   * Opaque to the wire. Today it is always UTF-8 JSON text (the cloud-stub's POST /v1/commands takes any JSON
+   * value and sends JSON.stringify of it; `null` when none was given), and devices read it as JSON: the SDK's
+   * request.json(), the body of the MQTT publish.
+   */
   payload: Buffer;
   /** Milliseconds since the Unix epoch after which the command must not run any more. */
   expiresAtMs: number;
@@ -41,10 +46,18 @@ export interface Command {
 export interface CommandResult {
   commandId: string;
   status: CommandStatus;
-  /** The device's answer, for SUCCEEDED. */
+  /**
+   * The device's answer, for SUCCEEDED: UTF-8 JSON text today (the SDK sends JSON.stringify of the handler's
+   * value, or a string's UTF-8 bytes as they are; MQTT devices the "payload" member of their JSON answer), empty
+   * when there is none.
+   */
   payload: Buffer;
   /** Why, for FAILED, REJECTED and EXPIRED. */
   message: string;
+  /**
+   * On the uplink the gateway always sets it. On the device link it may be left empty: the gateway takes the
+   * device from the stream (its token), and a result for a command of another device is ignored.
+   */
   deviceId: string;
 }
 

@@ -30,6 +30,17 @@ import { Command, CommandResult } from "./commands.js";
  * outbox, a new epoch). The gateway remembers the last durable seq of each device's epoch, so a message resent
  * after a reconnect is acked again but stored once. The device's identity is its token's sub (metadata
  * "authorization: Bearer <token>"); Hello.device_id counts only where the gateway accepts anonymous devices.
+ *
+ * Seqs on one stream, after Welcome{last_durable_seq: D}:
+ * - First, any messages with seq <= D (a device resending what it has not seen acked yet): not stored again, and
+ *   answered with Ack{through_seq: D}. They may come in any order, and may be left out.
+ * - Then the new ones, with seq > D: the first of them may be above D + 1 (its predecessors went to another
+ *   gateway, or a journal that lost them); from there each seq is the one before plus 1. A seq that repeats or
+ *   goes back (after a new seq on this stream) or skips ends the stream with INVALID_ARGUMENT, whose message
+ *   names the seq the gateway expected.
+ * A device may leave any number of messages unacked: past DeviceLimits.max_unacked_messages the gateway only stops
+ * reading the stream until its commits catch up (HTTP/2 flow control then holds the device back); no error.
+ * Acks are cumulative and coalesced (one for many messages), and come only after the journal committed.
  */
 
 export interface DeviceFrame {
@@ -65,7 +76,14 @@ export interface DeviceWelcome {
 }
 
 export interface DeviceLimits {
+  /** A larger payload ends the stream with INVALID_ARGUMENT. */
   maxPayloadBytes: number;
+  /**
+   * Messages the gateway takes beyond its last ack before it stops reading the stream until commits catch up
+   * (--max-unacked-per-connection). Not a limit to obey: more unacked gains nothing, and costs nothing but wait.
+   * 0 from an older gateway: not said.
+   */
+  maxUnackedMessages: number;
 }
 
 export interface DeviceTelemetry {
@@ -73,7 +91,7 @@ export interface DeviceTelemetry {
 }
 
 export interface Telemetry {
-  /** 1, 2, 3, ... within the epoch; never reused, never skipped. */
+  /** 1, 2, 3, ... within the epoch; never reused, never skipped (see the rules per stream above). */
   seq: number;
   stream: string;
   /** When the device measured, ms since the Unix epoch (0 = unknown). */
@@ -364,13 +382,16 @@ export const DeviceWelcome: MessageFns<DeviceWelcome> = {
 };
 
 function createBaseDeviceLimits(): DeviceLimits {
-  return { maxPayloadBytes: 0 };
+  return { maxPayloadBytes: 0, maxUnackedMessages: 0 };
 }
 
 export const DeviceLimits: MessageFns<DeviceLimits> = {
   encode(message: DeviceLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.maxPayloadBytes !== 0) {
       writer.uint32(8).uint32(message.maxPayloadBytes);
+    }
+    if (message.maxUnackedMessages !== 0) {
+      writer.uint32(16).uint32(message.maxUnackedMessages);
     }
     return writer;
   },
@@ -394,6 +415,14 @@ export const DeviceLimits: MessageFns<DeviceLimits> = {
             }
 
             message.maxPayloadBytes = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxUnackedMessages = reader.uint32();
             continue;
           }
         }

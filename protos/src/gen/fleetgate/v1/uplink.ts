@@ -23,15 +23,27 @@ import { Command, CommandAck, CommandResult } from "./commands.js";
  * The uplink: one long-lived bidirectional stream from a gateway to a backend.
  *
  * Flow (see DESIGN.md "Data path, uplink"):
- *   gateway -> Hello{gateway_id, last_acked_seq}        backend -> Welcome{session_id, limits}
+ *   gateway -> Hello{gateway_id, last_acked_seq}        backend -> Welcome{session_id, limits, last_committed_seq}
  *   gateway -> TelemetryBatch{records in seq order}...  backend -> Ack{from_seq, through_seq} once committed
  *                                                       backend -> Credit{batches} when it can take more
+ *   gateway -> Heartbeat{id} on a quiet stream          backend -> Heartbeat{id} at once (if Welcome said so)
  * Each batch holds consecutive journal rows of one lane: the live lane (what was committed since the stream
  * opened, sent first) or the backlog lane (what is older, drained with the credit left). The backend acks each
  * batch by its range once its sink committed it, and grants credit as it can take more: a replay never floods
  * it. After any stream failure the gateway reconnects, says Hello and resends every row not acked, so the wire
  * is at-least-once; the backend drops records it already holds (dedupe by gateway_id + seq) and the end result
  * is exactly-once per record. Records the gateway could not keep are reported as a Gap, never hidden.
+ *
+ * Authentication: the gateway sends its token as the metadata "authorization: Bearer <token>" on every stream.
+ * A backend answers a missing, malformed, expired or revoked token with UNAUTHENTICATED (also during a stream,
+ * once the token expires) and a Hello naming another gateway than the token's subject with PERMISSION_DENIED.
+ * Whatever the status, the gateway reconnects with backoff and reads its token file again; nothing is lost.
+ *
+ * Liveness (gRFC A8): HTTP/2 keepalive pings are policed by servers (grpc-core permits one every 5 minutes on a
+ * stream without data, then answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings"), so the gateway pings only every
+ * 5.5 minutes, which grpc-core, grpc-go and grpc-java servers permit on their defaults. Dead-peer detection is
+ * done with Heartbeat frames instead: data on the stream, so no ping policy applies, and an answer proves the
+ * backend's stream handler is alive, not only its HTTP/2 stack. A backend needs no keepalive setting at all.
  */
 
 export interface UplinkFrame {
@@ -41,6 +53,9 @@ export interface UplinkFrame {
     | { $case: "deviceStatus"; value: DeviceStatus }
     | { $case: "commandResult"; value: CommandResult }
     | { $case: "gap"; value: Gap }
+    | //
+    /** Only to a backend whose Welcome set answers_heartbeats. */
+    { $case: "heartbeat"; value: Heartbeat }
     | undefined;
 }
 
@@ -51,6 +66,9 @@ export interface DownlinkFrame {
     | { $case: "credit"; value: Credit }
     | { $case: "command"; value: Command }
     | { $case: "commandAck"; value: CommandAck }
+    | //
+    /** The answer to the gateway's Heartbeat with the same id. */
+    { $case: "heartbeat"; value: Heartbeat }
     | undefined;
 }
 
@@ -61,6 +79,12 @@ export interface Hello {
   version: string;
   /** The highest seq this gateway has seen acked (0 if none). The gateway resends everything after it. */
   lastAckedSeq: number;
+  /**
+   * The gateway sends a Heartbeat once it has heard nothing from the backend for this long, and gives the stream
+   * up (and reconnects) once it has heard nothing for twice this long: the gateway's --uplink-dead-after-ms is
+   * twice this. Only with a backend whose Welcome set answers_heartbeats; 0 from an older gateway: none.
+   */
+  heartbeatIntervalMs: number;
 }
 
 /** The backend's answer to Hello. The stream carries telemetry only after Welcome. */
@@ -69,15 +93,33 @@ export interface Welcome {
   limits:
     | Limits
     | undefined;
-  /** The highest seq the backend holds for this gateway (0 if none). Informational: resends are deduped anyway. */
+  /**
+   * Required: the highest seq of a record the backend has committed for this gateway (Hello.gateway_id), 0 only
+   * if it holds none. The gateway relies on it: a journal the backend has not seen before (a lost or replaced data
+   * folder) or one behind the backend (restored from an old copy) renumbers its unsent records above this seq
+   * before sending any, since the backend would drop them as resends otherwise. A backend that answers 0 while it
+   * holds records of this gateway makes it resend under old seqs, and that gateway's new records are dropped as
+   * duplicates without an error anywhere.
+   */
   lastCommittedSeq: number;
+  /**
+   * true: this backend answers every Heartbeat at once (from its stream handler, not after a commit) with a
+   * Heartbeat carrying the same id. The gateway then sends them on a quiet stream and ends a stream on which it
+   * heard nothing for twice Hello.heartbeat_interval_ms. false (any backend that knows nothing of heartbeats):
+   * the gateway sends none, and only its 5.5-minute HTTP/2 keepalive notices a dead connection.
+   */
+  answersHeartbeats: boolean;
 }
 
 /** What the backend accepts on this stream; 0 means "no opinion, use your own default". */
 export interface Limits {
   maxBatchRecords: number;
   maxBatchBytes: number;
-  /** The first grant of credit: batches the gateway may send before the first Credit frame. */
+  /**
+   * The first grant of credit: batches the gateway may send before the first Credit frame. 0: no opinion, and
+   * the gateway takes its own window (--uplink-window, 16 by default) as the first grant; a backend that
+   * enforces credit should name a number.
+   */
   maxBatchesInFlight: number;
 }
 
@@ -106,7 +148,8 @@ export interface TelemetryRecord {
 
 /**
  * A device connected to or disconnected from this gateway: where the backend sends its commands. After a new
- * stream's Welcome the gateway sends the status of every device it holds.
+ * stream's Welcome the gateway sends the status of every device it holds. Not acked, and needs no credit: a
+ * status lost with a stream is sent again after the next Welcome, so the latest one per device is what counts.
  */
 export interface DeviceStatus {
   deviceId: string;
@@ -118,7 +161,13 @@ export interface DeviceStatus {
 
 /**
  * Every record this stream sent with from_seq <= seq <= through_seq is committed at the backend (from_seq 0:
- * every record through through_seq), except those listed as rejected. A Gap is acknowledged by its range.
+ * every record through through_seq), except those listed as rejected.
+ * - A range ack names exactly one batch in flight (its first and last seq) or one Gap (its from_seq and
+ *   to_seq, sent once the gap is recorded). Part of a batch, or several batches in one range, is a protocol
+ *   error: the gateway ends the stream and resends everything not acked on the next one.
+ * - A cumulative ack (from_seq 0) may cover only what the stream sent without a hole; the same error otherwise.
+ * - Rejected seqs lie inside the range; the rest of the range is committed. Batches and gaps may be acked in any
+ *   order. An Ack returns no credit: Credit frames do.
  */
 export interface Ack {
   throughSeq: number;
@@ -132,7 +181,14 @@ export interface RecordRejection {
   reason: string;
 }
 
-/** The backend can take `batches` more batches on this stream. */
+/**
+ * The backend can take `batches` more batches on this stream: added to what is left, never a new total. An Ack
+ * returns none, so a backend grants one Credit per batch it has committed (the cloud-stub sends Credit{1} with
+ * each batch's ack). Credit counts from Welcome on: one sent before Welcome is ignored. The gateway never has
+ * more than its credit (nor its own --uplink-window) of batches unacked; with none left it waits while the
+ * journal holds the data. Gaps, statuses, command results and heartbeats need no credit. A backend may end a
+ * stream that sends a batch without credit (the cloud-stub answers RESOURCE_EXHAUSTED); the gateway reconnects.
+ */
 export interface Credit {
   batches: number;
 }
@@ -146,6 +202,18 @@ export interface Gap {
   toSeq: number;
   reason: string;
   count: number;
+  timeMs: number;
+}
+
+/**
+ * Proves the stream is alive end to end. The gateway sends one (to a backend whose Welcome set
+ * answers_heartbeats) when it has heard nothing for Hello.heartbeat_interval_ms; the backend answers at once with
+ * a Heartbeat carrying the same id and time_ms. Never acked otherwise, and never needs credit.
+ */
+export interface Heartbeat {
+  /** Chosen by the gateway; the answer carries the same. */
+  id: number;
+  /** The gateway's clock when it sent it (ms since the Unix epoch), echoed unchanged. */
   timeMs: number;
 }
 
@@ -170,6 +238,9 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
         break;
       case "gap":
         Gap.encode(message.frame.value, writer.uint32(42).fork()).join();
+        break;
+      case "heartbeat":
+        Heartbeat.encode(message.frame.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -228,6 +299,14 @@ export const UplinkFrame: MessageFns<UplinkFrame> = {
             message.frame = { $case: "gap", value: Gap.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.frame = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -262,6 +341,9 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
         break;
       case "commandAck":
         CommandAck.encode(message.frame.value, writer.uint32(42).fork()).join();
+        break;
+      case "heartbeat":
+        Heartbeat.encode(message.frame.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -320,6 +402,14 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
             message.frame = { $case: "commandAck", value: CommandAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.frame = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -334,7 +424,7 @@ export const DownlinkFrame: MessageFns<DownlinkFrame> = {
 };
 
 function createBaseHello(): Hello {
-  return { gatewayId: "", version: "", lastAckedSeq: 0 };
+  return { gatewayId: "", version: "", lastAckedSeq: 0, heartbeatIntervalMs: 0 };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -347,6 +437,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.lastAckedSeq !== 0) {
       writer.uint32(24).uint64(message.lastAckedSeq);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(32).uint32(message.heartbeatIntervalMs);
     }
     return writer;
   },
@@ -388,6 +481,14 @@ export const Hello: MessageFns<Hello> = {
             message.lastAckedSeq = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -402,7 +503,7 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { sessionId: "", limits: undefined, lastCommittedSeq: 0 };
+  return { sessionId: "", limits: undefined, lastCommittedSeq: 0, answersHeartbeats: false };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -415,6 +516,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.lastCommittedSeq !== 0) {
       writer.uint32(24).uint64(message.lastCommittedSeq);
+    }
+    if (message.answersHeartbeats !== false) {
+      writer.uint32(32).bool(message.answersHeartbeats);
     }
     return writer;
   },
@@ -454,6 +558,14 @@ export const Welcome: MessageFns<Welcome> = {
             }
 
             message.lastCommittedSeq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.answersHeartbeats = reader.bool();
             continue;
           }
         }
@@ -1036,6 +1148,63 @@ export const Gap: MessageFns<Gap> = {
           }
           case 5: {
             if (tag !== 40) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHeartbeat(): Heartbeat {
+  return { id: 0, timeMs: 0 };
+}
+
+export const Heartbeat: MessageFns<Heartbeat> = {
+  encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(16).int64(message.timeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Heartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
               break;
             }
 
