@@ -22,7 +22,7 @@ import { Command, CommandAck, CommandResult } from "./commands.js";
 /**
  * The uplink: one long-lived bidirectional stream from a gateway to a backend.
  *
- * Flow (see DESIGN.md "Data path, uplink"):
+ * Flow (docs/design.md in the repository, "The path of a message, hop by hop"):
  *   gateway -> Hello{gateway_id, last_acked_seq}        backend -> Welcome{session_id, limits, last_committed_seq}
  *   gateway -> TelemetryBatch{records in seq order}...  backend -> Ack{from_seq, through_seq} once committed
  *                                                       backend -> Credit{batches} when it can take more
