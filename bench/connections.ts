@@ -96,7 +96,8 @@ export async function connections(argv: string[]): Promise<BenchReport> {
       sampler.enter('before');
       await sleep(1500);
       const tcpBefore = tcpCounters();
-      const cpu = (): Record<string, number> => Object.fromEntries(Object.entries(target.pids).map(([name, p]) => [name, cpuSeconds(p)]));
+      const cpu = (): Record<string, number> =>
+        Object.fromEntries(Object.entries(target.pids).map(([name, p]) => [name, cpuSeconds(p)]));
       const cpuBefore = cpu();
       let coresInStorm: Record<string, number> = {};
       sampler.enter('storm');
@@ -105,7 +106,9 @@ export async function connections(argv: string[]): Promise<BenchReport> {
         if (event === 'connected') {
           const seconds = data.ms! / 1000;
           const cpuAfter = cpu();
-          coresInStorm = Object.fromEntries(Object.keys(cpuAfter).map((name) => [name, +((cpuAfter[name]! - cpuBefore[name]!) / seconds).toFixed(2)]));
+          coresInStorm = Object.fromEntries(
+            Object.keys(cpuAfter).map((name) => [name, +((cpuAfter[name]! - cpuBefore[name]!) / seconds).toFixed(2)]),
+          );
           sampler.enter('connected');
           if (connectedNow) reported.push(connectedNow());
         }
@@ -131,7 +134,12 @@ export async function connections(argv: string[]): Promise<BenchReport> {
         unanswered: result.unanswered,
         dropped: result.dropped ?? 0,
         ...(connectedNow ? { reportedConnected: { afterStorm: afterStorm!, afterHold: afterHold! } } : {}),
-        rssMB: { before, connected, afterPublish: median(sampler.inPhase('holding').map((s) => s.rssMB)), peak: sampler.peakMB() },
+        rssMB: {
+          before,
+          connected,
+          afterPublish: median(sampler.inPhase('holding').map((s) => s.rssMB)),
+          peak: sampler.peakMB(),
+        },
         rssPerConnectionKB: +(((connected - before) * 1024) / connect.connections).toFixed(1),
         coresInStorm: { ...coresInStorm, loader: +(connect.cpuSeconds / (connect.ms / 1000)).toFixed(2) },
         tcp,
@@ -175,8 +183,12 @@ export async function connections(argv: string[]): Promise<BenchReport> {
     const bareCapped = concurrency > 0 ? await run(bareAedes, 'bare-', concurrency) : undefined;
     const gatewayCapped = concurrency > 0 ? await run(fleetgate, 'conn-', concurrency) : undefined;
 
-    const allGood = (r: StormRun) => r.connected === devices && r.failed === 0 && r.dropped === 0 && r.unanswered === 0 && r.allPubackedMs !== null;
-    const capped = (r: StormRun | undefined) => (r ? `${(r.stormMs / 1000).toFixed(2)} s (p99 ${r.connectLatencyMs.p99} ms, ${r.tcp.ListenOverflows ?? '?'} overflows)` : 'skipped');
+    const allGood = (r: StormRun) =>
+      r.connected === devices && r.failed === 0 && r.dropped === 0 && r.unanswered === 0 && r.allPubackedMs !== null;
+    const capped = (r: StormRun | undefined) =>
+      r
+        ? `${(r.stormMs / 1000).toFixed(2)} s (p99 ${r.connectLatencyMs.p99} ms, ${r.tcp.ListenOverflows ?? '?'} overflows)`
+        : 'skipped';
     const report: BenchReport = {
       name: 'connections',
       settings: { ...values },
@@ -186,7 +198,14 @@ export async function connections(argv: string[]): Promise<BenchReport> {
         stormRatio: +(gateway.stormMs / bareRun.stormMs).toFixed(2),
         rssConnectedRatio: +(gateway.rssMB.connected / bareRun.rssMB.connected).toFixed(2),
         ...(gatewayCapped && bareCapped
-          ? { capped: { concurrency, gateway: gatewayCapped, bareAedes: bareCapped, stormRatio: +(gatewayCapped.stormMs / bareCapped.stormMs).toFixed(2) } }
+          ? {
+              capped: {
+                concurrency,
+                gateway: gatewayCapped,
+                bareAedes: bareCapped,
+                stormRatio: +(gatewayCapped.stormMs / bareCapped.stormMs).toFixed(2),
+              },
+            }
           : {}),
         allConnectedPubackedAndStayed: {
           gateway: allGood(gateway) && (!gatewayCapped || allGood(gatewayCapped)),
@@ -216,7 +235,9 @@ export async function connections(argv: string[]): Promise<BenchReport> {
 /** The process's soft/hard limit on open files, from /proc/<pid>/limits. */
 function maxOpenFiles(pid: number): string {
   try {
-    const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const [soft, hard] = line!.replace('Max open files', '').trim().split(/\s+/);
     return `${soft}/${hard}`;
   } catch {

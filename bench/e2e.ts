@@ -64,7 +64,10 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
   let mosquitto: { result: LoadResult; windowCpu: number } | undefined;
   const mosquittoBin = findMosquitto();
   try {
-    ({ result: bareResult, windowCpu: bareWindowCpu } = await baseline(await startServer(new URL('./servers/bare-aedes.js', import.meta.url)), 'bare-'));
+    ({ result: bareResult, windowCpu: bareWindowCpu } = await baseline(
+      await startServer(new URL('./servers/bare-aedes.js', import.meta.url)),
+      'bare-',
+    ));
     if (mosquittoBin.bin) mosquitto = await baseline(await startMosquitto(mosquittoBin.bin), 'mosq-');
     else process.stderr.write(`mosquitto baseline skipped: ${mosquittoBin.why}\n`);
   } finally {
@@ -74,11 +77,44 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
   // fleetgate: gateway -> cloud-stub, each its own process, durable journal and sink.
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-'));
   try {
-    const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir, 'cloud'), '--durability', values.durability!], 'cloud-stub ready');
+    const cloud = await startFleetgate(
+      'cloud',
+      [
+        'cloud',
+        '--allow-anonymous',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--data',
+        join(dir, 'cloud'),
+        '--durability',
+        values.durability!,
+      ],
+      'cloud-stub ready',
+    );
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
     const gateway = await startFleetgate(
       'gateway',
-      ['gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', values.durability!, '--device-grpc', 'off', ...values['gateway-arg']!],
+      [
+        'gateway',
+        '--gateway-id',
+        'bench',
+        '--allow-anonymous',
+        '--mqtt',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--upstream',
+        `127.0.0.1:${portOf(cloud.ready.listen)}`,
+        '--data',
+        join(dir, 'gateway'),
+        '--durability',
+        values.durability!,
+        '--device-grpc',
+        'off',
+        ...values['gateway-arg']!,
+      ],
       'gateway ready',
     );
     const cloudRecords = async () => ((await (await fetch(`${cloudAdmin}/v1/stats`)).json()) as { records: number }).records;

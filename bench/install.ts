@@ -32,7 +32,10 @@ export async function install(argv: string[]): Promise<BenchReport> {
         continue;
       }
       const project = join(dir, audience);
-      await npmInstall(project, [...packages.map((name) => tarballs[`@fleetgate/${name}`]!), ...(sqlite ? [`better-sqlite3@${sqliteVersion()}`] : [])]);
+      await npmInstall(project, [
+        ...packages.map((name) => tarballs[`@fleetgate/${name}`]!),
+        ...(sqlite ? [`better-sqlite3@${sqliteVersion()}`] : []),
+      ]);
       const modules = join(project, 'node_modules');
       figures[audience] = { MB: +(folderBytes(modules) / 1e6).toFixed(1), packages: installedPackages(modules).length };
     }
@@ -40,7 +43,12 @@ export async function install(argv: string[]): Promise<BenchReport> {
       const f = figures[name]!;
       return typeof f === 'string' ? `${name}: ${f}` : `${name} ${f.MB} MB (${f.packages} packages)`;
     };
-    const report: BenchReport = { name: 'install', settings: { ...values }, figures, summary: Object.keys(AUDIENCES).map(line).join('; ') };
+    const report: BenchReport = {
+      name: 'install',
+      settings: { ...values },
+      figures,
+      summary: Object.keys(AUDIENCES).map(line).join('; '),
+    };
     printReport(report, values.json!);
     return report;
   } finally {

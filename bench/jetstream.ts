@@ -41,17 +41,51 @@ export async function jetstream(argv: string[]): Promise<BenchReport> {
       for (let g = 0; g < gateways; g++) fillJournal(join(base, `gw-${g}`), perGateway, payload);
       const replicas: Started[] = [];
       for (const [i, args] of replicaArgs.entries()) {
-        replicas.push(await startFleetgate(`cloud-${i}`, ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(base, `cloud-${i}`), ...args], 'cloud-stub ready'));
+        replicas.push(
+          await startFleetgate(
+            `cloud-${i}`,
+            [
+              'cloud',
+              '--allow-anonymous',
+              '--listen',
+              '127.0.0.1:0',
+              '--admin',
+              '127.0.0.1:0',
+              '--data',
+              join(base, `cloud-${i}`),
+              ...args,
+            ],
+            'cloud-stub ready',
+          ),
+        );
       }
       const admin = `http://127.0.0.1:${portOf(replicas[0]!.ready.admin)}`;
       const held = async () => ((await (await fetch(`${admin}/v1/stats`)).json()) as { records: number }).records;
       const before = await held();
-      await Promise.all(Array.from({ length: gateways }, (_, g) =>
-        startFleetgate(`gateway-${g}`, [
-          'gateway', '--gateway-id', `${name}-gw-${g}`, '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--device-grpc', 'off',
-          '--upstream', `127.0.0.1:${portOf(replicas[g % replicas.length]!.ready.listen)}`, '--data', join(base, `gw-${g}`),
-        ], 'gateway ready'),
-      ));
+      await Promise.all(
+        Array.from({ length: gateways }, (_, g) =>
+          startFleetgate(
+            `gateway-${g}`,
+            [
+              'gateway',
+              '--gateway-id',
+              `${name}-gw-${g}`,
+              '--allow-anonymous',
+              '--mqtt',
+              '127.0.0.1:0',
+              '--admin',
+              '127.0.0.1:0',
+              '--device-grpc',
+              'off',
+              '--upstream',
+              `127.0.0.1:${portOf(replicas[g % replicas.length]!.ready.listen)}`,
+              '--data',
+              join(base, `gw-${g}`),
+            ],
+            'gateway ready',
+          ),
+        ),
+      );
       // Timed from when every gateway is up (they start in parallel, and tsx start-up is not the sink's cost).
       const started = performance.now();
       const atStart = await held();
@@ -65,7 +99,9 @@ export async function jetstream(argv: string[]): Promise<BenchReport> {
       const seconds = (performance.now() - started) / 1000;
       await killAll();
       if (now - before < total) throw new Error(`${name}: only ${now - before} of ${total} records arrived within 300 s`);
-      process.stderr.write(`${name}: ${total - (atStart - before)} records in ${seconds.toFixed(1)} s (after all gateways were up)\n`);
+      process.stderr.write(
+        `${name}: ${total - (atStart - before)} records in ${seconds.toFixed(1)} s (after all gateways were up)\n`,
+      );
       const timed = total - (atStart - before);
       return { records: timed, seconds: +seconds.toFixed(2), rate: Math.round(timed / seconds) };
     };
@@ -74,11 +110,20 @@ export async function jetstream(argv: string[]): Promise<BenchReport> {
     cluster = await NatsCluster.start({ dir: join(dir, 'nats') });
     const nats = ['--sink', 'jetstream', '--nats', cluster.urls.join(',')];
     const one = await run('js-one', [[...nats, '--stream', 'BENCH1']]);
-    const two = await run('js-two', [[...nats, '--stream', 'BENCH2'], [...nats, '--stream', 'BENCH2']]);
+    const two = await run('js-two', [
+      [...nats, '--stream', 'BENCH2'],
+      [...nats, '--stream', 'BENCH2'],
+    ]);
     const report: BenchReport = {
       name: 'jetstream',
       settings: { ...values, cluster: '3 nats-server nodes, R3 stream, this machine' },
-      figures: { sqlite, jetstreamOneReplica: one, jetstreamTwoReplicas: two, oneVsSqlite: +(one.rate / sqlite.rate).toFixed(2), twoVsOne: +(two.rate / one.rate).toFixed(2) },
+      figures: {
+        sqlite,
+        jetstreamOneReplica: one,
+        jetstreamTwoReplicas: two,
+        oneVsSqlite: +(one.rate / sqlite.rate).toFixed(2),
+        twoVsOne: +(two.rate / one.rate).toFixed(2),
+      },
       summary:
         `SQLite sink ${sqlite.rate} rec/s; JetStream R3 through one replica ${one.rate} rec/s (${(one.rate / sqlite.rate).toFixed(2)}x SQLite), ` +
         `through two ${two.rate} rec/s (${(two.rate / one.rate).toFixed(2)}x one); ${gateways} gateways x ${perGateway} records of ${payload} bytes`,

@@ -66,7 +66,10 @@ export async function latency(argv: string[]): Promise<BenchReport> {
   try {
     // Baselines: publisher -> bare broker -> subscriber; aedes, then mosquitto when installed.
     const baseline = async (kind: 'aedes' | 'mosquitto', qos: 0 | 1) => {
-      const broker = kind === 'aedes' ? await startServer(new URL('./servers/bare-aedes.js', import.meta.url)) : await startMosquitto(mosquittoBin.bin!, dir);
+      const broker =
+        kind === 'aedes'
+          ? await startServer(new URL('./servers/bare-aedes.js', import.meta.url))
+          : await startMosquitto(mosquittoBin.bin!, dir);
       const subscriber = await startSubscriber({ host: '127.0.0.1', port: broker.port, topic: 'devices/+/telemetry', qos });
       const cores = coresInWindow({ [kind]: broker.pid, subscriber: subscriber.pid });
       const result = await runLoader(load(broker.port, 'bare-'), cores.onEvent);
@@ -85,7 +88,10 @@ export async function latency(argv: string[]): Promise<BenchReport> {
         pubackRate: result.rate,
         pubackLatencyMs: result.latencyMs,
         scheduleLagMs: result.scheduleLagMs,
-        coresInWindow: { ...cores.cores(), loader: +(result.cpuSeconds / Number(values.seconds)).toFixed(2) } as Record<string, number>,
+        coresInWindow: { ...cores.cores(), loader: +(result.cpuSeconds / Number(values.seconds)).toFixed(2) } as Record<
+          string,
+          number
+        >,
       };
     };
     const subscriptionQos = values['subscriber-qos'] === '0' ? 0 : 1;
@@ -157,7 +163,9 @@ export async function latency(argv: string[]): Promise<BenchReport> {
         `PUBACKed ${gatewayLoad.rate}/s, committed ${cloud.committedRate}/s` +
         `, ${(lateShare(gatewayLoad) * 100).toFixed(1)}% of messages left > ${2 * Number(values['tick-ms'])} ms late (in-flight slots full)` +
         (keptUp ? '' : ` - the gateway did NOT keep up with ${rate}/s`) +
-        (bare.keptUpWithRate ? '' : ` (nor did bare aedes: sent ${bare.sentRate}/s, ${(bare.lateShare * 100).toFixed(1)}% late)`) +
+        (bare.keptUpWithRate
+          ? ''
+          : ` (nor did bare aedes: sent ${bare.sentRate}/s, ${(bare.lateShare * 100).toFixed(1)}% late)`) +
         `; ${cloud.inWindow}/${gatewayLoad.sent} window messages found at the cloud; durability=${values.durability}`,
     };
     printReport(report, values.json!);
@@ -181,7 +189,13 @@ function lateShare(load: LoadResult): number {
 function commitLatency(
   cloudData: string,
   window: { from: number; to: number },
-): { latencyMs: Percentiles; fromScheduleMs: Percentiles; inWindow: number; committedRate: number; over2s: Array<{ from: number; p99: number; max: number }> } {
+): {
+  latencyMs: Percentiles;
+  fromScheduleMs: Percentiles;
+  inWindow: number;
+  committedRate: number;
+  over2s: Array<{ from: number; p99: number; max: number }>;
+} {
   const histogram = latencyHistogram();
   const scheduled = latencyHistogram();
   const slices = new Map<number, number[]>();
@@ -201,11 +215,19 @@ function commitLatency(
     recordMs(scheduled, record.receivedTime - payload.readDoubleLE(8));
   }
   // p99 and max of the messages sent in each 2 s of the window: a steady tail, or stalls at some moments.
-  const over2s = [...slices.entries()].sort(([a], [b]) => a - b).map(([slice, list]) => {
-    list.sort((a, b) => a - b);
-    return { from: slice * 2, p99: +list[Math.floor(list.length * 0.99)]!.toFixed(1), max: +list.at(-1)!.toFixed(1) };
-  });
-  return { latencyMs: percentilesMs(histogram), fromScheduleMs: percentilesMs(scheduled), inWindow, over2s, committedRate: Math.round(committedInWindow / ((window.to - window.from) / 1000)) };
+  const over2s = [...slices.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([slice, list]) => {
+      list.sort((a, b) => a - b);
+      return { from: slice * 2, p99: +list[Math.floor(list.length * 0.99)]!.toFixed(1), max: +list.at(-1)!.toFixed(1) };
+    });
+  return {
+    latencyMs: percentilesMs(histogram),
+    fromScheduleMs: percentilesMs(scheduled),
+    inWindow,
+    over2s,
+    committedRate: Math.round(committedInWindow / ((window.to - window.from) / 1000)),
+  };
 }
 
 /** CPU cores each process used over the loader's measured window; `onEvent` goes to runLoader. */
@@ -221,7 +243,9 @@ function coresInWindow(pids: Record<string, number>): { onEvent: (event: string)
       const to = marks.measured;
       if (!from || !to) return {};
       const seconds = (to.at - from.at) / 1000;
-      return Object.fromEntries(Object.keys(pids).map((name) => [name, +((to.cpu[name]! - from.cpu[name]!) / seconds).toFixed(2)]));
+      return Object.fromEntries(
+        Object.keys(pids).map((name) => [name, +((to.cpu[name]! - from.cpu[name]!) / seconds).toFixed(2)]),
+      );
     },
   };
 }

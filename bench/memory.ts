@@ -91,8 +91,13 @@ export async function memory(argv: string[]): Promise<BenchReport> {
         afterCloseMB: sampler.samples.at(-1)!.rssMB,
         threads: Math.max(...sampler.samples.map((s) => s.threads)),
         load: {
-          sentRate: result.sentRate, rate: result.rate, latencyMs: result.latencyMs, unanswered: result.unanswered, dropped: result.dropped,
-          totalAcked: result.totalAcked, connectMs: result.connect!.ms,
+          sentRate: result.sentRate,
+          rate: result.rate,
+          latencyMs: result.latencyMs,
+          unanswered: result.unanswered,
+          dropped: result.dropped,
+          totalAcked: result.totalAcked,
+          connectMs: result.connect!.ms,
         },
         samples: sampler.samples,
       };

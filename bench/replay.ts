@@ -131,12 +131,50 @@ interface BenchStack {
   waitFor(done: (gw: GatewayStats) => boolean, timeoutMs: number): Promise<void>;
 }
 
-async function withStack<T>(dir: string, durability: string, gatewayArgs: string[], use: (stack: BenchStack) => Promise<T>): Promise<T> {
+async function withStack<T>(
+  dir: string,
+  durability: string,
+  gatewayArgs: string[],
+  use: (stack: BenchStack) => Promise<T>,
+): Promise<T> {
   const cloudData = join(dir, 'cloud');
-  const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', cloudData, '--durability', durability], 'cloud-stub ready');
+  const cloud = await startFleetgate(
+    'cloud',
+    [
+      'cloud',
+      '--allow-anonymous',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--data',
+      cloudData,
+      '--durability',
+      durability,
+    ],
+    'cloud-stub ready',
+  );
   const gateway = await startFleetgate(
     'gateway',
-    ['gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', durability, '--device-grpc', 'off', ...gatewayArgs],
+    [
+      'gateway',
+      '--gateway-id',
+      'bench',
+      '--allow-anonymous',
+      '--mqtt',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--upstream',
+      `127.0.0.1:${portOf(cloud.ready.listen)}`,
+      '--data',
+      join(dir, 'gateway'),
+      '--durability',
+      durability,
+      '--device-grpc',
+      'off',
+      ...gatewayArgs,
+    ],
     'gateway ready',
   );
   const gatewayAdmin = `http://127.0.0.1:${portOf(gateway.ready.admin)}`;
@@ -171,8 +209,14 @@ export function fillJournal(dir: string, count: number, payloadBytes: number): n
     const records: NewRecord[] = [];
     for (let i = from; i < Math.min(count, from + chunk); i++) {
       records.push({
-        deviceId: `backlog-${i % 100}`, stream: '', contentType: '', deviceSeq: 0, deviceEpoch: '',
-        payload: Buffer.from(`backlog ${i} `.padEnd(payloadBytes, '.')), deviceTimeMs: now, gatewayTimeMs: now,
+        deviceId: `backlog-${i % 100}`,
+        stream: '',
+        contentType: '',
+        deviceSeq: 0,
+        deviceEpoch: '',
+        payload: Buffer.from(`backlog ${i} `.padEnd(payloadBytes, '.')),
+        deviceTimeMs: now,
+        gatewayTimeMs: now,
       });
     }
     journal.commit(records);
@@ -220,7 +264,11 @@ function liveLatency(cloudData: string): Latency {
   const db = new Database(join(cloudData, SINK_FILE), { readonly: true });
   try {
     let count = 0;
-    const rows = db.prepare<[], { payload: Buffer; received: number }>("SELECT payload, received_time AS received FROM records WHERE device_id LIKE 'live-%'").all();
+    const rows = db
+      .prepare<[], { payload: Buffer; received: number }>(
+        "SELECT payload, received_time AS received FROM records WHERE device_id LIKE 'live-%'",
+      )
+      .all();
     const samples = rows.map((row) => ({ sent: Number(row.payload.toString('latin1', 0, 13)), received: row.received }));
     const first = Math.min(...samples.map((x) => x.sent));
     const windows = new Map<number, number[]>();
@@ -232,10 +280,12 @@ function liveLatency(cloudData: string): Latency {
       if (!list) windows.set(w, (list = []));
       list.push(received - sent);
     }
-    const over5s = [...windows.entries()].sort(([a], [b]) => a - b).map(([w, list]) => {
-      list.sort((a, b) => a - b);
-      return { from: w * 5, p99: list[Math.floor(list.length * 0.99)]!, max: list.at(-1)! };
-    });
+    const over5s = [...windows.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([w, list]) => {
+        list.sort((a, b) => a - b);
+        return { from: w * 5, p99: list[Math.floor(list.length * 0.99)]!, max: list.at(-1)! };
+      });
     return { ...percentilesMs(histogram), over5s, count };
   } finally {
     db.close();

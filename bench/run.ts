@@ -10,7 +10,18 @@ import { sdk } from './sdk.ts';
 import { startup } from './startup.ts';
 import { upstreams } from './upstreams.ts';
 
-const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = { e2e, sdk, replay, latency, memory, connections, jetstream, upstreams, startup, install };
+const benchmarks: Record<string, (argv: string[]) => Promise<unknown>> = {
+  e2e,
+  sdk,
+  replay,
+  latency,
+  memory,
+  connections,
+  jetstream,
+  upstreams,
+  startup,
+  install,
+};
 
 const [name, ...argv] = process.argv.slice(2);
 const bench = name === undefined ? undefined : benchmarks[name];

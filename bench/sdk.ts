@@ -28,29 +28,68 @@ export async function sdk(argv: string[]): Promise<BenchReport> {
   });
   const dir = mkdtempSync(join(tmpdir(), 'fleetgate-bench-sdk-'));
   try {
-    const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir, 'cloud'), '--durability', values.durability!], 'cloud-stub ready');
+    const cloud = await startFleetgate(
+      'cloud',
+      [
+        'cloud',
+        '--allow-anonymous',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--data',
+        join(dir, 'cloud'),
+        '--durability',
+        values.durability!,
+      ],
+      'cloud-stub ready',
+    );
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
     const gateway = await startFleetgate(
       'gateway',
       [
-        'gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--device-grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0',
-        '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', values.durability!,
+        'gateway',
+        '--gateway-id',
+        'bench',
+        '--allow-anonymous',
+        '--mqtt',
+        '127.0.0.1:0',
+        '--device-grpc',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--upstream',
+        `127.0.0.1:${portOf(cloud.ready.listen)}`,
+        '--data',
+        join(dir, 'gateway'),
+        '--durability',
+        values.durability!,
       ],
       'gateway ready',
     );
     const cloudRecords = async () => ((await (await fetch(`${cloudAdmin}/v1/stats`)).json()) as { records: number }).records;
     const measure = async (kind: 'sdk' | 'mqtt', port: number) => {
       const settings: LoadSettings = {
-        host: '127.0.0.1', port, clientPrefix: `${kind}-`, connections: Number(values.devices), inflight: Number(values.inflight),
-        payloadBytes: Number(values.payload), warmupSeconds: Number(values.warmup), seconds: Number(values.seconds),
+        host: '127.0.0.1',
+        port,
+        clientPrefix: `${kind}-`,
+        connections: Number(values.devices),
+        inflight: Number(values.inflight),
+        payloadBytes: Number(values.payload),
+        warmupSeconds: Number(values.warmup),
+        seconds: Number(values.seconds),
       };
       const marks: Record<string, { at: number; records: number; gatewayCpu: number }> = {};
       const pending: Promise<void>[] = [];
-      const result: LoadResult = await runLoader(settings, (event) => {
-        const at = performance.now();
-        const gatewayCpu = cpuSeconds(gateway.process.pid);
-        pending.push(cloudRecords().then((records) => void (marks[event] = { at, records, gatewayCpu })));
-      }, kind);
+      const result: LoadResult = await runLoader(
+        settings,
+        (event) => {
+          const at = performance.now();
+          const gatewayCpu = cpuSeconds(gateway.process.pid);
+          pending.push(cloudRecords().then((records) => void (marks[event] = { at, records, gatewayCpu })));
+        },
+        kind,
+      );
       await Promise.all(pending);
       const seconds = (marks.measured!.at - marks.measuring!.at) / 1000;
       return {
@@ -66,8 +105,20 @@ export async function sdk(argv: string[]): Promise<BenchReport> {
       name: 'sdk',
       settings: { ...values },
       figures: {
-        sdk: { committedRate: sdkRun.committedRate, sendRate: sdkRun.result.rate, latencyMs: sdkRun.result.latencyMs, gatewayCores: sdkRun.gatewayCores, loaderCores: sdkRun.loaderCores },
-        mqtt: { committedRate: mqttRun.committedRate, pubackRate: mqttRun.result.rate, latencyMs: mqttRun.result.latencyMs, gatewayCores: mqttRun.gatewayCores, loaderCores: mqttRun.loaderCores },
+        sdk: {
+          committedRate: sdkRun.committedRate,
+          sendRate: sdkRun.result.rate,
+          latencyMs: sdkRun.result.latencyMs,
+          gatewayCores: sdkRun.gatewayCores,
+          loaderCores: sdkRun.loaderCores,
+        },
+        mqtt: {
+          committedRate: mqttRun.committedRate,
+          pubackRate: mqttRun.result.rate,
+          latencyMs: mqttRun.result.latencyMs,
+          gatewayCores: mqttRun.gatewayCores,
+          loaderCores: mqttRun.loaderCores,
+        },
         sdkToMqtt: +(sdkRun.committedRate / mqttRun.committedRate).toFixed(3),
       },
       summary:

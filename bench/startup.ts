@@ -26,7 +26,14 @@ import { median, processMemory } from './lib/proc-stats.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
 const BARE_AEDES = fileURLToPath(new URL('./servers/bare-aedes.js', import.meta.url));
-const CONNECT = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'startup-probe', keepalive: 0 });
+const CONNECT = mqttPacket.generate({
+  cmd: 'connect',
+  protocolId: 'MQTT',
+  protocolVersion: 4,
+  clean: true,
+  clientId: 'startup-probe',
+  keepalive: 0,
+});
 
 interface StartRun {
   /** exec -> CONNACK, ms */
@@ -75,8 +82,21 @@ async function timeStart(args: string[], port: number, settleMs: number, env: No
 }
 
 const gatewayArgs = (bin: string, dir: string, port: number) => [
-  bin, 'gateway', '--gateway-id', 'bench-startup', '--allow-anonymous', '--mqtt', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0',
-  '--device-grpc', 'off', '--upstream', '127.0.0.1:1', '--data', dir,
+  bin,
+  'gateway',
+  '--gateway-id',
+  'bench-startup',
+  '--allow-anonymous',
+  '--mqtt',
+  `127.0.0.1:${port}`,
+  '--admin',
+  '127.0.0.1:0',
+  '--device-grpc',
+  'off',
+  '--upstream',
+  '127.0.0.1:1',
+  '--data',
+  dir,
 ];
 
 function summarize(runs: StartRun[]) {
@@ -134,8 +154,15 @@ export async function startup(argv: string[]): Promise<BenchReport> {
       const filling = await startFleetgate('gateway', gatewayArgs(bin, journalDir, 0).slice(1), 'gateway ready', {}, bin);
       const connections = 100;
       const result = await runLoader({
-        host: '127.0.0.1', port: portOf(filling.ready.mqtt), connections, inflight: Math.ceil(rows / connections), payloadBytes: 100,
-        warmupSeconds: 0, seconds: 600, clientPrefix: 'fill-', once: true,
+        host: '127.0.0.1',
+        port: portOf(filling.ready.mqtt),
+        connections,
+        inflight: Math.ceil(rows / connections),
+        payloadBytes: 100,
+        warmupSeconds: 0,
+        seconds: 600,
+        clientPrefix: 'fill-',
+        once: true,
       });
       journalRows = result.totalAcked;
       await filling.process.stop();
@@ -160,7 +187,9 @@ export async function startup(argv: string[]): Promise<BenchReport> {
       figures,
       summary:
         `exec -> first CONNACK: gateway fresh ${figures.fresh.readyMsMedian} ms (CPU ${figures.fresh.cpuSecondsMedian} s, idle RSS ${figures.fresh.idleRssMBMedian} MB)` +
-        (figures.journal ? `, with a ${journalRows.toLocaleString('en')}-row journal ${figures.journal.readyMsMedian} ms (idle RSS ${figures.journal.idleRssMBMedian} MB)` : '') +
+        (figures.journal
+          ? `, with a ${journalRows.toLocaleString('en')}-row journal ${figures.journal.readyMsMedian} ms (idle RSS ${figures.journal.idleRssMBMedian} MB)`
+          : '') +
         `; bare aedes ${figures.bareAedes.readyMsMedian} ms (CPU ${figures.bareAedes.cpuSecondsMedian} s, RSS ${figures.bareAedes.idleRssMBMedian} MB); ` +
         `fleetgate --version ${figures.versionMsMedian} ms; medians of ${runs} (goals: < 1000 ms, --version < 300 ms)`,
     };

@@ -60,7 +60,18 @@ export async function upstreams(argv: string[]): Promise<BenchReport> {
       const startCloud = (name: string, port: number) =>
         startFleetgate(
           `cloud-${name}`,
-          ['cloud', '--allow-anonymous', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--data', join(dir, name), '--durability', values.durability!],
+          [
+            'cloud',
+            '--allow-anonymous',
+            '--listen',
+            `127.0.0.1:${port}`,
+            '--admin',
+            '127.0.0.1:0',
+            '--data',
+            join(dir, name),
+            '--durability',
+            values.durability!,
+          ],
           'cloud-stub ready',
         );
       const clouds: Started[] = [await startCloud('a', 0)];
@@ -84,15 +95,19 @@ export async function upstreams(argv: string[]): Promise<BenchReport> {
         }),
       );
       const gateway = await startFleetgate('gateway', ['gateway', '--config', config], 'gateway ready');
-      const admin = async <T>(started: Started, path: string) => (await (await fetch(`http://127.0.0.1:${portOf(started.ready.admin)}${path}`)).json()) as T;
-      const records = () => Promise.all(clouds.map(async (cloud) => (await admin<{ records: number }>(cloud, '/v1/stats')).records));
+      const admin = async <T>(started: Started, path: string) =>
+        (await (await fetch(`http://127.0.0.1:${portOf(started.ready.admin)}${path}`)).json()) as T;
+      const records = () =>
+        Promise.all(clouds.map(async (cloud) => (await admin<{ records: number }>(cloud, '/v1/stats')).records));
       const marks: Record<string, { at: number; records: number[]; cpu: number; rows: number }> = {};
       const pending: Promise<void>[] = [];
       const result = await runLoader(load(portOf(gateway.ready.mqtt)), (event) => {
         const at = performance.now();
         const cpu = cpuSeconds(gateway.process.pid);
         pending.push(
-          Promise.all([records(), admin<{ journal: { rows: number } }>(gateway, '/v1/stats')]).then(([r, stats]) => void (marks[event] = { at, records: r, cpu, rows: stats.journal.rows })),
+          Promise.all([records(), admin<{ journal: { rows: number } }>(gateway, '/v1/stats')]).then(
+            ([r, stats]) => void (marks[event] = { at, records: r, cpu, rows: stats.journal.rows }),
+          ),
         );
       });
       await Promise.all(pending);
@@ -146,4 +161,3 @@ export async function upstreams(argv: string[]): Promise<BenchReport> {
   printReport(report, values.json!);
   return report;
 }
-

@@ -65,7 +65,9 @@ export async function runLoader(
   onEvent: (event: string, data: LoaderEvent) => void = () => {},
   kind: keyof typeof LOADERS = 'mqtt',
 ): Promise<LoadResult> {
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, LOADERS[kind], JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, LOADERS[kind], JSON.stringify(settings)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   track(child);
   const exited = once(child, 'exit');
   let result: LoadResult | undefined;
@@ -80,10 +82,14 @@ export async function runLoader(
 }
 
 /** Starts the baselines' subscriber (mqtt-subscriber.ts); resolves once it is subscribed. */
-export async function startSubscriber(
-  settings: SubscriberSettings,
-): Promise<{ pid: number; result: (window: { from: number; to: number }) => Promise<SubscriberResult>; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, SUBSCRIBER, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function startSubscriber(settings: SubscriberSettings): Promise<{
+  pid: number;
+  result: (window: { from: number; to: number }) => Promise<SubscriberResult>;
+  stop: () => Promise<void>;
+}> {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, SUBSCRIBER, JSON.stringify(settings)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const stop = track(child);
   const lines = createInterface({ input: child.stdout! });
   const next = () =>

@@ -31,7 +31,18 @@ export async function startStack(dir: string, options: StackOptions): Promise<Fl
   const cloudData = join(dir, 'cloud');
   const cloud = await startFleetgate(
     'cloud',
-    ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', cloudData, '--durability', options.durability],
+    [
+      'cloud',
+      '--allow-anonymous',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--data',
+      cloudData,
+      '--durability',
+      options.durability,
+    ],
     'cloud-stub ready',
   );
   let gateway: Started;
@@ -39,9 +50,23 @@ export async function startStack(dir: string, options: StackOptions): Promise<Fl
     gateway = await startFleetgate(
       'gateway',
       [
-        'gateway', '--gateway-id', 'bench', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0',
-        '--upstream', `127.0.0.1:${portOf(cloud.ready.listen)}`, '--data', join(dir, 'gateway'), '--durability', options.durability,
-        '--device-grpc', 'off', ...(options.gatewayArgs ?? []),
+        'gateway',
+        '--gateway-id',
+        'bench',
+        '--allow-anonymous',
+        '--mqtt',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--upstream',
+        `127.0.0.1:${portOf(cloud.ready.listen)}`,
+        '--data',
+        join(dir, 'gateway'),
+        '--durability',
+        options.durability,
+        '--device-grpc',
+        'off',
+        ...(options.gatewayArgs ?? []),
       ],
       'gateway ready',
     );

@@ -14,7 +14,13 @@ import { track, type ChildServer } from './children.ts';
 
 /** The mosquitto binary, or undefined with why not. */
 export function findMosquitto(): { bin: string; why?: undefined } | { bin?: undefined; why: string } {
-  const candidates = ['/usr/sbin/mosquitto', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'mosquitto'))];
+  const candidates = [
+    '/usr/sbin/mosquitto',
+    ...(process.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, 'mosquitto')),
+  ];
   for (const bin of candidates) {
     try {
       accessSync(bin, constants.X_OK);
@@ -73,7 +79,8 @@ export async function startMosquitto(bin: string, parentDir = tmpdir()): Promise
         };
       }
       await stop();
-      if (!stderr.includes('Address already in use') || attempt === 5) throw new Error(`mosquitto did not start: ${stderr.trim() || 'no output'}`);
+      if (!stderr.includes('Address already in use') || attempt === 5)
+        throw new Error(`mosquitto did not start: ${stderr.trim() || 'no output'}`);
     }
   } catch (err: unknown) {
     rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,11 @@
  * and flags); the return value is
  * what is left over (an incomplete packet), to be passed back in with the next chunk.
  */
-export function splitPackets(pending: Buffer, chunk: Buffer, onPacket: (buf: Buffer, first: number, bodyAt: number, bodyLength: number) => void): Buffer {
+export function splitPackets(
+  pending: Buffer,
+  chunk: Buffer,
+  onPacket: (buf: Buffer, first: number, bodyAt: number, bodyLength: number) => void,
+): Buffer {
   const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
   let offset = 0;
   for (;;) {

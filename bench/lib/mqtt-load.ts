@@ -132,7 +132,13 @@ class LoadConnection {
   ) {
     const topic = `devices/${clientId}/telemetry`;
     this.template = mqttPacket.generate({
-      cmd: 'publish', topic, payload: Buffer.alloc(payloadBytes, 0x61), qos: 1, messageId: 1, retain: false, dup: false,
+      cmd: 'publish',
+      topic,
+      payload: Buffer.alloc(payloadBytes, 0x61),
+      qos: 1,
+      messageId: 1,
+      retain: false,
+      dup: false,
     });
     if (stamp && payloadBytes < 16) throw new Error('stampPayload needs payloads of 16 bytes or more');
     // Fixed header (1 byte + remaining length), topic (2 + length), then the 2-byte message id.
@@ -157,7 +163,9 @@ class LoadConnection {
       });
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 60 }));
+    socket.write(
+      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 60 }),
+    );
   }
 
   private onConnack: (code: number) => void = () => {};
@@ -180,7 +188,10 @@ class LoadConnection {
       packet.writeUInt16BE(id, this.idOffset);
       if (this.stamp) {
         packet.writeDoubleLE(epoch, this.idOffset + 2);
-        packet.writeDoubleLE(this.scheduledAt ? performance.timeOrigin + this.scheduledAt(this.sentCount + i) : epoch, this.idOffset + 10);
+        packet.writeDoubleLE(
+          this.scheduledAt ? performance.timeOrigin + this.scheduledAt(this.sentCount + i) : epoch,
+          this.idOffset + 10,
+        );
       }
       this.sentAt[id] = now;
       packets.push(packet);
@@ -327,7 +338,9 @@ export async function runLoad(settings: LoadSettings, emit: (event: object) => v
   const dropped = connections.filter((c) => c.dropped).length;
   for (const c of connections) c.close();
   if (storm.result.failed > 0 || dropped > 0) {
-    process.stderr.write(`mqtt-load: ${storm.result.failed} connections failed, ${dropped} dropped: ${JSON.stringify(storm.result.errors)}\n`);
+    process.stderr.write(
+      `mqtt-load: ${storm.result.failed} connections failed, ${dropped} dropped: ${JSON.stringify(storm.result.errors)}\n`,
+    );
   }
   return {
     acked,
@@ -347,7 +360,10 @@ export async function runLoad(settings: LoadSettings, emit: (event: object) => v
 }
 
 /** Opens every connection at once and waits for each CONNACK; failed attempts are retried with a backoff. */
-async function connectAll(settings: LoadSettings, events: ConnectionEvents): Promise<{ connections: LoadConnection[]; result: NonNullable<LoadResult['connect']> }> {
+async function connectAll(
+  settings: LoadSettings,
+  events: ConnectionEvents,
+): Promise<{ connections: LoadConnection[]; result: NonNullable<LoadResult['connect']> }> {
   const histogram = latencyHistogram();
   const errors: Record<string, number> = {};
   const retries = settings.connectRetries ?? 2;
@@ -358,11 +374,23 @@ async function connectAll(settings: LoadSettings, events: ConnectionEvents): Pro
       const started = performance.now();
       const socket = connect(settings.port, settings.host);
       // Errors surface through 'close' (and the promises below); this keeps them from being thrown.
-      socket.on('error', (err: NodeJS.ErrnoException) => (errors[err.code ?? err.message] = (errors[err.code ?? err.message] ?? 0) + 1));
+      socket.on(
+        'error',
+        (err: NodeJS.ErrnoException) => (errors[err.code ?? err.message] = (errors[err.code ?? err.message] ?? 0) + 1),
+      );
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), CONNECT_ATTEMPT_TIMEOUT_MS);
       try {
-        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('close', () => reject(new Error('no TCP connection'))));
-        const connection = new LoadConnection(socket, `${settings.clientPrefix}${i}`, settings.payloadBytes, settings.stampPayload ?? false, settings.inflight, events);
+        await new Promise<void>((resolve, reject) =>
+          socket.once('connect', resolve).once('close', () => reject(new Error('no TCP connection'))),
+        );
+        const connection = new LoadConnection(
+          socket,
+          `${settings.clientPrefix}${i}`,
+          settings.payloadBytes,
+          settings.stampPayload ?? false,
+          settings.inflight,
+          events,
+        );
         await connection.connected;
         recordMs(histogram, performance.now() - started);
         return connection;
@@ -399,7 +427,15 @@ async function connectAll(settings: LoadSettings, events: ConnectionEvents): Pro
   const connections = all.filter((c): c is LoadConnection => c !== undefined);
   return {
     connections,
-    result: { connections: connections.length, ms, latencyMs: percentilesMs(histogram), retried, failed, errors, cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2) },
+    result: {
+      connections: connections.length,
+      ms,
+      latencyMs: percentilesMs(histogram),
+      retried,
+      failed,
+      errors,
+      cpuSeconds: +((cpu.user + cpu.system) / 1e6).toFixed(2),
+    },
   };
 }
 

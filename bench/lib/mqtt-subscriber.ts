@@ -51,7 +51,16 @@ socket.on('error', (err) => {
   process.stderr.write(`mqtt-subscriber: ${err.message}\n`);
   process.exit(1);
 });
-socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `bench-subscriber-${process.pid}`, clean: true, keepalive: 60 }));
+socket.write(
+  mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clientId: `bench-subscriber-${process.pid}`,
+    clean: true,
+    keepalive: 60,
+  }),
+);
 
 let pending: Buffer = Buffer.alloc(0);
 socket.on('data', (chunk: Buffer) => {
@@ -79,7 +88,13 @@ socket.on('data', (chunk: Buffer) => {
       received++;
       lastDelivery = performance.now();
     } else if (type === CONNACK) {
-      socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: settings.topic, qos: settings.qos ?? 1 }] }));
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'subscribe',
+          messageId: 1,
+          subscriptions: [{ topic: settings.topic, qos: settings.qos ?? 1 }],
+        }),
+      );
     } else if (type === SUBACK) {
       process.stdout.write(JSON.stringify({ event: 'ready' }) + '\n');
     }
@@ -101,7 +116,12 @@ createInterface({ input: process.stdin }).once('line', (line) => {
       recordMs(scheduled, fromSchedule[k]!);
       inWindow++;
     }
-    const result: SubscriberResult = { received, inWindow, latencyMs: percentilesMs(histogram), fromScheduleMs: percentilesMs(scheduled) };
+    const result: SubscriberResult = {
+      received,
+      inWindow,
+      latencyMs: percentilesMs(histogram),
+      fromScheduleMs: percentilesMs(scheduled),
+    };
     process.stdout.write(JSON.stringify({ event: 'result', ...result }) + '\n', () => process.exit(0));
   };
   report();

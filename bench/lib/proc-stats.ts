@@ -90,7 +90,15 @@ export function rssSlopeMBPerMin(samples: MemorySample[]): number {
 }
 
 const TCP_COUNTERS = {
-  TcpExt: ['ListenOverflows', 'ListenDrops', 'TCPReqQFullDrop', 'TCPReqQFullDoCookies', 'SyncookiesSent', 'TCPTimeouts', 'TCPSynRetrans'],
+  TcpExt: [
+    'ListenOverflows',
+    'ListenDrops',
+    'TCPReqQFullDrop',
+    'TCPReqQFullDoCookies',
+    'SyncookiesSent',
+    'TCPTimeouts',
+    'TCPSynRetrans',
+  ],
   Tcp: ['ActiveOpens', 'AttemptFails', 'EstabResets', 'RetransSegs'],
 } as const;
 

@@ -20,7 +20,12 @@ let totalAcked = 0;
 let outstanding = 0;
 
 const clients = Array.from({ length: settings.connections }, (_, i) =>
-  connect({ url: `${settings.host}:${settings.port}`, deviceId: `${settings.clientPrefix}${i}`, window: settings.inflight * 2, outbox: { maxMessages: settings.inflight * 4 } }),
+  connect({
+    url: `${settings.host}:${settings.port}`,
+    deviceId: `${settings.clientPrefix}${i}`,
+    window: settings.inflight * 2,
+    outbox: { maxMessages: settings.inflight * 4 },
+  }),
 );
 await Promise.all(clients.map((c) => c.connectivity.waitFor(ConnectivityState.READY)));
 

@@ -13,12 +13,16 @@ const BIN = fileURLToPath(new URL('../bin/fleetgate.js', import.meta.url));
 /** In the order --help lists them. */
 const subcommands: Record<string, () => Promise<Command>> = {
   gateway: async () => (await import('./commands/gateway-command.ts')).gatewayCommand(),
-  cloud: () => labCommand('cloud', ['@fleetgate/cloud-stub'], async () => (await import('./commands/cloud-command.ts')).cloudCommand()),
+  cloud: () =>
+    labCommand('cloud', ['@fleetgate/cloud-stub'], async () => (await import('./commands/cloud-command.ts')).cloudCommand()),
   config: async () => (await import('./commands/config-command.ts')).configCommand(),
   token: async () => (await import('./commands/token-command.ts')).tokenCommand(),
   status: async () => (await import('./commands/status-command.ts')).statusCommand(),
   deadletter: async () => (await import('./commands/deadletter-command.ts')).deadletterCommand(),
-  dev: () => labCommand('dev', ['@fleetgate/cloud-stub', '@fleetgate/simulators'], async () => (await import('./commands/dev-command.ts')).devCommand()),
+  dev: () =>
+    labCommand('dev', ['@fleetgate/cloud-stub', '@fleetgate/simulators'], async () =>
+      (await import('./commands/dev-command.ts')).devCommand(),
+    ),
   sim: () => labCommand('sim', ['@fleetgate/simulators'], async () => (await import('@fleetgate/simulators')).simCommand(BIN)),
 };
 

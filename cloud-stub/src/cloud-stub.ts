@@ -8,7 +8,17 @@ import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { connect as connectNats, type NatsConnection } from 'nats';
 import { type Durability, formatHostPort, type HostPort } from '@fleetgate/core';
-import { AdminHttpServer, BadRequest, GrpcHealth, grpcServiceName, ListenError, type Logger, type RevocationList, silentLogger, type TlsServerMaterial } from '@fleetgate/common';
+import {
+  AdminHttpServer,
+  BadRequest,
+  GrpcHealth,
+  grpcServiceName,
+  ListenError,
+  type Logger,
+  type RevocationList,
+  silentLogger,
+  type TlsServerMaterial,
+} from '@fleetgate/common';
 import { UplinkService, type Limits } from '@fleetgate/protos';
 import { Faults, type FaultsView } from './faults.ts';
 import { CommitQueue, type CommitQueueStats } from './commit-queue.ts';
@@ -83,7 +93,16 @@ export class CloudStub {
     this.server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
     this.server.addService(UplinkService, {
       connect: (call: ConstructorParameters<typeof UplinkSession>[0]) =>
-        new UplinkSession(call, { sink, queue: this.queue, registry: this.registry, limits, logger, faults: this.faults, auth, router: commands.router }),
+        new UplinkSession(call, {
+          sink,
+          queue: this.queue,
+          registry: this.registry,
+          limits,
+          logger,
+          faults: this.faults,
+          auth,
+          router: commands.router,
+        }),
     });
     this.health.addTo(this.server);
     const revocations: RevocationList | undefined = auth instanceof TokenGatewayAuth ? auth.verifier.revocations : undefined;
@@ -91,7 +110,9 @@ export class CloudStub {
       const ended = this.registry.endInvalid((claims) => auth.stillValid(claims));
       this.logger.info({ sessionsEnded: ended }, 'revocation list reloaded');
     });
-    revocations?.on('error', (err) => this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'));
+    revocations?.on('error', (err) =>
+      this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'),
+    );
   }
 
   /** The gRPC address actually bound (port 0 resolved). */
@@ -168,7 +189,12 @@ export class CloudStub {
       : ServerCredentials.createInsecure();
     return new Promise((resolve, reject) => {
       this.server.bindAsync(formatHostPort(address), credentials, (err, port) => {
-        if (err) reject(new ListenError(`gRPC listener (--listen) cannot listen on ${formatHostPort(address)}: ${err.message}`, { cause: err }));
+        if (err)
+          reject(
+            new ListenError(`gRPC listener (--listen) cannot listen on ${formatHostPort(address)}: ${err.message}`, {
+              cause: err,
+            }),
+          );
         else resolve({ host: address.host, port });
       });
     });
@@ -179,7 +205,10 @@ export class CloudStub {
       'GET /healthz': () => ({ status: 200, body: { status: 'ok' } }),
       'GET /v1/stats': async () => ({ status: 200, body: await this.stats() }),
       // What arrived, for verifiers such as `fleetgate sim`: NDJSON in commit order, as `fleetgate cloud export`.
-      'GET /v1/records': ({ query }: { query: URLSearchParams }) => ({ status: 200 as const, lines: selectRecords(this.sink.exportRecords(), query) }),
+      'GET /v1/records': ({ query }: { query: URLSearchParams }) => ({
+        status: 200 as const,
+        lines: selectRecords(this.sink.exportRecords(), query),
+      }),
       'GET /v1/gaps': async ({ query }: { query: URLSearchParams }) => {
         const gateway = query.get('gateway');
         const gaps = await this.sink.exportGaps();
@@ -187,10 +216,17 @@ export class CloudStub {
       },
       'POST /v1/commands': async ({ body }: { body: unknown }) => {
         const { deviceId, name, payload = null, ttlMs = 60_000 } = (body ?? {}) as Record<string, unknown>;
-        if (typeof deviceId !== 'string' || typeof name !== 'string') throw new BadRequest('expected {"deviceId": "...", "name": "...", "payload": any JSON, "ttlMs": number}');
-        if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new BadRequest(`ttlMs must be an integer from 1 to ${MAX_TTL_MS}`);
+        if (typeof deviceId !== 'string' || typeof name !== 'string')
+          throw new BadRequest('expected {"deviceId": "...", "name": "...", "payload": any JSON, "ttlMs": number}');
+        if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS)
+          throw new BadRequest(`ttlMs must be an integer from 1 to ${MAX_TTL_MS}`);
         try {
-          const command = await this.commands.router.create({ deviceId, name, payload: Buffer.from(JSON.stringify(payload)), ttlMs });
+          const command = await this.commands.router.create({
+            deviceId,
+            name,
+            payload: Buffer.from(JSON.stringify(payload)),
+            ttlMs,
+          });
           return { status: 201, body: commandView(command) };
         } catch (err: unknown) {
           // A bad id is the caller's; a store that fails is ours (500).
@@ -200,7 +236,9 @@ export class CloudStub {
       },
       'GET /v1/commands/:id': async ({ params }: { params: Record<string, string> }) => {
         const command = await this.commands.router.get(params.id!);
-        return command ? { status: 200, body: commandView(command) } : { status: 404, body: { error: `no command ${params.id}` } };
+        return command
+          ? { status: 200, body: commandView(command) }
+          : { status: 404, body: { error: `no command ${params.id}` } };
       },
       'GET /v1/faults': () => ({ status: 200, body: this.faults.view() }),
       'POST /v1/faults': ({ body }: { body: unknown }) => {
@@ -208,7 +246,11 @@ export class CloudStub {
         const extra = Object.keys(unknown);
         if (extra.length > 0) throw new BadRequest(`unknown fault "${extra[0]}": expected holdAcks, rejectPayloads`);
         if (holdAcks !== undefined && typeof holdAcks !== 'boolean') throw new BadRequest('holdAcks must be true or false');
-        if (rejectPayloads !== undefined && rejectPayloads !== null && (typeof rejectPayloads !== 'string' || rejectPayloads === '')) {
+        if (
+          rejectPayloads !== undefined &&
+          rejectPayloads !== null &&
+          (typeof rejectPayloads !== 'string' || rejectPayloads === '')
+        ) {
           throw new BadRequest('rejectPayloads must be a non-empty string, or null for none');
         }
         if (holdAcks === true) this.faults.hold();
@@ -268,11 +310,23 @@ async function openSqlite(options: CloudStubOptions) {
 
 /** The stream sink, and the command store and bus on a connection of their own (so that a slow commit never delays a command). */
 async function openJetStream(backend: JetStreamBackend, logger: Logger) {
-  const sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}), ...(backend.replicas ? { replicas: backend.replicas } : {}) });
+  const sink = await JetStreamSink.open({
+    servers: backend.servers,
+    ...(backend.stream ? { stream: backend.stream } : {}),
+    ...(backend.replicas ? { replicas: backend.replicas } : {}),
+  });
   try {
-    const connection = await connectNats({ servers: backend.servers, name: 'fleetgate-cloud-stub-commands', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    const connection = await connectNats({
+      servers: backend.servers,
+      name: 'fleetgate-cloud-stub-commands',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
     try {
-      const store = await JetStreamCommandStore.open(connection, { prefix: (backend.stream ?? 'FLEETGATE').toLowerCase(), replicas: sink.replicas });
+      const store = await JetStreamCommandStore.open(connection, {
+        prefix: (backend.stream ?? 'FLEETGATE').toLowerCase(),
+        replicas: sink.replicas,
+      });
       return { sink, commands: { store, router: new CommandRouter(store, logger, store), connection } };
     } catch (err: unknown) {
       await connection.close();

@@ -44,7 +44,9 @@ export class Faults {
   rejects(payload: Uint8Array): string | undefined {
     const reject = this.reject;
     if (reject === undefined) return undefined;
-    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).includes(reject) ? 'payload refused by fault injection (rejectPayloads)' : undefined;
+    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).includes(reject)
+      ? 'payload refused by fault injection (rejectPayloads)'
+      : undefined;
   }
 
   view(): FaultsView {

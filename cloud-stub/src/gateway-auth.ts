@@ -6,9 +6,7 @@
 import { status, type Metadata } from '@grpc/grpc-js';
 import type { TokenClaims, TokenVerifier } from '@fleetgate/common';
 
-export type GatewayAuthResult =
-  | { ok: true; claims?: TokenClaims }
-  | { ok: false; code: status; message: string };
+export type GatewayAuthResult = { ok: true; claims?: TokenClaims } | { ok: false; code: status; message: string };
 
 export interface GatewayAuth {
   readonly kind: 'token' | 'anonymous';
@@ -35,9 +33,11 @@ export class TokenGatewayAuth implements GatewayAuth {
   async authenticate(metadata: Metadata): Promise<GatewayAuthResult> {
     const header = metadata.get('authorization')[0];
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!match) return { ok: false, code: status.UNAUTHENTICATED, message: 'missing "authorization: Bearer <gateway token>" metadata' };
+    if (!match)
+      return { ok: false, code: status.UNAUTHENTICATED, message: 'missing "authorization: Bearer <gateway token>" metadata' };
     const result = await this.verifier.verify(match[1]);
-    if (!result.ok) return { ok: false, code: status.UNAUTHENTICATED, message: `gateway token refused (${result.reason}): ${result.message}` };
+    if (!result.ok)
+      return { ok: false, code: status.UNAUTHENTICATED, message: `gateway token refused (${result.reason}): ${result.message}` };
     return { ok: true, claims: result.claims };
   }
 

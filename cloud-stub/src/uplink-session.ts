@@ -17,7 +17,17 @@ import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { errorMessage, ID_PATTERN, isLabel } from '@fleetgate/core';
 import type { Logger, TokenClaims } from '@fleetgate/common';
-import type { Ack, DownlinkFrame, Gap, Hello, Limits, RecordRejection, TelemetryBatch, TelemetryRecord, UplinkFrame } from '@fleetgate/protos';
+import type {
+  Ack,
+  DownlinkFrame,
+  Gap,
+  Hello,
+  Limits,
+  RecordRejection,
+  TelemetryBatch,
+  TelemetryRecord,
+  UplinkFrame,
+} from '@fleetgate/protos';
 import type { CommandRouter, GatewayLink } from './commands/command-router.ts';
 import type { CommitQueue } from './commit-queue.ts';
 import type { Faults } from './faults.ts';
@@ -113,7 +123,10 @@ export class UplinkSession {
         this.claims = result.claims;
         if (result.claims) {
           const wait = Math.min(result.claims.exp * 1000 - Date.now(), 2 ** 31 - 1);
-          this.expiry = setTimeout(() => this.end(status.UNAUTHENTICATED, 'gateway token expired: reconnect with a fresh one'), Math.max(0, wait));
+          this.expiry = setTimeout(
+            () => this.end(status.UNAUTHENTICATED, 'gateway token expired: reconnect with a fresh one'),
+            Math.max(0, wait),
+          );
           this.expiry.unref();
         }
         call.on('data', (frame: UplinkFrame) => this.onFrame(frame));
@@ -154,9 +167,13 @@ export class UplinkSession {
       case 'heartbeat':
         return this.writeIfOpen({ frame: { $case: 'heartbeat', value: frame.value } });
       case 'deviceStatus':
-        return this.link ? void this.routerCall(this.deps.router.deviceStatus(this.link, frame.value)) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+        return this.link
+          ? void this.routerCall(this.deps.router.deviceStatus(this.link, frame.value))
+          : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       case 'commandResult':
-        return this.link ? void this.routerCall(this.deps.router.commandResult(this.link, frame.value)) : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
+        return this.link
+          ? void this.routerCall(this.deps.router.commandResult(this.link, frame.value))
+          : this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
       default:
         return this.end(status.INVALID_ARGUMENT, 'empty or unknown uplink frame');
     }
@@ -165,10 +182,16 @@ export class UplinkSession {
   private async onHello(hello: Hello): Promise<void> {
     if (this.gatewayId !== undefined) return this.end(status.INVALID_ARGUMENT, 'Hello sent twice on one stream');
     if (!ID_PATTERN.test(hello.gatewayId)) {
-      return this.end(status.INVALID_ARGUMENT, `Hello.gatewayId "${hello.gatewayId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
+      return this.end(
+        status.INVALID_ARGUMENT,
+        `Hello.gatewayId "${hello.gatewayId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`,
+      );
     }
     if (this.claims && this.claims.sub !== hello.gatewayId) {
-      return this.end(status.PERMISSION_DENIED, `Hello.gatewayId "${hello.gatewayId}" is not the token's subject "${this.claims.sub}"`);
+      return this.end(
+        status.PERMISSION_DENIED,
+        `Hello.gatewayId "${hello.gatewayId}" is not the token's subject "${this.claims.sub}"`,
+      );
     }
     this.gatewayId = hello.gatewayId;
     this.logger = this.logger.child({ gatewayId: hello.gatewayId });
@@ -181,12 +204,23 @@ export class UplinkSession {
     }
     if (this.ended) return;
     const limits = { ...this.deps.limits, maxBatchesInFlight: this.credit };
-    this.call.write({ frame: { $case: 'welcome', value: { sessionId: this.id, limits, lastCommittedSeq, answersHeartbeats: true } } });
-    this.logger.info({ version: hello.version, lastAckedSeq: hello.lastAckedSeq, lastCommittedSeq, heartbeatIntervalMs: hello.heartbeatIntervalMs }, 'uplink stream open');
+    this.call.write({
+      frame: { $case: 'welcome', value: { sessionId: this.id, limits, lastCommittedSeq, answersHeartbeats: true } },
+    });
+    this.logger.info(
+      {
+        version: hello.version,
+        lastAckedSeq: hello.lastAckedSeq,
+        lastCommittedSeq,
+        heartbeatIntervalMs: hello.heartbeatIntervalMs,
+      },
+      'uplink stream open',
+    );
     this.link = {
       gatewayId: hello.gatewayId,
       sendCommand: (command) => this.writeIfOpen({ frame: { $case: 'command', value: command } }),
-      sendCommandAck: (commandId, commandStatus) => this.writeIfOpen({ frame: { $case: 'commandAck', value: { commandId, status: commandStatus } } }),
+      sendCommandAck: (commandId, commandStatus) =>
+        this.writeIfOpen({ frame: { $case: 'commandAck', value: { commandId, status: commandStatus } } }),
     };
     void this.routerCall(this.deps.router.linked(this.link));
   }
@@ -196,12 +230,17 @@ export class UplinkSession {
     if (gatewayId === undefined) return this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
     const records = batch.records;
     if (records.length === 0) return this.end(status.INVALID_ARGUMENT, 'TelemetryBatch with no records');
-    if (this.credit <= 0) return this.end(status.RESOURCE_EXHAUSTED, 'TelemetryBatch sent without credit: wait for Credit frames');
+    if (this.credit <= 0)
+      return this.end(status.RESOURCE_EXHAUSTED, 'TelemetryBatch sent without credit: wait for Credit frames');
     this.credit--;
     let previous = 0;
     let rejected: RecordRejection[] | undefined;
     for (const r of records) {
-      if (!(r.seq > previous)) return this.end(status.INVALID_ARGUMENT, `seq ${r.seq} after ${previous}: seqs must be positive and ascending in a batch`);
+      if (!(r.seq > previous))
+        return this.end(
+          status.INVALID_ARGUMENT,
+          `seq ${r.seq} after ${previous}: seqs must be positive and ascending in a batch`,
+        );
       previous = r.seq;
       const reason = invalidField(r, this.knownDevices) ?? this.deps.faults.rejects(r.payload);
       if (reason !== undefined) (rejected ??= []).push({ seq: r.seq, reason });
@@ -222,12 +261,17 @@ export class UplinkSession {
     if (gatewayId === undefined) return this.end(status.FAILED_PRECONDITION, 'the first frame must be Hello');
     const invalid = invalidGap(gap);
     if (invalid) return this.end(status.INVALID_ARGUMENT, `Gap ${gap.fromSeq}..${gap.toSeq}: ${invalid}`);
-    this.logger.warn({ fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count }, 'the gateway reports records it could not keep');
-    this.pending++;
-    this.deps.sink.recordGap(gatewayId, { fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count, timeMs: gap.timeMs }).then(
-      () => this.acked({ fromSeq: gap.fromSeq, throughSeq: gap.toSeq, rejected: [] }, false),
-      (err: unknown) => this.end(status.UNAVAILABLE, `sink commit failed: ${errorMessage(err)}`),
+    this.logger.warn(
+      { fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count },
+      'the gateway reports records it could not keep',
     );
+    this.pending++;
+    this.deps.sink
+      .recordGap(gatewayId, { fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: gap.count, timeMs: gap.timeMs })
+      .then(
+        () => this.acked({ fromSeq: gap.fromSeq, throughSeq: gap.toSeq, rejected: [] }, false),
+        (err: unknown) => this.end(status.UNAVAILABLE, `sink commit failed: ${errorMessage(err)}`),
+      );
   }
 
   /** Sends the ack (and for a batch, a credit to replace it) once fault injection lets it through. */

@@ -57,7 +57,10 @@ export class GrpcHealth {
     this.health.addToServer({
       addService: (definition, implementation) => {
         const watch = implementation['watch'] as ((call: WatchCall) => unknown) | undefined;
-        server.addService(definition, watch ? { ...implementation, watch: (call: WatchCall) => this.track(call, watch) } : implementation);
+        server.addService(
+          definition,
+          watch ? { ...implementation, watch: (call: WatchCall) => this.track(call, watch) } : implementation,
+        );
       },
     });
   }

@@ -39,7 +39,10 @@ export function envLogLevel(fallback: LevelWithSilent = 'info'): LevelWithSilent
 }
 
 /** `setting` (default $FLEETGATE_LOG_FORMAT) when it is "json" or "pretty"; otherwise pretty on a terminal, JSON on a pipe or journald. */
-export function resolveLogFormat(setting: string | undefined = process.env.FLEETGATE_LOG_FORMAT, terminal: boolean = isatty(1)): LogFormat {
+export function resolveLogFormat(
+  setting: string | undefined = process.env.FLEETGATE_LOG_FORMAT,
+  terminal: boolean = isatty(1),
+): LogFormat {
   if (setting === 'json' || setting === 'pretty') return setting;
   return terminal ? 'pretty' : 'json';
 }

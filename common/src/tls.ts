@@ -36,8 +36,12 @@ export interface TlsClientMaterial {
 }
 
 /** `flags` names the flags of each file, for error messages, e.g. { cert: '--tls-cert', ... }. */
-export function loadTlsServer(files: TlsServerFiles, flags: { cert: string; key: string; ca: string; clientAuth: string }): TlsServerMaterial {
-  if (files.clientAuth && !files.caFile) throw new ConfigError(flags.clientAuth, `needs ${flags.ca}: the CA that client certificates must chain to`);
+export function loadTlsServer(
+  files: TlsServerFiles,
+  flags: { cert: string; key: string; ca: string; clientAuth: string },
+): TlsServerMaterial {
+  if (files.clientAuth && !files.caFile)
+    throw new ConfigError(flags.clientAuth, `needs ${flags.ca}: the CA that client certificates must chain to`);
   return {
     cert: readPem(files.certFile, flags.cert),
     key: readPem(files.keyFile, flags.key),

@@ -33,7 +33,9 @@ function loadDriver(): typeof BetterSqlite3 {
     driver = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
   } catch (err: unknown) {
     if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-    throw new SqliteUnavailableError('SQLite storage needs the better-sqlite3 package: npm install better-sqlite3@12', { cause: err });
+    throw new SqliteUnavailableError('SQLite storage needs the better-sqlite3 package: npm install better-sqlite3@12', {
+      cause: err,
+    });
   }
   return driver;
 }

@@ -28,7 +28,9 @@ import { SqliteOutbox, type SqliteOutboxOptions } from './outbox/outbox-sqlite.t
 import { DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxLimits } from './outbox/outbox.ts';
 
 /** This SDK's version, from its package.json (sent to the gateway in the device Hello). */
-export const SDK_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const SDK_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface TlsOptions {
   /** CA the gateway's certificate must chain to (PEM); the system's CAs if absent. */
@@ -40,10 +42,7 @@ export interface TlsOptions {
   serverName?: string;
 }
 
-export type OutboxOption =
-  | ({ type?: 'memory' } & Partial<OutboxLimits>)
-  | ({ type: 'sqlite' } & SqliteOutboxOptions)
-  | Outbox;
+export type OutboxOption = ({ type?: 'memory' } & Partial<OutboxLimits>) | ({ type: 'sqlite' } & SqliteOutboxOptions) | Outbox;
 
 export interface ConnectOptions {
   /** The gateway's device link: "host:port", "grpc://host:port", or "grpcs://host:port" (TLS). */
@@ -173,11 +172,18 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     if (this.closing) return Promise.reject(new ClientClosedError('the client is closed'));
     const { bytes, contentType } = encode(payload, options.contentType);
     if (bytes.length > this.maxPayloadBytes) {
-      return Promise.reject(new PayloadTooLargeError(`a payload of ${bytes.length} bytes is over the gateway's limit of ${this.maxPayloadBytes}`));
+      return Promise.reject(
+        new PayloadTooLargeError(`a payload of ${bytes.length} bytes is over the gateway's limit of ${this.maxPayloadBytes}`),
+      );
     }
     let entry;
     try {
-      entry = this.outbox.add({ stream: options.stream ?? '', contentType, timeMs: options.timeMs ?? Date.now(), payload: bytes });
+      entry = this.outbox.add({
+        stream: options.stream ?? '',
+        contentType,
+        timeMs: options.timeMs ?? Date.now(),
+        payload: bytes,
+      });
     } catch (err: unknown) {
       return Promise.reject(err);
     }
@@ -244,7 +250,11 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
       const durable = this.outbox instanceof SqliteOutbox;
       this.outbox.close();
       for (const waiter of this.waiters.values()) {
-        waiter.reject(new ClientClosedError(`closed with ${left} messages uncommitted: ${durable ? 'they stay in the durable outbox and go at the next start' : 'lost with the memory outbox'}`));
+        waiter.reject(
+          new ClientClosedError(
+            `closed with ${left} messages uncommitted: ${durable ? 'they stay in the durable outbox and go at the next start' : 'lost with the memory outbox'}`,
+          ),
+        );
       }
       this.waiters.clear();
     })();
@@ -286,7 +296,12 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     const timeout = this.options.welcomeTimeoutMs ?? 10_000;
     this.welcomeTimer = systemTimers.setTimeout(() => this.fail(call, `no Welcome within ${timeout} ms`), timeout);
     this.welcomeTimer.unref?.();
-    call.write({ frame: { $case: 'hello', value: { epoch: this.outbox.epoch, deviceId: this.options.deviceId ?? '', sdkVersion: SDK_VERSION } } });
+    call.write({
+      frame: {
+        $case: 'hello',
+        value: { epoch: this.outbox.epoch, deviceId: this.options.deviceId ?? '', sdkVersion: SDK_VERSION },
+      },
+    });
   }
 
   private onFrame(call: Call, { frame }: GatewayFrame): void {
@@ -334,7 +349,13 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     while (call && this.state === ConnectivityState.READY && !this.waitingForDrain && this.sent - this.acked < window) {
       const entries = this.outbox.after(this.sent, Math.min(MAX_FRAME_MESSAGES, window - (this.sent - this.acked)));
       if (entries.length === 0) return;
-      const messages = entries.map((e) => ({ seq: e.seq, stream: e.stream, timeMs: e.timeMs, payload: e.payload, contentType: e.contentType }));
+      const messages = entries.map((e) => ({
+        seq: e.seq,
+        stream: e.stream,
+        timeMs: e.timeMs,
+        payload: e.payload,
+        contentType: e.contentType,
+      }));
       const writable = call.write({ frame: { $case: 'telemetry', value: { messages } } });
       this.sent = entries[entries.length - 1]!.seq;
       if (!writable) {
@@ -360,7 +381,12 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     const earlier = this.handled.get(command.commandId);
     if (earlier) return reply(earlier);
     const handler = this.handlers.get(command.name);
-    if (!handler) return reply({ ...base, status: CommandStatus.COMMAND_STATUS_REJECTED, message: `no handler for command "${command.name}"` });
+    if (!handler)
+      return reply({
+        ...base,
+        status: CommandStatus.COMMAND_STATUS_REJECTED,
+        message: `no handler for command "${command.name}"`,
+      });
     if (command.expiresAtMs > 0 && command.expiresAtMs <= Date.now()) {
       return reply({ ...base, status: CommandStatus.COMMAND_STATUS_EXPIRED, message: 'expired before it could run' });
     }
@@ -373,7 +399,11 @@ export class DeviceClient extends EventEmitter<{ error: [Error] }> {
     };
     try {
       const value = await handler(request);
-      reply({ ...base, status: CommandStatus.COMMAND_STATUS_SUCCEEDED, payload: value === undefined ? Buffer.alloc(0) : encode(value).bytes });
+      reply({
+        ...base,
+        status: CommandStatus.COMMAND_STATUS_SUCCEEDED,
+        payload: value === undefined ? Buffer.alloc(0) : encode(value).bytes,
+      });
     } catch (err: unknown) {
       reply({ ...base, status: CommandStatus.COMMAND_STATUS_FAILED, message: errorMessage(err) });
     }
@@ -428,7 +458,8 @@ function channelCredentials(secure: boolean, tls: ConnectOptions['tls']): Channe
 
 /** Bytes and content type of a payload: bytes as they are, a string as UTF-8, anything else as JSON. */
 function encode(payload: unknown, contentType?: string): { bytes: Buffer; contentType: string } {
-  if (payload instanceof Uint8Array) return { bytes: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), contentType: contentType ?? '' };
+  if (payload instanceof Uint8Array)
+    return { bytes: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), contentType: contentType ?? '' };
   if (typeof payload === 'string') return { bytes: Buffer.from(payload, 'utf8'), contentType: contentType ?? '' };
   return { bytes: Buffer.from(JSON.stringify(payload) ?? 'null', 'utf8'), contentType: contentType ?? 'application/json' };
 }

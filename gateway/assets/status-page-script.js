@@ -99,7 +99,9 @@
     return {
       at: performance.now(),
       uptime: isNum(stats.uptimeSeconds) ? stats.uptimeSeconds : 0,
-      messagesIn: (stats.ingress && isNum(stats.ingress.messages) ? stats.ingress.messages : 0) + (stats.deviceLink && isNum(stats.deviceLink.messages) ? stats.deviceLink.messages : 0),
+      messagesIn:
+        (stats.ingress && isNum(stats.ingress.messages) ? stats.ingress.messages : 0) +
+        (stats.deviceLink && isNum(stats.deviceLink.messages) ? stats.deviceLink.messages : 0),
       // Rows freed because every upstream acknowledged them: appended, minus what is still held, minus drops.
       delivered: isNum(j.committedRows) && isNum(j.rows) ? j.committedRows - j.rows - sum(j.dropped) : null,
       upstreams,
@@ -164,10 +166,16 @@
     set('risk-limit', risk.limitBytes === null ? 'no limit' : bytes(risk.limitBytes));
     let full = 'not growing';
     if (risk.limitBytes === null) full = 'no limit set';
-    else if (isNum(risk.secondsUntilFull)) full = risk.secondsUntilFull <= 0 ? 'full now' : duration(risk.secondsUntilFull * 1000);
+    else if (isNum(risk.secondsUntilFull))
+      full = risk.secondsUntilFull <= 0 ? 'full now' : duration(risk.secondsUntilFull * 1000);
     set('risk-full', full);
     const when = WHEN_FULL[risk.whenFull] || '';
-    set('risk-when', risk.limitBytes === null ? 'No journal limit (--journal-max-bytes): it grows until the disk is full, then new messages are refused.' : 'At the limit (' + risk.whenFull + '): ' + when);
+    set(
+      'risk-when',
+      risk.limitBytes === null
+        ? 'No journal limit (--journal-max-bytes): it grows until the disk is full, then new messages are refused.'
+        : 'At the limit (' + risk.whenFull + '): ' + when,
+    );
     const soon = isNum(risk.secondsUntilFull) && risk.secondsUntilFull < 3600;
     card.className = 'card' + (soon ? ' alert-bad' : risk.unackedRows > 0 ? ' alert-warn' : '');
   }
@@ -275,7 +283,11 @@
   let polls = 0;
 
   async function getJson(path) {
-    const response = await fetch(path, { cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS), headers: { accept: 'application/json' } });
+    const response = await fetch(path, {
+      cache: 'no-store',
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+      headers: { accept: 'application/json' },
+    });
     let body = null;
     try {
       body = await response.json();
@@ -287,7 +299,10 @@
 
   async function poll() {
     try {
-      const [stats, ready] = await Promise.all([getJson('/v1/stats'), readyzServed ? getJson('/readyz').catch(() => null) : null]);
+      const [stats, ready] = await Promise.all([
+        getJson('/v1/stats'),
+        readyzServed ? getJson('/readyz').catch(() => null) : null,
+      ]);
       if (stats.status !== 200 || !stats.body || typeof stats.body !== 'object') {
         throw new Error('/v1/stats answered ' + stats.status + (stats.body && stats.body.error ? ': ' + stats.body.error : ''));
       }
@@ -306,14 +321,27 @@
           upstreamRates[name] = seconds > 0 && delta >= 0 ? delta / seconds : null;
         }
       }
-      render(stats.body, { messagesIn: perSecond(now, before, 'messagesIn'), delivered: perSecond(now, before, 'delivered'), upstreams: upstreamRates }, readiness);
+      render(
+        stats.body,
+        {
+          messagesIn: perSecond(now, before, 'messagesIn'),
+          delivered: perSecond(now, before, 'delivered'),
+          upstreams: upstreamRates,
+        },
+        readiness,
+      );
       previous = now;
       lastOkAt = Date.now();
       lostReason = '';
       polls++;
       document.body.dataset.polls = String(polls);
     } catch (err) {
-      lostReason = err && err.name === 'TimeoutError' ? 'no answer in ' + TIMEOUT_MS / 1000 + ' s' : err && err.message ? err.message : String(err);
+      lostReason =
+        err && err.name === 'TimeoutError'
+          ? 'no answer in ' + TIMEOUT_MS / 1000 + ' s'
+          : err && err.message
+            ? err.message
+            : String(err);
       // The counters between two answers around an outage would make one odd rate: start over.
       previous = null;
     }

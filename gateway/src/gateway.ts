@@ -12,7 +12,17 @@
  */
 import { EventEmitter } from 'node:events';
 import { formatHostPort, type HostPort, systemClock, systemTimers } from '@fleetgate/core';
-import { AdminHttpServer, loadTlsClient, loadTlsServer, loadVerifyingKey, type Logger, type LogLevel, RevocationList, silentLogger, TokenVerifier } from '@fleetgate/common';
+import {
+  AdminHttpServer,
+  loadTlsClient,
+  loadTlsServer,
+  loadVerifyingKey,
+  type Logger,
+  type LogLevel,
+  RevocationList,
+  silentLogger,
+  TokenVerifier,
+} from '@fleetgate/common';
 import { DataAtRiskTracker } from './admin/data-at-risk.ts';
 import { gatewayAdminRoutes } from './admin/routes.ts';
 import { CommandCenter } from './commands/command-center.ts';
@@ -88,7 +98,12 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       const registry = new DeviceRegistry();
       store = new SqliteCommandStore({ dir: options.dataDir, durability: options.durability });
       let pipeline: Pipeline | undefined;
-      const center = new CommandCenter({ store, registry, logger, upstream: { send: (frames, to) => pipeline?.sendUpstream(frames, to) } });
+      const center = new CommandCenter({
+        store,
+        registry,
+        logger,
+        upstream: { send: (frames, to) => pipeline?.sendUpstream(frames, to) },
+      });
       pipeline = await Pipeline.start({
         gatewayId: options.gatewayId,
         version: VERSION,
@@ -241,9 +256,14 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     this.revocations.on('changed', (entries) => {
       const stillValid = (claims: Parameters<typeof auth.verifier.stillValid>[0]) => auth.verifier.stillValid(claims);
       const ended = (this.ingress?.endRevoked(stillValid) ?? 0) + (this.deviceLink?.endRevoked(stillValid) ?? 0);
-      this.logger.info({ entries: entries.jtis.size + entries.subjects.size, connectionsEnded: ended }, 'revocation list reloaded');
+      this.logger.info(
+        { entries: entries.jtis.size + entries.subjects.size, connectionsEnded: ended },
+        'revocation list reloaded',
+      );
     });
-    this.revocations.on('error', (err) => this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'));
+    this.revocations.on('error', (err) =>
+      this.logger.error({ err: err.message }, 'revocation list not reloaded: the last good one stays'),
+    );
   }
 
   private adminRoutes() {
@@ -261,14 +281,26 @@ function upstreamSettings(upstream: UpstreamOptions, i: number): PipelineSetting
   const field = (key: string, flag: string) => (fromFlags ? flag : `upstreams[${i}].tls.${key}`);
   const tls = upstream.tls
     ? {
-        ...loadTlsClient(upstream.tls, { ca: field('ca', '--upstream-ca'), cert: field('cert', '--upstream-cert'), key: field('key', '--upstream-key') }),
+        ...loadTlsClient(upstream.tls, {
+          ca: field('ca', '--upstream-ca'),
+          cert: field('cert', '--upstream-cert'),
+          key: field('key', '--upstream-key'),
+        }),
         ...(upstream.tls.serverName ? { serverName: upstream.tls.serverName } : {}),
       }
     : undefined;
-  return { name: upstream.name, target: upstream.addresses.join(','), ...(upstream.tokenFile ? { tokenFile: upstream.tokenFile } : {}), ...(tls ? { tls } : {}) };
+  return {
+    name: upstream.name,
+    target: upstream.addresses.join(','),
+    ...(upstream.tokenFile ? { tokenFile: upstream.tokenFile } : {}),
+    ...(tls ? { tls } : {}),
+  };
 }
 
-async function deviceAuthenticator(options: GatewayOptions, revocations: RevocationList | undefined): Promise<DeviceAuthenticator> {
+async function deviceAuthenticator(
+  options: GatewayOptions,
+  revocations: RevocationList | undefined,
+): Promise<DeviceAuthenticator> {
   if (!options.deviceKey) return new AnonymousAuth();
   const key = await loadVerifyingKey(options.deviceKey);
   return new TokenAuth(new TokenVerifier({ key, audience: options.deviceAudience, ...(revocations ? { revocations } : {}) }));

@@ -111,10 +111,16 @@ export const GATEWAY_DEFAULTS = {
 /** Throws a ConfigError naming the first setting that cannot work. */
 export function validateGatewayOptions(options: GatewayOptions): void {
   if (!DEVICE_ID.test(options.gatewayId)) {
-    throw new ConfigError('--gateway-id', `"${options.gatewayId}" must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit`);
+    throw new ConfigError(
+      '--gateway-id',
+      `"${options.gatewayId}" must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit`,
+    );
   }
   if (options.allowAnonymous && options.deviceKey) {
-    throw new ConfigError('--allow-anonymous', 'cannot go with --device-key / --device-secret-file: choose tokens or anonymous devices');
+    throw new ConfigError(
+      '--allow-anonymous',
+      'cannot go with --device-key / --device-secret-file: choose tokens or anonymous devices',
+    );
   }
   if (!options.allowAnonymous && !options.deviceKey) {
     throw new ConfigError(
@@ -154,8 +160,10 @@ export function validateGatewayOptions(options: GatewayOptions): void {
 }
 
 function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOptions): void {
-  if (upstreams.length === 0) throw new ConfigError('upstreams', 'no upstream: give at least one (--upstream HOST:PORT, or upstreams: in the config file)');
-  if (upstreams.length > MAX_UPSTREAMS) throw new ConfigError('upstreams', `${upstreams.length} upstreams; at most ${MAX_UPSTREAMS}`);
+  if (upstreams.length === 0)
+    throw new ConfigError('upstreams', 'no upstream: give at least one (--upstream HOST:PORT, or upstreams: in the config file)');
+  if (upstreams.length > MAX_UPSTREAMS)
+    throw new ConfigError('upstreams', `${upstreams.length} upstreams; at most ${MAX_UPSTREAMS}`);
   const names = new Set<string>();
   upstreams.forEach((upstream, i) => {
     const field = `upstreams[${i}]`;
@@ -164,23 +172,33 @@ function validateUpstreams({ upstreams, routes, forgetUpstreams }: GatewayOption
     }
     if (names.has(upstream.name)) throw new ConfigError(`${field}.name`, `"${upstream.name}" names two upstreams`);
     names.add(upstream.name);
-    if (upstream.addresses.length === 0) throw new ConfigError(`${field}.address`, 'missing: HOST:PORT (several: HOST:PORT,HOST:PORT)');
+    if (upstream.addresses.length === 0)
+      throw new ConfigError(`${field}.address`, 'missing: HOST:PORT (several: HOST:PORT,HOST:PORT)');
     for (const address of upstream.addresses) {
       if (!/^[^\s,]+:\d{1,5}$/.test(address)) {
-        throw new ConfigError(upstreams.length === 1 && upstream.name === DEFAULT_UPSTREAM_NAME ? '--upstream' : `${field}.address`, `"${address}" is not HOST:PORT (several: HOST:PORT,HOST:PORT)`);
+        throw new ConfigError(
+          upstreams.length === 1 && upstream.name === DEFAULT_UPSTREAM_NAME ? '--upstream' : `${field}.address`,
+          `"${address}" is not HOST:PORT (several: HOST:PORT,HOST:PORT)`,
+        );
       }
     }
   });
   routes.forEach((route, i) => {
     const field = `routes[${i}]`;
-    if (!isValidFilter(route.topic)) throw new ConfigError(`${field}.topic`, `"${route.topic}" is not an MQTT topic filter (like devices/+/telemetry/alarms/#)`);
+    if (!isValidFilter(route.topic))
+      throw new ConfigError(`${field}.topic`, `"${route.topic}" is not an MQTT topic filter (like devices/+/telemetry/alarms/#)`);
     if (route.to.length === 0) throw new ConfigError(`${field}.to`, 'names no upstream: give at least one');
     for (const name of route.to) {
-      if (!names.has(name)) throw new ConfigError(`${field}.to`, `"${name}" is not an upstream (upstreams: ${[...names].join(', ')})`);
+      if (!names.has(name))
+        throw new ConfigError(`${field}.to`, `"${name}" is not an upstream (upstreams: ${[...names].join(', ')})`);
     }
   });
   for (const name of forgetUpstreams) {
-    if (names.has(name)) throw new ConfigError('forget-upstreams', `"${name}" is a configured upstream: only upstreams no longer configured can be forgotten`);
+    if (names.has(name))
+      throw new ConfigError(
+        'forget-upstreams',
+        `"${name}" is a configured upstream: only upstreams no longer configured can be forgotten`,
+      );
   }
 }
 

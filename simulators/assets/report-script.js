@@ -13,9 +13,13 @@
   }
 
   window.addEventListener('error', (event) => fail(event.message));
-  window.addEventListener('unhandledrejection', (event) => fail(event.reason && event.reason.message ? event.reason.message : event.reason));
+  window.addEventListener('unhandledrejection', (event) =>
+    fail(event.reason && event.reason.message ? event.reason.message : event.reason),
+  );
   // The CSP forbids every request: an attempt is a bug in the report, so it is reported like an error.
-  document.addEventListener('securitypolicyviolation', (event) => fail(`blocked by the page's CSP: ${event.violatedDirective} ${event.blockedURI}`));
+  document.addEventListener('securitypolicyviolation', (event) =>
+    fail(`blocked by the page's CSP: ${event.violatedDirective} ${event.blockedURI}`),
+  );
 
   document.addEventListener('DOMContentLoaded', () => {
     try {
@@ -38,7 +42,10 @@
       const el = document.getElementById(`chart-${spec.id}`);
       const chart = { el, width: el.clientWidth, drawn: false, plot: null };
       // A log scale has no place for 0: such values are left out (a gap) rather than drawn at the bottom.
-      const columns = [spec.x, ...spec.series.map((s) => (spec.log ? s.values.map((v) => (v !== null && v > 0 ? v : null)) : s.values))];
+      const columns = [
+        spec.x,
+        ...spec.series.map((s) => (spec.log ? s.values.map((v) => (v !== null && v > 0 ? v : null)) : s.values)),
+      ];
       chart.plot = new uPlot(options(spec, data, chart), columns, el);
       charts.push(chart);
     }
@@ -77,7 +84,12 @@
         // Linear from 0, with room at the top for the fault labels; log (whole powers of ten) for latency,
         // where a p50 of 10 ms and a max of 4 s after a fault both have to stay readable.
         y: spec.log
-          ? { distr: 3, log: 10, range: (_u, min, max) => (min == null || max == null ? [1, 1000] : uPlot.rangeLog(Math.max(min, 0.1), max, 10, true)) }
+          ? {
+              distr: 3,
+              log: 10,
+              range: (_u, min, max) =>
+                min == null || max == null ? [1, 1000] : uPlot.rangeLog(Math.max(min, 0.1), max, 10, true),
+            }
           : { range: (_u, _min, max) => [0, max != null && max > 0 ? max * 1.2 : 1] },
       },
       axes: [

@@ -57,35 +57,65 @@ const whole = (min: number) => (value: string) => {
 };
 const durationMs = (value: string) => {
   const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : ms(value as ms.StringValue);
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a duration such as 30s, 5m or a number of seconds');
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('expected a duration such as 30s, 5m or a number of seconds');
   return n;
 };
 
 export function simCommand(bin: string): Command {
   return new Command('sim')
-    .description('run a simulated device fleet against a gateway and verify that every acked message reached the cloud-stub once and in order')
-    .option('--scenario <file>', 'a scenario (YAML: phases and faults; see simulators/scenarios/); flags given override its fleet settings')
+    .description(
+      'run a simulated device fleet against a gateway and verify that every acked message reached the cloud-stub once and in order',
+    )
+    .option(
+      '--scenario <file>',
+      'a scenario (YAML: phases and faults; see simulators/scenarios/); flags given override its fleet settings',
+    )
     .addOption(new Option('--devices <n>', 'devices in the fleet').argParser(whole(1)).default(10))
     .addOption(new Option('--protocol <p>', 'how devices talk to the gateway').choices(['mqtt', 'sdk', 'mix']).default('mqtt'))
     .addOption(new Option('--rate <n>', 'readings per second per device').argParser(positive('a rate')).default(1))
-    .addOption(new Option('--payload <bytes>', 'payload size (JSON with the message number, its time and padding)').argParser(whole(1)).default(100))
-    .option('--payload-template <json|@file>', 'payload template: a JSON object whose "$..." strings are generated ($seq $now $iso $device $uuid $bool $int:MIN:MAX $float:MIN:MAX[:D] $walk:MIN:MAX $pick:A|B)')
+    .addOption(
+      new Option('--payload <bytes>', 'payload size (JSON with the message number, its time and padding)')
+        .argParser(whole(1))
+        .default(100),
+    )
+    .option(
+      '--payload-template <json|@file>',
+      'payload template: a JSON object whose "$..." strings are generated ($seq $now $iso $device $uuid $bool $int:MIN:MAX $float:MIN:MAX[:D] $walk:MIN:MAX $pick:A|B)',
+    )
     .addOption(new Option('--qos <n>', 'MQTT QoS of the publishes (SDK sends are always acked)').choices(['0', '1']).default('1'))
     .addOption(new Option('--window <n>', 'messages a device keeps unacknowledged at most').argParser(whole(1)).default(20))
     .addOption(new Option('--duration <d>', 'how long to send (e.g. 30s, 5m)').argParser(durationMs).default(30_000, '30s'))
     .addOption(new Option('--messages <n>', 'messages per device, instead of --duration').argParser(whole(1)))
-    .addOption(new Option('--churn [perMinute]', 'random disconnects: drops per device per minute (1 if no number)').argParser(positive('a rate')).preset(1).default(0))
+    .addOption(
+      new Option('--churn [perMinute]', 'random disconnects: drops per device per minute (1 if no number)')
+        .argParser(positive('a rate'))
+        .preset(1)
+        .default(0),
+    )
     .option('--key <file>', 'the fleet signing key (fleet.key or fleet.secret): the simulator mints each device a token')
     .addOption(new Option('--token-ttl <d>', 'lifetime of the minted tokens').argParser(durationMs).default(3_600_000, '1h'))
     .option('--gateway <url>', "the gateway's MQTT listener", 'mqtt://127.0.0.1:1883')
     .option('--device-grpc <host:port>', "the gateway's device link, for SDK devices", '127.0.0.1:50052')
     .option('--gateway-admin <url>', "the gateway's admin listener, for the journal backlog (off: none)", 'http://127.0.0.1:9180')
     .option('--cloud-admin <url>', "the cloud-stub's admin listener (what arrived)", 'http://127.0.0.1:9181')
-    .option('--managed', 'start a cloud-stub and a gateway as child processes (needed for kill-gateway and restart-cloud faults)', false)
+    .option(
+      '--managed',
+      'start a cloud-stub and a gateway as child processes (needed for kill-gateway and restart-cloud faults)',
+      false,
+    )
     .option('--data <dir>', 'data folder of the managed stack (default: a temporary folder, removed afterwards)')
-    .addOption(new Option('--gateway-arg <flag>', 'an extra flag for the managed gateway (repeat it)').argParser((v: string, all: string[]) => [...all, v]).default([]))
+    .addOption(
+      new Option('--gateway-arg <flag>', 'an extra flag for the managed gateway (repeat it)')
+        .argParser((v: string, all: string[]) => [...all, v])
+        .default([]),
+    )
     .option('--id-prefix <p>', 'device ids are <prefix><n> (default: sim-<random>-, so that runs stay apart)')
-    .addOption(new Option('--settle <d>', 'after sending, how long to wait at most for acks and for the cloud').argParser(durationMs).default(60_000, '60s'))
+    .addOption(
+      new Option('--settle <d>', 'after sending, how long to wait at most for acks and for the cloud')
+        .argParser(durationMs)
+        .default(60_000, '60s'),
+    )
     .option('--json <file>', 'write the whole result as JSON ("-": standard output, and no other output there)')
     .option('--report <file>', 'write a self-contained HTML report (charts over time and the verification table)')
     .option('--quiet', 'no progress output', false)
@@ -124,11 +154,20 @@ export function simCommand(bin: string): Command {
     });
 }
 
-async function buildSettings(flags: SimFlags, scenario: Scenario | undefined, given: (name: string) => boolean, dataDir: string | undefined, bin: string): Promise<SimSettings> {
-  const pick = <T>(name: string, flag: T, fromScenario: T | undefined): T => (given(name) || fromScenario === undefined ? flag : fromScenario);
+async function buildSettings(
+  flags: SimFlags,
+  scenario: Scenario | undefined,
+  given: (name: string) => boolean,
+  dataDir: string | undefined,
+  bin: string,
+): Promise<SimSettings> {
+  const pick = <T>(name: string, flag: T, fromScenario: T | undefined): T =>
+    given(name) || fromScenario === undefined ? flag : fromScenario;
   let payload = scenario?.payload && !given('payload') ? scenario.payload : payloadSpec(flags.payload, '--payload');
   if (flags.payloadTemplate) {
-    const text = flags.payloadTemplate.startsWith('@') ? readFileSync(flags.payloadTemplate.slice(1), 'utf8') : flags.payloadTemplate;
+    const text = flags.payloadTemplate.startsWith('@')
+      ? readFileSync(flags.payloadTemplate.slice(1), 'utf8')
+      : flags.payloadTemplate;
     try {
       payload = { template: JSON.parse(text) as unknown };
     } catch (err: unknown) {
@@ -136,10 +175,22 @@ async function buildSettings(flags: SimFlags, scenario: Scenario | undefined, gi
     }
   }
   const rate = pick('rate', flags.rate, scenario?.rate);
-  const phases: PhaseSpec[] = scenario?.phases.map((p) => ({ ...p, rate: p.rate ?? (p === scenario.phases[0] ? { from: rate, to: rate } : undefined) })) ?? [
-    { name: flags.messages === undefined ? 'steady' : 'messages', durationMs: flags.messages === undefined ? flags.duration : 1, rate: { from: rate, to: rate }, faults: [] },
+  const phases: PhaseSpec[] = scenario?.phases.map((p) => ({
+    ...p,
+    rate: p.rate ?? (p === scenario.phases[0] ? { from: rate, to: rate } : undefined),
+  })) ?? [
+    {
+      name: flags.messages === undefined ? 'steady' : 'messages',
+      durationMs: flags.messages === undefined ? flags.duration : 1,
+      rate: { from: rate, to: rate },
+      faults: [],
+    },
   ];
-  const tokenKey = flags.key ? await loadSigningKey(flags.key.endsWith('.secret') ? { secretFile: flags.key, field: '--key' } : { keyFile: flags.key, field: '--key' }) : undefined;
+  const tokenKey = flags.key
+    ? await loadSigningKey(
+        flags.key.endsWith('.secret') ? { secretFile: flags.key, field: '--key' } : { keyFile: flags.key, field: '--key' },
+      )
+    : undefined;
   if (scenario?.phases.some((p) => p.faults.some((f) => f.kind === 'expire-tokens')) && !tokenKey && !dataDir) {
     throw new ConfigError('--key', 'the scenario expires tokens: give the fleet signing key, or let the simulator run the stack');
   }
@@ -160,9 +211,20 @@ async function buildSettings(flags: SimFlags, scenario: Scenario | undefined, gi
   if (flags.messages !== undefined) settings.messagesPerDevice = flags.messages;
   if (tokenKey) settings.signingKey = tokenKey;
   if (dataDir) {
-    settings.stack = { bin, dataDir, gatewayId: 'gw-sim', gatewayArgs: [...(scenario?.stack?.gatewayArgs ?? []), ...flags.gatewayArg], cloudArgs: scenario?.stack?.cloudArgs ?? [] };
+    settings.stack = {
+      bin,
+      dataDir,
+      gatewayId: 'gw-sim',
+      gatewayArgs: [...(scenario?.stack?.gatewayArgs ?? []), ...flags.gatewayArg],
+      cloudArgs: scenario?.stack?.cloudArgs ?? [],
+    };
   } else {
-    settings.targets = { mqttUrl: flags.gateway, deviceGrpc: flags.deviceGrpc, cloudAdmin: flags.cloudAdmin, ...(flags.gatewayAdmin && flags.gatewayAdmin !== 'off' ? { gatewayAdmin: flags.gatewayAdmin } : {}) };
+    settings.targets = {
+      mqttUrl: flags.gateway,
+      deviceGrpc: flags.deviceGrpc,
+      cloudAdmin: flags.cloudAdmin,
+      ...(flags.gatewayAdmin && flags.gatewayAdmin !== 'off' ? { gatewayAdmin: flags.gatewayAdmin } : {}),
+    };
   }
   payloadMaker(payload, flags.payloadTemplate ? '--payload-template' : '--payload'); // checks it before anything starts
   return settings;
@@ -179,7 +241,8 @@ class Progress {
     if (out.isTTY) {
       this.multibar = new cliProgress.MultiBar(
         {
-          format: '{bar} {percentage}% {phase} | sent {sent} ({sentRate}/s) | acked {acked} | cloud {committed} ({committedRate}/s) | backlog {backlog} | online {connected}',
+          format:
+            '{bar} {percentage}% {phase} | sent {sent} ({sentRate}/s) | acked {acked} | cloud {committed} ({committedRate}/s) | backlog {backlog} | online {connected}',
           hideCursor: true,
           stream: out,
           clearOnComplete: false,
@@ -220,7 +283,9 @@ class Progress {
       return;
     }
     if (this.samples++ % 5 !== 0) return;
-    this.log(`${phase} t=${s.t.toFixed(0)}s sent ${s.sent} (${s.sentRate}/s) acked ${s.acked} cloud ${fields.committed} (${fields.committedRate}/s) backlog ${fields.backlog} online ${s.connected}`);
+    this.log(
+      `${phase} t=${s.t.toFixed(0)}s sent ${s.sent} (${s.sentRate}/s) acked ${s.acked} cloud ${fields.committed} (${fields.committedRate}/s) backlog ${fields.backlog} online ${s.connected}`,
+    );
   }
 }
 
@@ -232,7 +297,13 @@ export function summary(result: SimResult): string {
     `${result.name}: ${v.ok ? 'PASS' : 'FAIL'} (${((result.endedAt - result.startedAt) / 1000).toFixed(1)} s, ${v.devices} devices)`,
     `  sent ${v.sent}, acked ${v.acked}, arrived ${v.arrived}`,
     `  lost (acked, never arrived) ${v.lost}   duplicates ${v.duplicates}   out of order ${v.outOfOrder}   redelivered (QoS 1, in flight at a drop) ${v.redelivered}`,
-    `  unacked and missing (not a failure) ${v.unackedMissing}   gaps reported by the gateway: ${v.gaps.ranges} ranges, ${v.gaps.records} records${Object.keys(v.gaps.byReason).length ? ` (${Object.entries(v.gaps.byReason).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`,
+    `  unacked and missing (not a failure) ${v.unackedMissing}   gaps reported by the gateway: ${v.gaps.ranges} ranges, ${v.gaps.records} records${
+      Object.keys(v.gaps.byReason).length
+        ? ` (${Object.entries(v.gaps.byReason)
+            .map(([r, n]) => `${r} ${n}`)
+            .join(', ')})`
+        : ''
+    }`,
     `  latency device -> cloud commit (ms): p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}  (${l.count} records)`,
   ];
   if (result.faults.length) lines.push(`  faults: ${result.faults.map((f) => `${f.kind} at ${f.t.toFixed(1)} s`).join(', ')}`);

@@ -36,7 +36,13 @@ export class FleetTokens implements DeviceCredentials {
     const nextExpiry = this.expiries.find((at) => at > now + 1000);
     const expiresAtMs = Math.min(now + this.ttlSeconds * 1000, nextExpiry ?? Infinity);
     const nowSeconds = Math.floor(now / 1000);
-    const token = await issueToken({ key: this.key, subject: deviceId, audience: DEVICE_AUDIENCE, ttlSeconds: Math.max(1, Math.floor(expiresAtMs / 1000) - nowSeconds), now: nowSeconds });
+    const token = await issueToken({
+      key: this.key,
+      subject: deviceId,
+      audience: DEVICE_AUDIENCE,
+      ttlSeconds: Math.max(1, Math.floor(expiresAtMs / 1000) - nowSeconds),
+      now: nowSeconds,
+    });
     this.tokens.set(deviceId, { token, expiresAtMs: Math.floor(expiresAtMs / 1000) * 1000 });
     return token;
   }

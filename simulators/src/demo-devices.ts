@@ -8,12 +8,23 @@ import mqtt from 'mqtt';
 export function startDemoDevices(host: string, port: number, tokens: string[], rate: number): () => Promise<void> {
   const clients = tokens.map((token, i) => {
     const id = `demo-${i + 1}`;
-    const client = mqtt.connect({ host, port, clientId: id, username: id, password: token, protocolVersion: 4, reconnectPeriod: 1000 });
+    const client = mqtt.connect({
+      host,
+      port,
+      clientId: id,
+      username: id,
+      password: token,
+      protocolVersion: 4,
+      reconnectPeriod: 1000,
+    });
     // Commands arrive on devices/{id}/commands/{name}/{commandId}; answers go to devices/{id}/command-results/{commandId}.
     client.on('message', (topic, payload) => {
       const [, , kind, name, commandId] = topic.split('/');
       if (kind !== 'commands' || !commandId) return;
-      const answer = name === 'ping' ? { status: 'succeeded', payload: { pong: JSON.parse(payload.toString() || 'null'), from: id } } : { status: 'rejected', message: `demo devices only answer "ping"` };
+      const answer =
+        name === 'ping'
+          ? { status: 'succeeded', payload: { pong: JSON.parse(payload.toString() || 'null'), from: id } }
+          : { status: 'rejected', message: `demo devices only answer "ping"` };
       client.publish(`devices/${id}/command-results/${commandId}`, JSON.stringify(answer), { qos: 1 });
     });
     let n = 0;

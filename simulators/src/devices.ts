@@ -48,31 +48,37 @@ export class MqttSimDevice implements SimDevice {
   }
 
   get ready(): boolean {
-    return this.client !== undefined && (this.settings.qos === 0 ? this.client.connected : this.ledger.inFlight.size < this.settings.window);
+    return (
+      this.client !== undefined &&
+      (this.settings.qos === 0 ? this.client.connected : this.ledger.inFlight.size < this.settings.window)
+    );
   }
 
   start(): void {
-    void this.settings.credentials.token(this.id).then((password) => {
-      if (this.closed) return;
-      const client = mqtt.connect(this.url, {
-        clientId: this.id,
-        username: this.id,
-        password,
-        protocolVersion: 4,
-        reconnectPeriod: 200 + Math.floor(Math.random() * 300),
-        connectTimeout: 10_000,
-      });
-      this.client = client;
-      client.on('close', () => {
-        this.ledger.onConnectionDrop();
-        void this.refreshToken();
-      });
-      client.on('error', (err) => {
-        // mqtt.js reconnects by itself; a refused CONNECT (an expired token) gets a fresh token first.
-        if ((err as { code?: number }).code === 4 || (err as { code?: number }).code === 5) void this.refreshToken();
-        else this.settings.onError(this.id, err);
-      });
-    }, (err: Error) => this.settings.onError(this.id, err));
+    void this.settings.credentials.token(this.id).then(
+      (password) => {
+        if (this.closed) return;
+        const client = mqtt.connect(this.url, {
+          clientId: this.id,
+          username: this.id,
+          password,
+          protocolVersion: 4,
+          reconnectPeriod: 200 + Math.floor(Math.random() * 300),
+          connectTimeout: 10_000,
+        });
+        this.client = client;
+        client.on('close', () => {
+          this.ledger.onConnectionDrop();
+          void this.refreshToken();
+        });
+        client.on('error', (err) => {
+          // mqtt.js reconnects by itself; a refused CONNECT (an expired token) gets a fresh token first.
+          if ((err as { code?: number }).code === 4 || (err as { code?: number }).code === 5) void this.refreshToken();
+          else this.settings.onError(this.id, err);
+        });
+      },
+      (err: Error) => this.settings.onError(this.id, err),
+    );
   }
 
   send(n: number, timeMs: number): void {
@@ -145,7 +151,10 @@ export class SdkSimDevice implements SimDevice {
 
   send(n: number, timeMs: number): void {
     this.ledger.markSent(n, true);
-    this.client!.send(this.settings.makePayload(this.id, n, timeMs), { timeMs: Math.round(timeMs), contentType: 'application/json' }).then(
+    this.client!.send(this.settings.makePayload(this.id, n, timeMs), {
+      timeMs: Math.round(timeMs),
+      contentType: 'application/json',
+    }).then(
       () => this.ledger.markAcked(n),
       (err: Error) => {
         this.ledger.inFlight.delete(n);

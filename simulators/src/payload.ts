@@ -16,12 +16,26 @@ const PREFIX_BYTES = '{"_n":,"_t":}'.length + 10 + 17;
 /** The smallest `--payload`: the number, the time and a little padding. */
 export const MIN_PAYLOAD_BYTES = PREFIX_BYTES + 8;
 
-export const GENERATORS = ['$seq', '$now', '$iso', '$device', '$uuid', '$bool', '$int:MIN:MAX', '$float:MIN:MAX[:DECIMALS]', '$walk:MIN:MAX', '$pick:A|B|...'];
+export const GENERATORS = [
+  '$seq',
+  '$now',
+  '$iso',
+  '$device',
+  '$uuid',
+  '$bool',
+  '$int:MIN:MAX',
+  '$float:MIN:MAX[:DECIMALS]',
+  '$walk:MIN:MAX',
+  '$pick:A|B|...',
+];
 
 export function payloadMaker(spec: PayloadSpec, field = 'payload'): PayloadMaker {
   if ('bytes' in spec) {
     if (!Number.isInteger(spec.bytes) || spec.bytes < MIN_PAYLOAD_BYTES || spec.bytes > 256 * 1024) {
-      throw new ConfigError(field, `${spec.bytes} bytes: expected a whole number of bytes from ${MIN_PAYLOAD_BYTES} to ${256 * 1024}`);
+      throw new ConfigError(
+        field,
+        `${spec.bytes} bytes: expected a whole number of bytes from ${MIN_PAYLOAD_BYTES} to ${256 * 1024}`,
+      );
     }
     const size = spec.bytes;
     return (_deviceId, n, timeMs) => {
@@ -30,7 +44,10 @@ export function payloadMaker(spec: PayloadSpec, field = 'payload'): PayloadMaker
     };
   }
   if (typeof spec.template !== 'object' || spec.template === null || Array.isArray(spec.template)) {
-    throw new ConfigError(field, `expected a JSON object (its string values starting with $ are generated: ${GENERATORS.join(', ')})`);
+    throw new ConfigError(
+      field,
+      `expected a JSON object (its string values starting with $ are generated: ${GENERATORS.join(', ')})`,
+    );
   }
   const make = compile(spec.template, field);
   return (deviceId, n, timeMs) => {
@@ -79,7 +96,10 @@ function generator(spec: string, path: string): Make {
   const numbers = (count: number, optional = 0): number[] => {
     const values = args.map(Number);
     if (args.length < count || args.length > count + optional || values.some((v) => !Number.isFinite(v))) {
-      throw new ConfigError(path, `"${spec}" needs ${count}${optional ? ` to ${count + optional}` : ''} numbers after ${name}, separated by ":"`);
+      throw new ConfigError(
+        path,
+        `"${spec}" needs ${count}${optional ? ` to ${count + optional}` : ''} numbers after ${name}, separated by ":"`,
+      );
     }
     if (values[0]! > values[1]!) throw new ConfigError(path, `"${spec}" has its minimum above its maximum`);
     return values;
@@ -122,6 +142,9 @@ function generator(spec: string, path: string): Make {
       return () => choices[Math.floor(Math.random() * choices.length)];
     }
     default:
-      throw new ConfigError(path, `unknown generator "${spec}"; expected one of ${GENERATORS.join(', ')} (a literal "$" string: not possible)`);
+      throw new ConfigError(
+        path,
+        `unknown generator "${spec}"; expected one of ${GENERATORS.join(', ')} (a literal "$" string: not possible)`,
+      );
   }
 }

@@ -51,7 +51,10 @@ export interface SimSettings {
 }
 
 export interface RunHooks {
-  onSample?(sample: TimelineSample, run: { phase: string; elapsedMs: number; totalMs: number; buffered: number; inFlight: number }): void;
+  onSample?(
+    sample: TimelineSample,
+    run: { phase: string; elapsedMs: number; totalMs: number; buffered: number; inFlight: number },
+  ): void;
   onEvent?(message: string): void;
 }
 
@@ -66,7 +69,10 @@ export async function runSimulation(settings: SimSettings, hooks: RunHooks = {})
     const targets: Targets = stack
       ? { mqttUrl: stack.mqttUrl, deviceGrpc: stack.deviceGrpc, gatewayAdmin: stack.gatewayAdmin, cloudAdmin: stack.cloudAdmin }
       : settings.targets!;
-    if (stack) event(`started a cloud-stub (pid ${stack.cloud!.pid}) and a gateway (pid ${stack.gateway!.pid}); data in ${settings.stack!.dataDir}`);
+    if (stack)
+      event(
+        `started a cloud-stub (pid ${stack.cloud!.pid}) and a gateway (pid ${stack.gateway!.pid}); data in ${settings.stack!.dataDir}`,
+      );
     const key = stack?.signingKey ?? settings.signingKey;
     const tokens = key ? new FleetTokens(key, settings.tokenTtlSeconds) : undefined;
     const credentials: DeviceCredentials = tokens ?? ANONYMOUS;
@@ -85,13 +91,18 @@ export async function runSimulation(settings: SimSettings, hooks: RunHooks = {})
     const devices: SimDevice[] = Array.from({ length: settings.devices }, (_, i) => {
       const id = `${settings.idPrefix}${i}`;
       const sdk = settings.protocol === 'sdk' || (settings.protocol === 'mix' && i % 2 === 1);
-      return sdk ? new SdkSimDevice(id, targets.deviceGrpc, deviceSettings) : new MqttSimDevice(id, targets.mqttUrl, deviceSettings);
+      return sdk
+        ? new SdkSimDevice(id, targets.deviceGrpc, deviceSettings)
+        : new MqttSimDevice(id, targets.mqttUrl, deviceSettings);
     });
     const fleet = new Fleet(devices, settings.messagesPerDevice);
     const runner = new PhaseRunner(settings, fleet, targets, stack, tokens, event, hooks);
     const timeline = await runner.run();
     event('verifying what arrived at the cloud-stub');
-    const verifier = new Verifier(devices.map((d) => d.ledger), runner.startedAt);
+    const verifier = new Verifier(
+      devices.map((d) => d.ledger),
+      runner.startedAt,
+    );
     for await (const record of fetchRecords(targets.cloudAdmin, settings.idPrefix)) verifier.add(record);
     const outcome = verifier.finish(await fetchGaps(targets.cloudAdmin, verifier.gatewayIds));
     if (outcome.foreign > 0) event(`${outcome.foreign} records under ${settings.idPrefix} were not this run's`);
@@ -159,7 +170,11 @@ class PhaseRunner {
         this.phaseName = phase.name;
         this.event(`phase ${phase.name}: ${phase.durationMs / 1000} s, devices ${show(devices)}, rate ${show(rate)}/s each`);
         await this.runPhase(phase, phaseStart, devices, rate);
-        this.phases.push({ name: phase.name, from: (phaseStart - this.startedAt) / 1000, to: (Date.now() - this.startedAt) / 1000 });
+        this.phases.push({
+          name: phase.name,
+          from: (phaseStart - this.startedAt) / 1000,
+          to: (Date.now() - this.startedAt) / 1000,
+        });
         phaseStart = Date.now();
         if (settings.messagesPerDevice !== undefined && fleet.allTaken) break;
       }
@@ -167,7 +182,8 @@ class PhaseRunner {
         // --messages: the last phase goes on until every device took its readings.
         this.event('sending the rest of the --messages');
         const started = Date.now();
-        while (!fleet.allTaken) await this.step(started, { from: devices.to, to: devices.to }, { from: rate.to, to: rate.to }, 1, 0);
+        while (!fleet.allTaken)
+          await this.step(started, { from: devices.to, to: devices.to }, { from: rate.to, to: rate.to }, 1, 0);
       }
       this.phaseName = 'settle';
       await Promise.all(this.pendingFaults);
@@ -220,7 +236,11 @@ class PhaseRunner {
         return;
       }
       case 'expire-tokens':
-        mark(this.tokens ? 'every device token expires now: sessions end, devices come back with fresh tokens' : 'no tokens to expire (anonymous devices)');
+        mark(
+          this.tokens
+            ? 'every device token expires now: sessions end, devices come back with fresh tokens'
+            : 'no tokens to expire (anonymous devices)',
+        );
         return;
       case 'reconnect-storm':
         mark(`all ${this.fleet.active} devices drop their connections at once`);
@@ -238,7 +258,9 @@ class PhaseRunner {
       await delay(TICK_MS);
     }
     if (this.fleet.buffered > 0 || this.fleet.inFlight > 0) {
-      this.event(`gave up waiting after ${this.settings.settleMs / 1000} s: ${this.fleet.buffered} readings unsent, ${this.fleet.inFlight} messages unacknowledged`);
+      this.event(
+        `gave up waiting after ${this.settings.settleMs / 1000} s: ${this.fleet.buffered} readings unsent, ${this.fleet.inFlight} messages unacknowledged`,
+      );
     }
     const acked = this.fleet.totals().acked;
     let last = { committed: -1, at: Date.now() };
@@ -266,13 +288,20 @@ class PhaseRunner {
       committed,
       sentRate: Math.round((totals.sent - this.last.sent) / seconds),
       ackedRate: Math.round((totals.acked - this.last.acked) / seconds),
-      committedRate: committed === null || this.last.committed === null ? null : Math.round((committed - this.last.committed) / seconds),
+      committedRate:
+        committed === null || this.last.committed === null ? null : Math.round((committed - this.last.committed) / seconds),
       backlog,
       connected: totals.connected,
     };
     this.last = { at, sent: totals.sent, acked: totals.acked, committed: committed ?? this.last.committed };
     this.timeline.push(sample);
-    this.hooks.onSample?.(sample, { phase: this.phaseName, elapsedMs: at - this.startedAt, totalMs: this.totalMs, buffered: this.fleet.buffered, inFlight: this.fleet.inFlight });
+    this.hooks.onSample?.(sample, {
+      phase: this.phaseName,
+      elapsedMs: at - this.startedAt,
+      totalMs: this.totalMs,
+      buffered: this.fleet.buffered,
+      inFlight: this.fleet.inFlight,
+    });
   }
 
   /** Records of this fleet the cloud-stub holds, or null if it cannot be asked right now. */
@@ -280,7 +309,8 @@ class PhaseRunner {
     const stats = await getJson<{ devices: Record<string, number> }>(`${this.targets.cloudAdmin}/v1/stats`);
     if (!stats) return null;
     let n = 0;
-    for (const [deviceId, records] of Object.entries(stats.devices)) if (deviceId.startsWith(this.settings.idPrefix)) n += records;
+    for (const [deviceId, records] of Object.entries(stats.devices))
+      if (deviceId.startsWith(this.settings.idPrefix)) n += records;
     return n;
   }
 

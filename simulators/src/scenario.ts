@@ -99,15 +99,25 @@ export function parseScenario(doc: unknown): Scenario {
   if (top.stack !== undefined) {
     const stack = top.stack === null ? {} : object(top.stack, 'stack');
     unknownFields(stack, ['gatewayArgs', 'cloudArgs'], 'stack');
-    scenario.stack = { gatewayArgs: strings(stack.gatewayArgs ?? [], 'stack.gatewayArgs'), cloudArgs: strings(stack.cloudArgs ?? [], 'stack.cloudArgs') };
+    scenario.stack = {
+      gatewayArgs: strings(stack.gatewayArgs ?? [], 'stack.gatewayArgs'),
+      cloudArgs: strings(stack.cloudArgs ?? [], 'stack.cloudArgs'),
+    };
   }
-  if (!Array.isArray(top.phases) || top.phases.length === 0) throw new ConfigError('phases', 'expected a list of at least one phase ({ name, duration, devices?, rate?, churn?, faults? })');
+  if (!Array.isArray(top.phases) || top.phases.length === 0)
+    throw new ConfigError(
+      'phases',
+      'expected a list of at least one phase ({ name, duration, devices?, rate?, churn?, faults? })',
+    );
   scenario.phases = top.phases.map((phase, i) => parsePhase(phase, `phases[${i}]`));
   for (const [i, phase] of scenario.phases.entries()) {
     for (const [j, fault] of phase.faults.entries()) {
       const field = `phases[${i}].faults[${j}]`;
       if ((fault.kind === 'kill-gateway' || fault.kind === 'restart-cloud') && !scenario.stack) {
-        throw new ConfigError(`${field}.kind`, `${fault.kind} needs the simulator to run the stack: add "stack: {}" to the scenario`);
+        throw new ConfigError(
+          `${field}.kind`,
+          `${fault.kind} needs the simulator to run the stack: add "stack: {}" to the scenario`,
+        );
       }
     }
   }
@@ -117,7 +127,11 @@ export function parseScenario(doc: unknown): Scenario {
 function parsePhase(doc: unknown, path: string): PhaseSpec {
   const p = object(doc, path);
   unknownFields(p, ['name', 'duration', 'devices', 'rate', 'churn', 'faults'], path);
-  const phase: PhaseSpec = { name: string(p.name ?? path, `${path}.name`), durationMs: duration(p.duration, `${path}.duration`), faults: [] };
+  const phase: PhaseSpec = {
+    name: string(p.name ?? path, `${path}.name`),
+    durationMs: duration(p.duration, `${path}.duration`),
+    faults: [],
+  };
   if (phase.durationMs <= 0) throw new ConfigError(`${path}.duration`, 'a phase must last more than 0 s');
   if (p.devices !== undefined) phase.devices = ramp(p.devices, `${path}.devices`, true);
   if (p.rate !== undefined) phase.rate = ramp(p.rate, `${path}.rate`, false);
@@ -128,8 +142,13 @@ function parsePhase(doc: unknown, path: string): PhaseSpec {
     const field = `${path}.faults[${i}]`;
     const f = object(fault, field);
     unknownFields(f, ['at', 'kind', 'down'], field);
-    const spec: FaultSpec = { kind: oneOf(f.kind, `${field}.kind`, FAULT_KINDS), atMs: duration(f.at ?? 0, `${field}.at`), downMs: duration(f.down ?? '1s', `${field}.down`) };
-    if (spec.atMs >= phase.durationMs) throw new ConfigError(`${field}.at`, `${f.at} is not within the phase (it lasts ${ms(phase.durationMs)})`);
+    const spec: FaultSpec = {
+      kind: oneOf(f.kind, `${field}.kind`, FAULT_KINDS),
+      atMs: duration(f.at ?? 0, `${field}.at`),
+      downMs: duration(f.down ?? '1s', `${field}.down`),
+    };
+    if (spec.atMs >= phase.durationMs)
+      throw new ConfigError(`${field}.at`, `${f.at} is not within the phase (it lasts ${ms(phase.durationMs)})`);
     return spec;
   });
   return phase;
@@ -137,7 +156,8 @@ function parsePhase(doc: unknown, path: string): PhaseSpec {
 
 export function payloadSpec(value: unknown, field: string): PayloadSpec {
   if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < MIN_PAYLOAD_BYTES) throw new ConfigError(field, `${value}: expected a number of bytes, at least ${MIN_PAYLOAD_BYTES}, or { template: {...} }`);
+    if (!Number.isInteger(value) || value < MIN_PAYLOAD_BYTES)
+      throw new ConfigError(field, `${value}: expected a number of bytes, at least ${MIN_PAYLOAD_BYTES}, or { template: {...} }`);
     return { bytes: value };
   }
   const p = object(value, field);
@@ -159,12 +179,14 @@ function ramp(value: unknown, field: string, whole: boolean): Ramp {
 function duration(value: unknown, field: string): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value * 1000;
   const parsed = typeof value === 'string' ? ms(value as ms.StringValue) : undefined;
-  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) throw new ConfigError(field, `${JSON.stringify(value)}: expected a duration such as 30s, 2m or a number of seconds`);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0)
+    throw new ConfigError(field, `${JSON.stringify(value)}: expected a duration such as 30s, 2m or a number of seconds`);
   return parsed;
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, `expected a mapping, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(field, `expected a mapping, got ${JSON.stringify(value)}`);
   return value as Record<string, unknown>;
 }
 
@@ -179,21 +201,25 @@ function string(value: unknown, field: string): string {
 }
 
 function strings(value: unknown, field: string): string[] {
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ConfigError(field, 'expected a list of strings');
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw new ConfigError(field, 'expected a list of strings');
   return value as string[];
 }
 
 function number(value: unknown, field: string, min: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new ConfigError(field, `${JSON.stringify(value)}: expected a number >= ${min}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+    throw new ConfigError(field, `${JSON.stringify(value)}: expected a number >= ${min}`);
   return value;
 }
 
 function integer(value: unknown, field: string, min: number): number {
-  if (!Number.isInteger(value) || (value as number) < min) throw new ConfigError(field, `${JSON.stringify(value)}: expected a whole number >= ${min}`);
+  if (!Number.isInteger(value) || (value as number) < min)
+    throw new ConfigError(field, `${JSON.stringify(value)}: expected a whole number >= ${min}`);
   return value as number;
 }
 
 function oneOf<T extends string | number>(value: unknown, field: string, choices: readonly T[]): T {
-  if (!choices.includes(value as T)) throw new ConfigError(field, `${JSON.stringify(value)}: expected one of ${choices.join(', ')}`);
+  if (!choices.includes(value as T))
+    throw new ConfigError(field, `${JSON.stringify(value)}: expected one of ${choices.join(', ')}`);
   return value as T;
 }

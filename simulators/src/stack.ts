@@ -34,7 +34,11 @@ export class ManagedStack {
     const keys = join(settings.dataDir, 'keys');
     if (!existsSync(join(keys, 'fleet.key'))) await generateKeys('EdDSA', keys);
     mkdirSync(join(settings.dataDir, 'logs'), { recursive: true });
-    const stack = new ManagedStack(settings, await loadSigningKey({ keyFile: join(keys, 'fleet.key'), field: '--data' }), join(keys, 'fleet.pub'));
+    const stack = new ManagedStack(
+      settings,
+      await loadSigningKey({ keyFile: join(keys, 'fleet.key'), field: '--data' }),
+      join(keys, 'fleet.pub'),
+    );
     try {
       await stack.startCloud();
       await stack.startGateway();
@@ -63,8 +67,15 @@ export class ManagedStack {
 
   async startCloud(): Promise<void> {
     const { process, ready } = await this.spawn('cloud-stub', 'cloud-stub ready', [
-      'cloud', '--listen', `127.0.0.1:${this.ports.cloud}`, '--admin', `127.0.0.1:${this.ports.cloudAdmin}`,
-      '--data', join(this.settings.dataDir, 'cloud'), '--allow-anonymous', ...this.settings.cloudArgs,
+      'cloud',
+      '--listen',
+      `127.0.0.1:${this.ports.cloud}`,
+      '--admin',
+      `127.0.0.1:${this.ports.cloudAdmin}`,
+      '--data',
+      join(this.settings.dataDir, 'cloud'),
+      '--allow-anonymous',
+      ...this.settings.cloudArgs,
     ]);
     this.cloud = process;
     this.ports.cloud = portOf(ready.listen);
@@ -73,10 +84,24 @@ export class ManagedStack {
 
   async startGateway(): Promise<void> {
     const { process, ready } = await this.spawn('gateway', 'gateway ready', [
-      'gateway', '--gateway-id', this.settings.gatewayId, '--device-key', this.publicKeyFile,
-      '--mqtt', `127.0.0.1:${this.ports.mqtt}`, '--device-grpc', `127.0.0.1:${this.ports.deviceGrpc}`,
-      '--admin', `127.0.0.1:${this.ports.gatewayAdmin}`, '--upstream', `127.0.0.1:${this.ports.cloud}`,
-      '--data', join(this.settings.dataDir, 'gateway'), '--reconnect-max-ms', '1000', ...this.settings.gatewayArgs,
+      'gateway',
+      '--gateway-id',
+      this.settings.gatewayId,
+      '--device-key',
+      this.publicKeyFile,
+      '--mqtt',
+      `127.0.0.1:${this.ports.mqtt}`,
+      '--device-grpc',
+      `127.0.0.1:${this.ports.deviceGrpc}`,
+      '--admin',
+      `127.0.0.1:${this.ports.gatewayAdmin}`,
+      '--upstream',
+      `127.0.0.1:${this.ports.cloud}`,
+      '--data',
+      join(this.settings.dataDir, 'gateway'),
+      '--reconnect-max-ms',
+      '1000',
+      ...this.settings.gatewayArgs,
     ]);
     this.gateway = process;
     this.ports.mqtt = portOf(ready.mqtt);

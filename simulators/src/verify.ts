@@ -70,7 +70,17 @@ export class Verifier {
       let top = ledger.sent;
       for (const { n } of arrivals) top = Math.max(top, n);
       const copies = new Uint32Array(top + 1);
-      const row: DeviceVerification = { deviceId: ledger.deviceId, protocol: ledger.protocol, sent: ledger.sent, acked: ledger.ackedCount, arrived: 0, lost: 0, duplicates: 0, redelivered: 0, outOfOrder: 0 };
+      const row: DeviceVerification = {
+        deviceId: ledger.deviceId,
+        protocol: ledger.protocol,
+        sent: ledger.sent,
+        acked: ledger.ackedCount,
+        arrived: 0,
+        lost: 0,
+        duplicates: 0,
+        redelivered: 0,
+        outOfOrder: 0,
+      };
       let highest = 0;
       for (const { n } of arrivals) {
         const count = ++copies[n]!;
@@ -127,7 +137,12 @@ export class Verifier {
         const at = (p: number) => +values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))]!.toFixed(3);
         return { t: second, p50: at(50), p99: at(99), max: +values[values.length - 1]!.toFixed(3), count: values.length };
       });
-    return { verification, latency: { ...percentilesMs(this.histogram), count: this.histogram.totalCount }, latencyOverTime, foreign: this.foreign };
+    return {
+      verification,
+      latency: { ...percentilesMs(this.histogram), count: this.histogram.totalCount },
+      latencyOverTime,
+      foreign: this.foreign,
+    };
   }
 }
 

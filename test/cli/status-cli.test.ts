@@ -39,7 +39,8 @@ describe('fleetgate status - formatStatus', function () {
   it('status - a summary of every section, with rates from the earlier sample', () => {
     const before = gatewayStats();
     const text = formatStatus(aSecondLater(before), { stats: before, secondsAgo: 2 }, READY);
-    const line = (label: string) => text.split('\n').find((l) => l.startsWith(label)) ?? assert.fail(`no ${label} line in:\n${text}`);
+    const line = (label: string) =>
+      text.split('\n').find((l) => l.startsWith(label)) ?? assert.fail(`no ${label} line in:\n${text}`);
     assert.equal(line('Gateway'), 'Gateway       gw-berlin-7 · v0.1.0 · up 3 h 12 min · READY');
     assert.equal(line('Devices'), 'Devices       12 online: 10 MQTT, 2 SDK');
     assert.equal(line('Traffic'), 'Traffic       400 messages/s in, 150 records/s acked by every upstream');
@@ -65,7 +66,11 @@ describe('fleetgate status - formatStatus', function () {
     const restarted = aSecondLater(stats);
     restarted.uptimeSeconds = 3;
     restarted.ingress.messages = 10;
-    assert.deepEqual(statusRates(restarted, { stats, secondsAgo: 1 }), { messagesIn: null, recordsAcked: null, upstreamsSent: { primary: null, archive: null } });
+    assert.deepEqual(statusRates(restarted, { stats, secondsAgo: 1 }), {
+      messagesIn: null,
+      recordsAcked: null,
+      upstreamsSent: { primary: null, archive: null },
+    });
   });
 
   it('status - not ready, a full disk, drops and a journal about to fill stand out, in colour on a terminal', () => {
@@ -73,7 +78,10 @@ describe('fleetgate status - formatStatus', function () {
     stats.journal.diskFull = true;
     stats.journal.dropped['journal-full'] = 40;
     stats.dataAtRisk = { ...stats.dataAtRisk, secondsUntilFull: 600, whenFull: 'reject-new' };
-    const notReady = parseReadiness(503, { status: 'not ready', checks: { journal: { ok: false, detail: 'disk full' }, upstreams: 'ok' } });
+    const notReady = parseReadiness(503, {
+      status: 'not ready',
+      checks: { journal: { ok: false, detail: 'disk full' }, upstreams: 'ok' },
+    });
     const plain = formatStatus(stats, undefined, notReady);
     assert.match(plain, /· NOT READY$/m);
     assert.match(plain, /^ +DISK FULL: new messages are refused/m);
@@ -89,7 +97,12 @@ describe('fleetgate status - formatStatus', function () {
   it('status - strings from the gateway cannot drive the terminal', () => {
     const stats = gatewayStats();
     stats.upstreams[0] = upstream(`evil${ESC}[2J${ESC}]0;pwned\x07`, { lastError: `line\nbreak\r${ESC}[31m` });
-    const text = formatStatus(stats, undefined, { ready: false, source: 'readyz', status: `${ESC}[1m`, checks: [{ name: `\u202Egnp.exe`, ok: false, detail: '\x00' }] });
+    const text = formatStatus(stats, undefined, {
+      ready: false,
+      source: 'readyz',
+      status: `${ESC}[1m`,
+      checks: [{ name: `\u202Egnp.exe`, ok: false, detail: '\x00' }],
+    });
     assert.ok(!text.includes(ESC));
     assert.ok(!text.includes('\u202E'));
     assert.ok(!text.includes('\r'));
@@ -101,8 +114,15 @@ describe('fleetgate status - formatStatus', function () {
     const readiness = parseReadiness(200, {
       ready: true,
       status: 'degraded',
-      checks: { process: { ok: true, reason: 'running' }, journal: { ok: true, reason: 'open, 4321 rows' }, listeners: { ok: true, reason: 'mqtt 0.0.0.0:1883' } },
-      upstreams: { primary: { ok: true, state: 'ready', reason: 'streaming' }, archive: { ok: false, state: 'transient_failure', reason: '4321 rows wait in the journal' } },
+      checks: {
+        process: { ok: true, reason: 'running' },
+        journal: { ok: true, reason: 'open, 4321 rows' },
+        listeners: { ok: true, reason: 'mqtt 0.0.0.0:1883' },
+      },
+      upstreams: {
+        primary: { ok: true, state: 'ready', reason: 'streaming' },
+        archive: { ok: false, state: 'transient_failure', reason: '4321 rows wait in the journal' },
+      },
     });
     const text = formatStatus(gatewayStats(), undefined, readiness);
     assert.match(text, /· READY, DEGRADED$/m);
@@ -133,11 +153,21 @@ describe('fleetgate status - formatStatus', function () {
         { name: 'uplink', ok: true, detail: '' },
       ],
     });
-    assert.deepEqual(parseReadiness(503, { checks: [{ name: 'disk', status: 'fail', message: 'full' }, { name: 'mqtt', ok: true }] }).checks, [
-      { name: 'disk', ok: false, detail: 'full' },
-      { name: 'mqtt', ok: true, detail: '' },
+    assert.deepEqual(
+      parseReadiness(503, {
+        checks: [
+          { name: 'disk', status: 'fail', message: 'full' },
+          { name: 'mqtt', ok: true },
+        ],
+      }).checks,
+      [
+        { name: 'disk', ok: false, detail: 'full' },
+        { name: 'mqtt', ok: true, detail: '' },
+      ],
+    );
+    assert.deepEqual(parseReadiness(503, { checks: { upstreams: { status: 'failing' } } }).checks, [
+      { name: 'upstreams', ok: false, detail: 'failing' },
     ]);
-    assert.deepEqual(parseReadiness(503, { checks: { upstreams: { status: 'failing' } } }).checks, [{ name: 'upstreams', ok: false, detail: 'failing' }]);
     assert.deepEqual(parseReadiness(503, null), { ready: false, source: 'readyz', status: '', checks: [] });
   });
 });
@@ -164,7 +194,10 @@ async function status(...args: string[]): Promise<{ code: number; stdout: string
   return statusWith({}, ...args);
 }
 
-async function statusWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function statusWith(
+  extraEnv: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, FLEETGATE_ADMIN: '', ...extraEnv };
   try {
     const { stdout, stderr } = await exec(process.execPath, [FLEETGATE_BIN, 'status', ...args], { timeout: 15_000, env });
@@ -184,12 +217,22 @@ describe('fleetgate status - the command', function () {
   });
 
   it('status - the summary and exit 0 from a ready gateway; exit 1 from one not ready, or unreachable, saying where it looked', async () => {
-    const ready = await fakeAdmin({ status: 200, body: { ready: true, status: 'ready', checks: { journal: { ok: true, reason: 'open' } }, upstreams: {} } });
-    const notReady = await fakeAdmin({ status: 503, body: { ready: false, status: 'unready', checks: { listeners: { ok: false, reason: 'closing' } }, upstreams: {} } });
+    const ready = await fakeAdmin({
+      status: 200,
+      body: { ready: true, status: 'ready', checks: { journal: { ok: true, reason: 'open' } }, upstreams: {} },
+    });
+    const notReady = await fakeAdmin({
+      status: 503,
+      body: { ready: false, status: 'unready', checks: { listeners: { ok: false, reason: 'closing' } }, upstreams: {} },
+    });
     servers.push(ready, notReady);
     const nobody = await freePort();
     // Three processes at once: each spends most of its time starting.
-    const [a, b, c] = await Promise.all([status('--admin', ready.url), status('--admin', notReady.url.replace('http://', '')), status('--admin', `http://127.0.0.1:${nobody}`)]);
+    const [a, b, c] = await Promise.all([
+      status('--admin', ready.url),
+      status('--admin', notReady.url.replace('http://', '')),
+      status('--admin', `http://127.0.0.1:${nobody}`),
+    ]);
 
     assert.equal(a.code, 0, a.stderr);
     assert.equal(a.stderr, '');
@@ -209,13 +252,18 @@ describe('fleetgate status - the command', function () {
 
     assert.equal(c.code, 1);
     assert.equal(c.stdout, '');
-    assert.equal(c.stderr, `fleetgate status: cannot reach the gateway's admin port at http://127.0.0.1:${nobody}: ECONNREFUSED\n`);
+    assert.equal(
+      c.stderr,
+      `fleetgate status: cannot reach the gateway's admin port at http://127.0.0.1:${nobody}: ECONNREFUSED\n`,
+    );
   });
 
   it('status - --watch keeps sampling until stopped', async () => {
     const admin = await fakeAdmin({ status: 200, body: { status: 'ready' } });
     servers.push(admin);
-    const child = spawn(process.execPath, [FLEETGATE_BIN, 'status', '--watch', '--json', '--admin', admin.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [FLEETGATE_BIN, 'status', '--watch', '--json', '--admin', admin.url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
       const lines: string[] = [];
@@ -244,9 +292,16 @@ describe('fleetgate status - the command', function () {
     try {
       stack = await startInProcess(dir.path);
       const gateway = stack.gateway;
-      await waitUntil('the upstream streams', async () => (await gateway.stats()).upstreams[0]?.state === ConnectivityState.READY, 10_000);
+      await waitUntil(
+        'the upstream streams',
+        async () => (await gateway.stats()).upstreams[0]?.state === ConnectivityState.READY,
+        10_000,
+      );
       const admin = `http://127.0.0.1:${gateway.adminAddress!.port}`;
-      const [text, json] = await Promise.all([status('--admin', admin.replace('http://', '')), statusWith({ FLEETGATE_ADMIN: admin }, '--json')]);
+      const [text, json] = await Promise.all([
+        status('--admin', admin.replace('http://', '')),
+        statusWith({ FLEETGATE_ADMIN: admin }, '--json'),
+      ]);
 
       assert.equal(text.code, 0, text.stdout + text.stderr);
       assert.match(text.stdout, /^Gateway +gw-test · v\S+ · up \d+ (ms|s) · READY$/m);
@@ -256,7 +311,12 @@ describe('fleetgate status - the command', function () {
       assert.match(text.stdout, /^Readiness +ready\n +✓ process: running/m);
 
       assert.equal(json.code, 0, json.stderr);
-      const out = JSON.parse(json.stdout) as { admin: string; stats: GatewayStats; rates: { messagesIn: number; upstreamsSent: Record<string, number> }; readiness: Readiness };
+      const out = JSON.parse(json.stdout) as {
+        admin: string;
+        stats: GatewayStats;
+        rates: { messagesIn: number; upstreamsSent: Record<string, number> };
+        readiness: Readiness;
+      };
       assert.equal(out.admin, admin);
       assert.equal(out.stats.gatewayId, 'gw-test');
       assert.equal(out.stats.upstreams[0]!.state, ConnectivityState.READY);

@@ -72,7 +72,21 @@ async function commitUntilStored(sink: Sink, batches: SinkBatch[], deadlineMs: n
 }
 
 describe('sink (jetstream) - names', function () {
-  const ids = ['gw-1', 'a.b:c', 'x*y>z', '100%', '%2E', 'sp ace\ttab\n', '', 'ünï.cödé', '.lead', 'trail.', '==', 'a/b', '\u0000\u007f'];
+  const ids = [
+    'gw-1',
+    'a.b:c',
+    'x*y>z',
+    '100%',
+    '%2E',
+    'sp ace\ttab\n',
+    '',
+    'ünï.cödé',
+    '.lead',
+    'trail.',
+    '==',
+    'a/b',
+    '\u0000\u007f',
+  ];
 
   it('jetstream names - ids become subject tokens without . * > or whitespace, and come back unchanged', () => {
     for (const id of ids) {
@@ -176,7 +190,11 @@ describe('sink (jetstream) on a 3-node cluster', function () {
     // Many commits of one replica at once, in no order: its raises go one after the other, the highest stays.
     // (Two replicas raising one gateway's entry at the very same moment is not asserted: nats-server 2.9.10 may take
     // two compare-and-sets of the same revision in a clustered stream, nats-server#4320; see sink-jetstream.ts.)
-    await Promise.all(Array.from({ length: 20 }, (_, i) => a.commit([{ gatewayId: 'gw', records: range(119 - ((i * 7) % 20), 119 - ((i * 7) % 20)) }])));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        a.commit([{ gatewayId: 'gw', records: range(119 - ((i * 7) % 20), 119 - ((i * 7) % 20)) }]),
+      ),
+    );
     assert.equal(await (await replica()).lastSeq('gw'), 119);
     await b.commit([{ gatewayId: 'gw', records: range(120, 120) }]);
     await a.commit([{ gatewayId: 'gw', records: range(30, 30) }]); // a's cached entry is behind: compare-and-set reads again
@@ -191,11 +209,17 @@ describe('sink (jetstream) on a 3-node cluster', function () {
     await sleep(400);
     await sink.recordGap('gw', { fromSeq: 3, toSeq: 9, reason: 'journal-full', count: 7, timeMs: 1 });
     const gaps = await sink.exportGaps();
-    assert.deepEqual(gaps.map((g) => ({ ...g, receivedTime: 0 })), [{ gatewayId: 'gw', fromSeq: 3, toSeq: 9, reason: 'journal-full', count: 5, time: 1, receivedTime: 0 }]);
+    assert.deepEqual(
+      gaps.map((g) => ({ ...g, receivedTime: 0 })),
+      [{ gatewayId: 'gw', fromSeq: 3, toSeq: 9, reason: 'journal-full', count: 5, time: 1, receivedTime: 0 }],
+    );
   });
 
   it('jetstream sink - refuses a stream name that cannot be one', async () => {
-    await assert.rejects(JetStreamSink.open({ servers: nats.cluster.urls, stream: 'a.b' }), { name: 'ConfigError', field: 'stream' });
+    await assert.rejects(JetStreamSink.open({ servers: nats.cluster.urls, stream: 'a.b' }), {
+      name: 'ConfigError',
+      field: 'stream',
+    });
   });
 });
 
@@ -227,7 +251,10 @@ describe('sink (jetstream) when nodes die', function () {
     }
     const seqs = (await exported(sink)).map((r) => r.seq);
     assert.equal(seqs.length, 1000, `every record once (${tries} commits for 9 batches)`);
-    assert.deepEqual([...seqs].sort((a, b) => a - b), range(1, 1000).map((r) => r.seq));
+    assert.deepEqual(
+      [...seqs].sort((a, b) => a - b),
+      range(1, 1000).map((r) => r.seq),
+    );
     assert.equal(await sink.lastSeq('gw'), 1000);
   });
 
@@ -246,6 +273,9 @@ describe('sink (jetstream) when nodes die', function () {
     await nats.cluster.restart(others[0]!);
     await commitUntilStored(sink, [{ gatewayId: 'gw2', records: range(11, 20) }], 30_000);
     const seqs = (await exported(sink)).filter((r) => r.gatewayId === 'gw2').map((r) => r.seq);
-    assert.deepEqual([...seqs].sort((a, b) => a - b), range(1, 20).map((r) => r.seq));
+    assert.deepEqual(
+      [...seqs].sort((a, b) => a - b),
+      range(1, 20).map((r) => r.seq),
+    );
   });
 });

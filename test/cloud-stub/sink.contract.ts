@@ -34,20 +34,37 @@ export function sinkContract(name: string, open: (dir: string) => Sink | Promise
     afterEach(async () => sink.close());
 
     it('sink - commits records and exports them in commit order with every field', async () => {
-      assert.deepEqual(await sink.commit([{ gatewayId: 'gw-a', records: range(1, 3) }, { gatewayId: 'gw-b', records: range(1, 1) }]), [
-        { inserted: 3, duplicates: 0 },
-        { inserted: 1, duplicates: 0 },
-      ]);
+      assert.deepEqual(
+        await sink.commit([
+          { gatewayId: 'gw-a', records: range(1, 3) },
+          { gatewayId: 'gw-b', records: range(1, 1) },
+        ]),
+        [
+          { inserted: 3, duplicates: 0 },
+          { inserted: 1, duplicates: 0 },
+        ],
+      );
       await sink.commit([{ gatewayId: 'gw-a', records: range(4, 4) }]);
       const records = await exported(sink);
-      assert.deepEqual(records.map((r) => `${r.gatewayId}/${r.seq}`), ['gw-a/1', 'gw-a/2', 'gw-a/3', 'gw-b/1', 'gw-a/4']);
+      assert.deepEqual(
+        records.map((r) => `${r.gatewayId}/${r.seq}`),
+        ['gw-a/1', 'gw-a/2', 'gw-a/3', 'gw-b/1', 'gw-a/4'],
+      );
       const first = records[0]!;
       const expected = sinkRecord(1);
       assert.deepEqual(
         { ...first, receivedTime: 0 },
         {
-          gatewayId: 'gw-a', seq: 1, deviceId: expected.deviceId, stream: expected.stream, payload: Buffer.from(expected.payload).toString('base64'),
-          contentType: expected.contentType, deviceSeq: expected.deviceSeq, deviceTime: expected.deviceTimeMs, gatewayTime: expected.gatewayTimeMs, receivedTime: 0,
+          gatewayId: 'gw-a',
+          seq: 1,
+          deviceId: expected.deviceId,
+          stream: expected.stream,
+          payload: Buffer.from(expected.payload).toString('base64'),
+          contentType: expected.contentType,
+          deviceSeq: expected.deviceSeq,
+          deviceTime: expected.deviceTimeMs,
+          gatewayTime: expected.gatewayTimeMs,
+          receivedTime: 0,
         },
       );
       assert.ok(first.receivedTime > 0);
@@ -65,7 +82,10 @@ export function sinkContract(name: string, open: (dir: string) => Sink | Promise
         { inserted: 1, duplicates: 2 },
         { inserted: 0, duplicates: 2 },
       ]);
-      assert.deepEqual((await exported(sink)).map((r) => r.seq), [1, 2, 3, 4, 5, 6, 7, 8]);
+      assert.deepEqual(
+        (await exported(sink)).map((r) => r.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+      );
       const stats = await sink.stats();
       assert.equal(stats.records, 8);
       assert.equal(stats.duplicates, 7);
@@ -84,11 +104,17 @@ export function sinkContract(name: string, open: (dir: string) => Sink | Promise
     it('sink - a gap filled later is stored, not taken for a duplicate', async () => {
       await sink.commit([{ gatewayId: 'gw-a', records: [sinkRecord(1), sinkRecord(5)] }]);
       assert.deepEqual(await sink.commit([{ gatewayId: 'gw-a', records: range(2, 6) }]), [{ inserted: 4, duplicates: 1 }]);
-      assert.deepEqual((await exported(sink)).map((r) => r.seq).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6]);
+      assert.deepEqual(
+        (await exported(sink)).map((r) => r.seq).sort((a, b) => a - b),
+        [1, 2, 3, 4, 5, 6],
+      );
     });
 
     it('sink - the same seq from two gateways is two records', async () => {
-      await sink.commit([{ gatewayId: 'gw-a', records: range(1, 2) }, { gatewayId: 'gw-b', records: range(1, 2) }]);
+      await sink.commit([
+        { gatewayId: 'gw-a', records: range(1, 2) },
+        { gatewayId: 'gw-b', records: range(1, 2) },
+      ]);
       const stats = await sink.stats();
       assert.equal(stats.records, 4);
       assert.equal(stats.duplicates, 0);

@@ -13,7 +13,11 @@ describe('cloud-stub uplink', function () {
   let streams: RawUplink[] = [];
 
   beforeEach(async () => {
-    stub = await CloudStub.start({ listen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir.path, 'cloud'), durability: 'process' });
+    stub = await CloudStub.start({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: join(dir.path, 'cloud'),
+      durability: 'process',
+    });
   });
   afterEach(async () => {
     for (const s of streams) s.close();
@@ -26,7 +30,11 @@ describe('cloud-stub uplink', function () {
     return stream;
   };
 
-  const ack = (fromSeq: number, throughSeq: number, rejected: Array<{ seq: number; reason: string }> = []) => ({ fromSeq, throughSeq, rejected });
+  const ack = (fromSeq: number, throughSeq: number, rejected: Array<{ seq: number; reason: string }> = []) => ({
+    fromSeq,
+    throughSeq,
+    rejected,
+  });
 
   it('cloud-stub - Hello gets Welcome with the first credit; each batch is acked by its range once committed, and its credit given back', async () => {
     const s = open();
@@ -93,7 +101,11 @@ describe('cloud-stub uplink', function () {
     s.batch(range(1, 2));
     await waitUntil('the batch committed', async () => (await stub.stats()).records === 2);
     s.heartbeat(7, 1234);
-    assert.deepEqual((await s.frame(2)).frame, { $case: 'heartbeat', value: { id: 7, timeMs: 1234 } }, 'answered, ahead of the held ack');
+    assert.deepEqual(
+      (await s.frame(2)).frame,
+      { $case: 'heartbeat', value: { id: 7, timeMs: 1234 } },
+      'answered, ahead of the held ack',
+    );
     stub.faults.release();
     assert.deepEqual(await s.ack(1), ack(1, 2));
   });
@@ -104,7 +116,10 @@ describe('cloud-stub uplink', function () {
     s.batch([telemetry(1), telemetry(2, ''), { ...telemetry(3), stream: 'a\nb' }, telemetry(4, 'dev\u0006x'), telemetry(5)]);
     const { rejected, ...acked } = await s.ack(1);
     assert.deepEqual(acked, { fromSeq: 1, throughSeq: 5 });
-    assert.deepEqual(rejected.map((r) => r.seq), [2, 3, 4]);
+    assert.deepEqual(
+      rejected.map((r) => r.seq),
+      [2, 3, 4],
+    );
     assert.match(rejected[0]!.reason, /deviceId "" is not/);
     assert.match(rejected[1]!.reason, /stream/);
     assert.match(rejected[2]!.reason, /deviceId/);
@@ -134,12 +149,20 @@ describe('cloud-stub uplink', function () {
     assert.deepEqual([stats.gaps, stats.recordsLostInGaps], [1, 6], 'and recorded once');
     const [gap, ...more] = readSqliteGaps(join(dir.path, 'cloud'));
     assert.deepEqual(more, []);
-    assert.deepEqual({ ...gap, receivedTime: 0 }, { gatewayId: 'gw-1', fromSeq: 3, toSeq: 9, reason: 'journal-full', count: 6, time: 1234, receivedTime: 0 });
+    assert.deepEqual(
+      { ...gap, receivedTime: 0 },
+      { gatewayId: 'gw-1', fromSeq: 3, toSeq: 9, reason: 'journal-full', count: 6, time: 1234, receivedTime: 0 },
+    );
   });
 
   it('cloud-stub - a batch sent without credit ends the stream with RESOURCE_EXHAUSTED', async () => {
     await stub.close();
-    stub = await CloudStub.start({ listen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir.path, 'cloud'), durability: 'process', limits: { maxBatchesInFlight: 2 } });
+    stub = await CloudStub.start({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: join(dir.path, 'cloud'),
+      durability: 'process',
+      limits: { maxBatchesInFlight: 2 },
+    });
     const s = open();
     s.hello('gw-1');
     await s.frame(1);
@@ -153,16 +176,41 @@ describe('cloud-stub uplink', function () {
 
   const refusals: Array<[string, (s: RawUplink) => void, status, RegExp]> = [
     ['a batch before Hello', (s) => s.batch(range(1, 1)), status.FAILED_PRECONDITION, /first frame must be Hello/],
-    ['a gap before Hello', (s) => s.gap({ fromSeq: 1, toSeq: 1, reason: 'journal-full', count: 1, timeMs: 0 }), status.FAILED_PRECONDITION, /first frame must be Hello/],
+    [
+      'a gap before Hello',
+      (s) => s.gap({ fromSeq: 1, toSeq: 1, reason: 'journal-full', count: 1, timeMs: 0 }),
+      status.FAILED_PRECONDITION,
+      /first frame must be Hello/,
+    ],
     ['Hello twice', (s) => (s.hello('gw-1'), s.hello('gw-1')), status.INVALID_ARGUMENT, /Hello sent twice/],
     ['a gateway id with a slash', (s) => s.hello('gw/1'), status.INVALID_ARGUMENT, /gatewayId "gw\/1"/],
     ['an empty gateway id', (s) => s.hello(''), status.INVALID_ARGUMENT, /gatewayId ""/],
     ['an empty batch', (s) => (s.hello('gw-1'), s.batch([])), status.INVALID_ARGUMENT, /no records/],
-    ['seqs going backwards in a batch', (s) => (s.hello('gw-1'), s.batch([telemetry(5), telemetry(4)])), status.INVALID_ARGUMENT, /seq 4 after 5/],
+    [
+      'seqs going backwards in a batch',
+      (s) => (s.hello('gw-1'), s.batch([telemetry(5), telemetry(4)])),
+      status.INVALID_ARGUMENT,
+      /seq 4 after 5/,
+    ],
     ['seq 0', (s) => (s.hello('gw-1'), s.batch([telemetry(0)])), status.INVALID_ARGUMENT, /seq 0 after 0/],
-    ['a gap running backwards', (s) => (s.hello('gw-1'), s.gap({ fromSeq: 5, toSeq: 4, reason: 'journal-full', count: 0, timeMs: 0 })), status.INVALID_ARGUMENT, /Gap 5\.\.4/],
-    ['a gap counting more than its range', (s) => (s.hello('gw-1'), s.gap({ fromSeq: 1, toSeq: 2, reason: 'too-old', count: 3, timeMs: 0 })), status.INVALID_ARGUMENT, /count 3/],
-    ['a gap without a reason', (s) => (s.hello('gw-1'), s.gap({ fromSeq: 1, toSeq: 2, reason: '', count: 1, timeMs: 0 })), status.INVALID_ARGUMENT, /reason/],
+    [
+      'a gap running backwards',
+      (s) => (s.hello('gw-1'), s.gap({ fromSeq: 5, toSeq: 4, reason: 'journal-full', count: 0, timeMs: 0 })),
+      status.INVALID_ARGUMENT,
+      /Gap 5\.\.4/,
+    ],
+    [
+      'a gap counting more than its range',
+      (s) => (s.hello('gw-1'), s.gap({ fromSeq: 1, toSeq: 2, reason: 'too-old', count: 3, timeMs: 0 })),
+      status.INVALID_ARGUMENT,
+      /count 3/,
+    ],
+    [
+      'a gap without a reason',
+      (s) => (s.hello('gw-1'), s.gap({ fromSeq: 1, toSeq: 2, reason: '', count: 1, timeMs: 0 })),
+      status.INVALID_ARGUMENT,
+      /reason/,
+    ],
   ];
   for (const [what, send, code, message] of refusals) {
     it(`cloud-stub - ${what} ends the stream with ${status[code]} and a message`, async () => {

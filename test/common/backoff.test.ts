@@ -16,20 +16,33 @@ describe('backoff', function () {
     const time = fakeTime();
     const backoff = new Backoff({ initialMs: 100, maxMs: 10_000, multiplier: 2, random: () => 0.5, timers: time.timers });
     let fired = 0;
-    assert.equal(backoff.schedule(() => fired++), 50);
+    assert.equal(
+      backoff.schedule(() => fired++),
+      50,
+    );
     time.tick(49);
     assert.equal(fired, 0);
     assert.equal(backoff.pending, true);
     time.tick(1);
     assert.equal(fired, 1);
     assert.equal(backoff.pending, false);
-    assert.equal(backoff.schedule(() => fired++), 100);
-    assert.equal(backoff.schedule(() => fired++), 200, 'a new schedule replaces the pending one');
+    assert.equal(
+      backoff.schedule(() => fired++),
+      100,
+    );
+    assert.equal(
+      backoff.schedule(() => fired++),
+      200,
+      'a new schedule replaces the pending one',
+    );
     time.tick(1000);
     assert.equal(fired, 2);
     backoff.reset();
     assert.equal(backoff.attempts, 0);
-    assert.equal(backoff.schedule(() => fired++), 50);
+    assert.equal(
+      backoff.schedule(() => fired++),
+      50,
+    );
   });
 
   it('backoff - cancel stops a pending retry', () => {
@@ -42,10 +55,12 @@ describe('backoff', function () {
     assert.equal(fired, false);
   });
 
-  it('backoff - timers are unref\'d so a pending retry never keeps a process alive', () => {
+  it("backoff - timers are unref'd so a pending retry never keeps a process alive", () => {
     let unrefed = false;
     const backoff = new Backoff({
-      initialMs: 100, maxMs: 1000, multiplier: 2,
+      initialMs: 100,
+      maxMs: 1000,
+      multiplier: 2,
       timers: { setTimeout: () => ({ unref: () => (unrefed = true) }), clearTimeout: () => {} },
     });
     backoff.schedule(() => {});

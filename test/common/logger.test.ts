@@ -14,8 +14,12 @@ const ANSI = /\u001b\[/;
 /** Runs `code` (a script, whose imports are dynamic) in a child Node with tsx, stdout a pipe, and returns its stdout. */
 async function runChild(code: string, env: Record<string, string>): Promise<string> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const name of ['FLEETGATE_LOG_LEVEL', 'FLEETGATE_LOG_FORMAT', 'FORCE_COLOR'] as const) if (!(name in env)) delete childEnv[name];
-  const { stdout } = await promisify(execFile)(process.execPath, [...SOURCE_NODE_ARGS, '-e', `(async () => { ${code} })()`], { env: childEnv, timeout: 20_000 });
+  for (const name of ['FLEETGATE_LOG_LEVEL', 'FLEETGATE_LOG_FORMAT', 'FORCE_COLOR'] as const)
+    if (!(name in env)) delete childEnv[name];
+  const { stdout } = await promisify(execFile)(process.execPath, [...SOURCE_NODE_ARGS, '-e', `(async () => { ${code} })()`], {
+    env: childEnv,
+    timeout: 20_000,
+  });
   return stdout;
 }
 
@@ -30,15 +34,33 @@ const LOG_LINES = `
 describe('logger', function () {
   it('logger - JSON lines on a pipe, level from FLEETGATE_LOG_LEVEL, tokens, passwords, secrets and keys redacted', async () => {
     const code = `const { createLogger } = await import('${LOGGER_URL}'); const logger = createLogger({ name: 'test' });${LOG_LINES}`;
-    const [stdout, warnOnly] = await Promise.all([runChild(code, { FLEETGATE_LOG_LEVEL: 'info' }), runChild(code, { FLEETGATE_LOG_LEVEL: 'warn' })]);
-    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.deepEqual(lines.map((line) => line.msg), ['fields', 'nested', 'child']);
-    assert.deepEqual([lines[0]!.token, lines[0]!.password, lines[0]!.tokenFile], [REDACTED, REDACTED, '/etc/fleetgate/gateway.token']);
+    const [stdout, warnOnly] = await Promise.all([
+      runChild(code, { FLEETGATE_LOG_LEVEL: 'info' }),
+      runChild(code, { FLEETGATE_LOG_LEVEL: 'warn' }),
+    ]);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((line) => line.msg),
+      ['fields', 'nested', 'child'],
+    );
+    assert.deepEqual(
+      [lines[0]!.token, lines[0]!.password, lines[0]!.tokenFile],
+      [REDACTED, REDACTED, '/etc/fleetgate/gateway.token'],
+    );
     assert.deepEqual(lines[1]!.options, { tls: { key: REDACTED, cert: 'CERT' } });
     assert.deepEqual(lines[1]!.metadata, { authorization: REDACTED });
     assert.equal(lines[2]!.secret, REDACTED);
     for (const secret of SECRETS) assert.ok(!stdout.includes(secret), `${secret} in the output`);
-    assert.deepEqual(warnOnly.trim().split('\n').map((line) => (JSON.parse(line) as { msg: string }).msg), ['child']);
+    assert.deepEqual(
+      warnOnly
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { msg: string }).msg),
+      ['child'],
+    );
   });
 
   it('logger - FLEETGATE_LOG_FORMAT=pretty prints human-readable lines, in order, from the main thread and a worker thread', async () => {
@@ -57,7 +79,13 @@ describe('logger', function () {
     const headlines = stdout.split('\n').filter((line) => line.startsWith('['));
     assert.deepEqual(
       headlines.map((line) => line.replace(/^\[[\d:.]+\] /, '').replace(/\/\d+\)/, ')')),
-      ['INFO (main): before the worker', 'INFO (worker): fields', 'INFO (worker): nested', 'WARN (worker): child', 'INFO (main): after the worker'],
+      [
+        'INFO (main): before the worker',
+        'INFO (worker): fields',
+        'INFO (worker): nested',
+        'WARN (worker): child',
+        'INFO (main): after the worker',
+      ],
     );
     assert.match(stdout, /token: "\[redacted\]"/);
     assert.ok(!ANSI.test(stdout), 'no colours on a pipe');

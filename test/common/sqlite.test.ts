@@ -7,7 +7,10 @@ describe('sqlite', function () {
   const dir = useTempDir();
 
   it('sqlite - opens in WAL mode with synchronous FULL for power and NORMAL for process', () => {
-    for (const [durability, level] of [['power', 2], ['process', 1]] as const) {
+    for (const [durability, level] of [
+      ['power', 2],
+      ['process', 1],
+    ] as const) {
       const db = openSqlite(join(dir.path, 'nested', `${durability}.db`), { durability });
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('synchronous', { simple: true }), level);

@@ -3,7 +3,17 @@ import { once } from 'node:events';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { DEVICE_AUDIENCE, GATEWAY_AUDIENCE, generateKeys, issueToken, loadSigningKey, loadVerifyingKey, RevocationList, type TokenKey, TokenVerifier } from '@fleetgate/common';
+import {
+  DEVICE_AUDIENCE,
+  GATEWAY_AUDIENCE,
+  generateKeys,
+  issueToken,
+  loadSigningKey,
+  loadVerifyingKey,
+  RevocationList,
+  type TokenKey,
+  TokenVerifier,
+} from '@fleetgate/common';
 import { useTempDir } from '../support/temp-dir.ts';
 
 describe('tokens', function () {
@@ -33,8 +43,14 @@ describe('tokens', function () {
   });
 
   it('tokens - the verifier refuses the private key, and the signer the public one', async () => {
-    await assert.rejects(loadVerifyingKey({ keyFile: join(dir.path, 'fleet.key'), field: '--device-key' }), /--device-key: .* is not a public key/);
-    await assert.rejects(loadSigningKey({ keyFile: join(dir.path, 'fleet.pub'), field: '--key' }), /--key: .* is not a private key/);
+    await assert.rejects(
+      loadVerifyingKey({ keyFile: join(dir.path, 'fleet.key'), field: '--device-key' }),
+      /--device-key: .* is not a public key/,
+    );
+    await assert.rejects(
+      loadSigningKey({ keyFile: join(dir.path, 'fleet.pub'), field: '--key' }),
+      /--key: .* is not a private key/,
+    );
   });
 
   it('tokens - HS256 with a shared secret; a short secret is refused', async () => {
@@ -43,23 +59,61 @@ describe('tokens', function () {
     const token = await issueToken({ key, subject: 'gw-1', audience: GATEWAY_AUDIENCE, ttlSeconds: 60 });
     assert.equal((await new TokenVerifier({ key, audience: GATEWAY_AUDIENCE }).verify(token)).ok, true);
     writeFileSync(join(dir.path, 'short.secret'), Buffer.alloc(16).toString('base64url'));
-    await assert.rejects(loadSigningKey({ secretFile: join(dir.path, 'short.secret'), field: '--secret-file' }), /--secret-file: .* at least 32 random bytes/);
+    await assert.rejects(
+      loadSigningKey({ secretFile: join(dir.path, 'short.secret'), field: '--secret-file' }),
+      /--secret-file: .* at least 32 random bytes/,
+    );
   });
 
   it('tokens - each kind of bad token gets its own reason', async () => {
     const verifier = new TokenVerifier({ key: verifying, audience: DEVICE_AUDIENCE });
-    const other = await loadSigningKey({ keyFile: (await generateKeys('EdDSA', join(dir.path, 'other'))).files[0]!, field: '--key' });
+    const other = await loadSigningKey({
+      keyFile: (await generateKeys('EdDSA', join(dir.path, 'other'))).files[0]!,
+      field: '--key',
+    });
     const hs = await loadSigningKey({ secretFile: (await generateKeys('HS256', dir.path, 'hs')).files[0]!, field: '--key' });
     const now = Math.floor(Date.now() / 1000);
     const cases: Array<[string, Promise<string> | string, string]> = [
       ['missing', '', 'missing'],
       ['malformed', 'not.a.jwt', 'malformed'],
-      ['signed by another key', issueToken({ key: other, subject: 'd', audience: DEVICE_AUDIENCE, ttlSeconds: 60 }), 'bad-signature'],
+      [
+        'signed by another key',
+        issueToken({ key: other, subject: 'd', audience: DEVICE_AUDIENCE, ttlSeconds: 60 }),
+        'bad-signature',
+      ],
       ['another algorithm', issueToken({ key: hs, subject: 'd', audience: DEVICE_AUDIENCE, ttlSeconds: 60 }), 'wrong-algorithm'],
-      ['expired', issueToken({ key: signing, subject: 'd', audience: DEVICE_AUDIENCE, ttlSeconds: 60, now: now - 3600 }), 'expired'],
-      ['for the cloud, not a gateway', issueToken({ key: signing, subject: 'd', audience: GATEWAY_AUDIENCE, ttlSeconds: 60 }), 'wrong-audience'],
-      ['without a jti', new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject('d').setAudience(DEVICE_AUDIENCE).setIssuedAt().setExpirationTime('1h').sign(signing.key), 'missing-claims'],
-      ['without an expiry', new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject('d').setAudience(DEVICE_AUDIENCE).setIssuedAt().setJti('j').sign(signing.key), 'missing-claims'],
+      [
+        'expired',
+        issueToken({ key: signing, subject: 'd', audience: DEVICE_AUDIENCE, ttlSeconds: 60, now: now - 3600 }),
+        'expired',
+      ],
+      [
+        'for the cloud, not a gateway',
+        issueToken({ key: signing, subject: 'd', audience: GATEWAY_AUDIENCE, ttlSeconds: 60 }),
+        'wrong-audience',
+      ],
+      [
+        'without a jti',
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'EdDSA' })
+          .setSubject('d')
+          .setAudience(DEVICE_AUDIENCE)
+          .setIssuedAt()
+          .setExpirationTime('1h')
+          .sign(signing.key),
+        'missing-claims',
+      ],
+      [
+        'without an expiry',
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'EdDSA' })
+          .setSubject('d')
+          .setAudience(DEVICE_AUDIENCE)
+          .setIssuedAt()
+          .setJti('j')
+          .sign(signing.key),
+        'missing-claims',
+      ],
     ];
     for (const [what, token, reason] of cases) {
       const result = await verifier.verify(await token);
@@ -73,7 +127,13 @@ describe('tokens', function () {
     writeFileSync(file, '# nothing revoked yet\n');
     const revocations = new RevocationList(file, '--revocations', false);
     const verifier = new TokenVerifier({ key: verifying, audience: DEVICE_AUDIENCE, revocations, clock: { now: () => now } });
-    const token = await issueToken({ key: signing, subject: 'dev-1', audience: DEVICE_AUDIENCE, ttlSeconds: 60, now: Math.floor(now / 1000) });
+    const token = await issueToken({
+      key: signing,
+      subject: 'dev-1',
+      audience: DEVICE_AUDIENCE,
+      ttlSeconds: 60,
+      now: Math.floor(now / 1000),
+    });
     const first = await verifier.verify(token);
     assert.ok(first.ok);
     assert.equal((await verifier.verify(token)).ok, true, 'from the cache');

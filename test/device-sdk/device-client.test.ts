@@ -1,7 +1,14 @@
 /** The device SDK's client against a real in-process gateway and cloud-stub. */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ClientClosedError, connect, ConnectivityState, OutboxFullError, PayloadTooLargeError, type DeviceClient } from '@fleetgate/device-sdk';
+import {
+  ClientClosedError,
+  connect,
+  ConnectivityState,
+  OutboxFullError,
+  PayloadTooLargeError,
+  type DeviceClient,
+} from '@fleetgate/device-sdk';
 import { readCloud } from '../support/delivery.ts';
 import { makeFleetKeys } from '../support/fleet-keys.ts';
 import { freePort } from '../support/free-port.ts';
@@ -38,12 +45,22 @@ describe('device sdk', function () {
       client.send({ temp: 21.5 }),
       client.send(Buffer.from([1, 2, 3])),
     ]);
-    assert.deepEqual(results.map((r) => r.seq), [1, 2, 3]);
+    assert.deepEqual(
+      results.map((r) => r.seq),
+      [1, 2, 3],
+    );
     assert.equal((await stack.gateway.stats()).journal.lastSeq, 3, 'resolved only after the commit');
     await waitUntil('at the cloud', async () => (await stack!.cloud.stats()).records === 3);
     const records = readCloud(join(dir.path, 'cloud'));
     assert.deepEqual(
-      records.map((r) => [r.deviceId, r.deviceSeq, r.stream, r.contentType, r.deviceTime, Buffer.from(r.payload, 'base64').toString('hex')]),
+      records.map((r) => [
+        r.deviceId,
+        r.deviceSeq,
+        r.stream,
+        r.contentType,
+        r.deviceTime,
+        Buffer.from(r.payload, 'base64').toString('hex'),
+      ]),
       [
         ['sdk-1', 1, 'vibration', 'text/plain', 1234, Buffer.from('first').toString('hex')],
         ['sdk-1', 2, '', 'application/json', records[1]!.deviceTime, Buffer.from('{"temp":21.5}').toString('hex')],
@@ -59,7 +76,10 @@ describe('device sdk', function () {
     const sends = Array.from({ length: 50 }, (_, i) => client.send(`offline-${i}`));
     stack = await startInProcess(dir.path, { deviceGrpc: { host: '127.0.0.1', port } });
     await client.connectivity.waitFor(ConnectivityState.READY);
-    assert.deepEqual((await Promise.all(sends)).map((r) => r.seq), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(
+      (await Promise.all(sends)).map((r) => r.seq),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     assert.equal(client.stats().queued, 0);
   });
 
@@ -79,9 +99,15 @@ describe('device sdk', function () {
 
   it('sdk - the token provider is asked again after a refusal', async () => {
     const keys = await makeFleetKeys(join(dir.path, 'keys'));
-    stack = await startInProcess(dir.path, { allowAnonymous: false, deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' } });
+    stack = await startInProcess(dir.path, {
+      allowAnonymous: false,
+      deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' },
+    });
     let asked = 0;
-    const client = device(url(stack), { deviceId: '', getToken: async () => (++asked === 1 ? 'not-a-token' : keys.device('sdk-9')) });
+    const client = device(url(stack), {
+      deviceId: '',
+      getToken: async () => (++asked === 1 ? 'not-a-token' : keys.device('sdk-9')),
+    });
     await client.connectivity.waitFor(ConnectivityState.READY);
     assert.ok(asked >= 2);
     assert.equal(client.deviceId, 'sdk-9', 'the id comes from the token');

@@ -20,7 +20,10 @@ describe('outbox (sqlite)', function () {
     first.close();
     const again = new SqliteOutbox({ path });
     assert.equal(again.epoch, epoch);
-    assert.deepEqual(again.after(0, 10).map((e) => e.seq), [3, 4]);
+    assert.deepEqual(
+      again.after(0, 10).map((e) => e.seq),
+      [3, 4],
+    );
     assert.equal(again.add(message(5)).seq, 5);
     again.close();
     const fresh = new SqliteOutbox({ path: join(dir.path, 'other.db') });
@@ -34,10 +37,17 @@ describe('outbox (sqlite)', function () {
     outbox.add(message(1));
     outbox.flush();
     outbox.add(message(2));
-    assert.deepEqual(outbox.after(0, 10).map((e) => e.seq), [1], 'not flushed: not sent');
+    assert.deepEqual(
+      outbox.after(0, 10).map((e) => e.seq),
+      [1],
+      'not flushed: not sent',
+    );
     outbox.close(); // as if the process died before the next flush
     const again = new SqliteOutbox({ path });
-    assert.deepEqual(again.after(0, 10).map((e) => e.seq), [1]);
+    assert.deepEqual(
+      again.after(0, 10).map((e) => e.seq),
+      [1],
+    );
     again.close();
   });
 });

@@ -44,7 +44,10 @@ describe('fleetgate CLI', function () {
   it('cli - a gateway with no device authentication refuses to start and says how to opt in', async () => {
     const result = await fleetgate('gateway', '--data', join(dir.path, 'g'), '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0');
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /--device-key: no device authentication is configured: give --device-key FILE .* or --allow-anonymous/);
+    assert.match(
+      result.stderr,
+      /--device-key: no device authentication is configured: give --device-key FILE .* or --allow-anonymous/,
+    );
   });
 
   it('cli - bad flag values are refused with the flag named', async () => {
@@ -60,7 +63,16 @@ describe('fleetgate CLI', function () {
       [['--allow-anonymous', '--upstream', '127.0.0.1:1,nowhere'], /--upstream: "nowhere" is not HOST:PORT/],
     ];
     for (const [args, message] of cases) {
-      const result = await fleetgate('gateway', '--data', join(dir.path, 'g'), '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args);
+      const result = await fleetgate(
+        'gateway',
+        '--data',
+        join(dir.path, 'g'),
+        '--mqtt',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        ...args,
+      );
       assert.notEqual(result.code, 0, args.join(' '));
       assert.match(result.stderr, message, args.join(' '));
     }
@@ -74,7 +86,17 @@ describe('fleetgate CLI', function () {
       [['--sink', 'kafka'], /--sink.*Allowed choices are sqlite, jetstream/],
     ];
     for (const [args, message] of cases) {
-      const result = await fleetgate('cloud', '--allow-anonymous', '--data', join(dir.path, 'c'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args);
+      const result = await fleetgate(
+        'cloud',
+        '--allow-anonymous',
+        '--data',
+        join(dir.path, 'c'),
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        ...args,
+      );
       assert.notEqual(result.code, 0, args.join(' '));
       assert.match(result.stderr, message, args.join(' '));
     }
@@ -85,7 +107,16 @@ describe('fleetgate CLI', function () {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     const port = (busy.address() as { port: number }).port;
     try {
-      const result = await fleetgate('gateway', '--allow-anonymous', '--data', join(dir.path, 'g'), '--mqtt', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0');
+      const result = await fleetgate(
+        'gateway',
+        '--allow-anonymous',
+        '--data',
+        join(dir.path, 'g'),
+        '--mqtt',
+        `127.0.0.1:${port}`,
+        '--admin',
+        '127.0.0.1:0',
+      );
       assert.equal(result.code, 1);
       assert.match(result.stderr, new RegExp(`MQTT listener \\(--mqtt\\) cannot listen on 127.0.0.1:${port}: EADDRINUSE`));
     } finally {
@@ -95,14 +126,32 @@ describe('fleetgate CLI', function () {
 
   it('cli - cloud export prints every committed record as a JSON line, in commit order', async () => {
     const sink = new SqliteSink({ dir: dir.path, durability: 'process' });
-    await sink.commit([{ gatewayId: 'gw-b', records: [sinkRecord(7)] }, { gatewayId: 'gw-a', records: [sinkRecord(1), sinkRecord(2)] }]);
+    await sink.commit([
+      { gatewayId: 'gw-b', records: [sinkRecord(7)] },
+      { gatewayId: 'gw-a', records: [sinkRecord(1), sinkRecord(2)] },
+    ]);
     await sink.close();
     const result = await fleetgate('cloud', 'export', '--data', dir.path);
     assert.equal(result.code, 0, result.stderr);
-    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.deepEqual(lines.map((l) => `${l.gatewayId}/${l.seq}`), ['gw-b/7', 'gw-a/1', 'gw-a/2']);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => `${l.gatewayId}/${l.seq}`),
+      ['gw-b/7', 'gw-a/1', 'gw-a/2'],
+    );
     assert.deepEqual(Object.keys(lines[0]!).sort(), [
-      'contentType', 'deviceId', 'deviceSeq', 'deviceTime', 'gatewayId', 'gatewayTime', 'payload', 'receivedTime', 'seq', 'stream',
+      'contentType',
+      'deviceId',
+      'deviceSeq',
+      'deviceTime',
+      'gatewayId',
+      'gatewayTime',
+      'payload',
+      'receivedTime',
+      'seq',
+      'stream',
     ]);
     assert.equal(Buffer.from(String(lines[0]!.payload), 'base64').toString(), 'payload-7');
   });
@@ -129,12 +178,27 @@ describe('fleetgate CLI', function () {
     assert.equal(shown.verified, 'valid');
     assert.match(shown.expiresIn!, /^(6|7) days$/);
     const privateKey = readFileSync(join(keys, 'fleet.key'), 'utf8').split('\n')[1]!;
-    for (const output of [keygen, issued, inspected]) assert.ok(!(output.stdout + output.stderr).includes(privateKey), 'no key material printed');
-    const gatewayToken = await fleetgate('token', 'issue', '--gateway', 'gw-1', '--ttl', '1h', '--key', join(keys, 'fleet.key'), '--out', join(dir.path, 'gw.token'));
+    for (const output of [keygen, issued, inspected])
+      assert.ok(!(output.stdout + output.stderr).includes(privateKey), 'no key material printed');
+    const gatewayToken = await fleetgate(
+      'token',
+      'issue',
+      '--gateway',
+      'gw-1',
+      '--ttl',
+      '1h',
+      '--key',
+      join(keys, 'fleet.key'),
+      '--out',
+      join(dir.path, 'gw.token'),
+    );
     assert.equal(gatewayToken.stdout, '', 'with --out the token goes to the file only');
     assert.equal(statSync(join(dir.path, 'gw.token')).mode & 0o777, 0o600);
     const refusals: Array<[string[], RegExp]> = [
-      [['issue', '--device', 'a', '--gateway', 'b', '--key', join(keys, 'fleet.key')], /give exactly one of --device ID or --gateway ID/],
+      [
+        ['issue', '--device', 'a', '--gateway', 'b', '--key', join(keys, 'fleet.key')],
+        /give exactly one of --device ID or --gateway ID/,
+      ],
       [['issue', '--device', 'bad/id', '--key', join(keys, 'fleet.key')], /--device: "bad\/id" must be/],
       [['issue', '--device', 'a', '--ttl', 'soon', '--key', join(keys, 'fleet.key')], /--ttl: "soon" is not a duration/],
       [['issue', '--device', 'a', '--key', join(keys, 'fleet.pub')], /--key: .* is not a private key/],
@@ -149,10 +213,25 @@ describe('fleetgate CLI', function () {
   });
 
   it('cli - SIGTERM stops a gateway and a cloud-stub cleanly (exit 0)', async () => {
-    const cloud = await startFleetgate('cloud', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'c')], 'cloud-stub ready');
+    const cloud = await startFleetgate(
+      'cloud',
+      ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'c')],
+      'cloud-stub ready',
+    );
     const gateway = await startFleetgate(
       'gateway',
-      ['gateway', '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'g'), '--upstream', String(cloud.ready.listen)],
+      [
+        'gateway',
+        '--allow-anonymous',
+        '--mqtt',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--data',
+        join(dir.path, 'g'),
+        '--upstream',
+        String(cloud.ready.listen),
+      ],
       'gateway ready',
     );
     const stopped = gateway.process.waitForLine((line) => line.msg === 'gateway stopped');

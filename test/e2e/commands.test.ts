@@ -45,10 +45,14 @@ describe('commands (end to end)', function () {
   };
   const finalOf = async (commandId: string): Promise<CommandView> => {
     let view: CommandView | undefined;
-    await waitUntil(`command ${commandId} to finish`, async () => {
-      view = (await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView;
-      return FINAL.includes(view.status);
-    }, 30_000);
+    await waitUntil(
+      `command ${commandId} to finish`,
+      async () => {
+        view = (await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView;
+        return FINAL.includes(view.status);
+      },
+      30_000,
+    );
     return view!;
   };
   const sdkDevice = async (id: string) => {
@@ -67,7 +71,7 @@ describe('commands (end to end)', function () {
     });
   };
 
-  it('commands - to an online SDK device: its handler\'s value comes back as the result', async () => {
+  it("commands - to an online SDK device: its handler's value comes back as the result", async () => {
     const device = await sdkDevice('sdk-1');
     device.onCommand('set-interval', (cmd) => ({ applied: cmd.json<{ seconds: number }>().seconds }));
     await reported('sdk-1');
@@ -94,17 +98,22 @@ describe('commands (end to end)', function () {
     device.on('message', (topic, payload) => {
       const [, id, kind, name, commandId] = topic.split('/');
       if (kind !== 'commands') return;
-      const answer = name === 'read-config' ? { status: 'succeeded', payload: { asked: JSON.parse(payload.toString()) } } : { status: 'rejected', message: 'unknown' };
+      const answer =
+        name === 'read-config'
+          ? { status: 'succeeded', payload: { asked: JSON.parse(payload.toString()) } }
+          : { status: 'rejected', message: 'unknown' };
       void device.publishAsync(`devices/${id}/command-results/${commandId}`, JSON.stringify(answer), { qos: 1 });
     });
     await reported('mqtt-1');
-    const view = await finalOf((await send({ deviceId: 'mqtt-1', name: 'read-config', payload: 'all', ttlMs: 10_000 })).commandId);
+    const view = await finalOf(
+      (await send({ deviceId: 'mqtt-1', name: 'read-config', payload: 'all', ttlMs: 10_000 })).commandId,
+    );
     assert.deepEqual([view.status, view.result], ['succeeded', { asked: 'all' }]);
   });
 
   it('commands - to a device not yet connected: delivered when it connects before the command expires', async () => {
     const { commandId } = await send({ deviceId: 'late-1', name: 'hello', payload: 1, ttlMs: 30_000 });
-    assert.equal((await (await fetch(`${admin()}/v1/commands/${commandId}`)).json() as CommandView).status, 'pending');
+    assert.equal(((await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView).status, 'pending');
     const device = connect({ url: `127.0.0.1:${stack.deviceGrpcPort}`, deviceId: 'late-1', reconnect: { maxMs: 200 } });
     sdkDevices.push(device);
     device.onCommand('hello', (cmd) => `hi ${cmd.json<number>()}`);
@@ -124,7 +133,10 @@ describe('commands (end to end)', function () {
     await reported('sdk-2');
     await device.close({ drainTimeoutMs: 0 });
     const { commandId } = await send({ deviceId: 'sdk-2', name: 'calibrate', ttlMs: 30_000 });
-    await waitUntil('queued at the gateway', async () => ((await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView).status === 'queued');
+    await waitUntil(
+      'queued at the gateway',
+      async () => ((await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView).status === 'queued',
+    );
     await stack.gateway.kill();
     await stack.startGateway();
     const again = connect({ url: `127.0.0.1:${stack.deviceGrpcPort}`, deviceId: 'sdk-2', reconnect: { maxMs: 200 } });
@@ -143,7 +155,20 @@ describe('commands (end to end)', function () {
     device.onCommand('ping', () => 'pong');
     await reported('sdk-3');
     const run = (name: string) =>
-      promisify(execFile)(process.execPath, [FLEETGATE_BIN, 'cloud', 'command', '--device', 'sdk-3', '--name', name, '--ttl', '10s', '--wait', '--admin', `127.0.0.1:${stack.cloudAdminPort}`]).then(
+      promisify(execFile)(process.execPath, [
+        FLEETGATE_BIN,
+        'cloud',
+        'command',
+        '--device',
+        'sdk-3',
+        '--name',
+        name,
+        '--ttl',
+        '10s',
+        '--wait',
+        '--admin',
+        `127.0.0.1:${stack.cloudAdminPort}`,
+      ]).then(
         ({ stdout }) => ({ code: 0, stdout }),
         (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
       );

@@ -10,7 +10,11 @@ import { useTempDir } from '../support/temp-dir.ts';
 import { waitUntil } from '../support/test-device.ts';
 
 /** Opens a device stream, sends `frames`, resolves with what came back and how the stream ended. */
-async function exchange(port: number, token: string | undefined, frames: DeviceFrame[]): Promise<{ received: GatewayFrame[]; ended: StatusObject }> {
+async function exchange(
+  port: number,
+  token: string | undefined,
+  frames: DeviceFrame[],
+): Promise<{ received: GatewayFrame[]; ended: StatusObject }> {
   const client = new DeviceLinkClient(`127.0.0.1:${port}`, credentials.createInsecure());
   const metadata = new Metadata();
   if (token) metadata.set('authorization', `Bearer ${token}`);
@@ -87,16 +91,24 @@ class RawDevice {
     for (;;) {
       const found = this.received.find(match);
       if (found) return found;
-      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.ended.then((s) => Promise.reject(new Error(`stream ended: ${s.details}`)))]);
+      await Promise.race([
+        new Promise<void>((resolve) => this.waiters.push(resolve)),
+        this.ended.then((s) => Promise.reject(new Error(`stream ended: ${s.details}`))),
+      ]);
     }
   }
 }
 
 const seqRange = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-const hello = (deviceId = ''): DeviceFrame => ({ frame: { $case: 'hello', value: { epoch: 'e1', deviceId, sdkVersion: 'test' } } });
+const hello = (deviceId = ''): DeviceFrame => ({
+  frame: { $case: 'hello', value: { epoch: 'e1', deviceId, sdkVersion: 'test' } },
+});
 const telemetry = (seq: number, bytes = 10): DeviceFrame => ({
-  frame: { $case: 'telemetry', value: { messages: [{ seq, stream: '', timeMs: 0, payload: Buffer.alloc(bytes), contentType: '' }] } },
+  frame: {
+    $case: 'telemetry',
+    value: { messages: [{ seq, stream: '', timeMs: 0, payload: Buffer.alloc(bytes), contentType: '' }] },
+  },
 });
 
 describe('device link refusals', function () {
@@ -107,7 +119,11 @@ describe('device link refusals', function () {
 
   beforeEach(async () => {
     keys = await makeFleetKeys(join(dir.path, 'keys'));
-    stack = await startInProcess(dir.path, { allowAnonymous: false, deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' }, maxPayloadBytes: 100 });
+    stack = await startInProcess(dir.path, {
+      allowAnonymous: false,
+      deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' },
+      maxPayloadBytes: 100,
+    });
   });
   afterEach(() => stack.close());
   const port = () => stack.gateway.deviceGrpcAddress!.port;
@@ -127,10 +143,13 @@ describe('device link refusals', function () {
       assert.equal(received.length, 0, 'no Welcome');
     }
     const { refusals } = (await stack.gateway.stats()).deviceLink!;
-    assert.deepEqual([refusals['token-missing'], refusals['token-malformed'], refusals['token-bad-signature'], refusals['token-wrong-audience']], [1, 1, 1, 1]);
+    assert.deepEqual(
+      [refusals['token-missing'], refusals['token-malformed'], refusals['token-bad-signature'], refusals['token-wrong-audience']],
+      [1, 1, 1, 1],
+    );
   });
 
-  it('device link - a device claiming another device\'s id is refused (PERMISSION_DENIED); its token\'s id is the one used', async () => {
+  it("device link - a device claiming another device's id is refused (PERMISSION_DENIED); its token's id is the one used", async () => {
     const token = await keys.device('d1');
     const spoof = await exchange(port(), token, [hello('d2')]);
     assert.equal(spoof.ended.code, status.PERMISSION_DENIED);
@@ -171,7 +190,11 @@ describe('device link refusals', function () {
     const second = new RawDevice(port(), token, 'epoch-1');
     const welcome = await second.welcome();
     assert.equal(welcome.lastDurableSeq, 1000);
-    assert.equal(welcome.limits?.maxUnackedMessages, 1000, 'the window the gateway reads ahead of its acks (--max-unacked-per-connection)');
+    assert.equal(
+      welcome.limits?.maxUnackedMessages,
+      1000,
+      'the window the gateway reads ahead of its acks (--max-unacked-per-connection)',
+    );
     second.send(seqRange(991, 1000));
     assert.equal(await second.ackThrough(1000), 1000);
     second.send([1001, 1002]);
@@ -229,14 +252,20 @@ describe('device link only (--mqtt off)', function () {
 
   it('device link - a gateway with no MQTT listener at all serves the device link alone, and is ready', async () => {
     const keys = await makeFleetKeys(join(dir.path, 'keys'));
-    stack = await startInProcess(dir.path, { mqtt: null, allowAnonymous: false, deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' } });
+    stack = await startInProcess(dir.path, {
+      mqtt: null,
+      allowAnonymous: false,
+      deviceKey: { keyFile: keys.publicKeyFile, field: '--device-key' },
+    });
     assert.deepEqual(stack.gateway.mqttAddresses, {});
     const device = new RawDevice(stack.gateway.deviceGrpcAddress!.port, await keys.device('d1'), 'epoch-1');
     await device.welcome();
     device.send([1, 2, 3]);
     assert.equal(await device.ackThrough(3), 3);
     device.close();
-    const readiness = (await (await fetch(`http://127.0.0.1:${stack.gateway.adminAddress!.port}/readyz`)).json()) as { checks: { listeners: { ok: boolean; reason: string } } };
+    const readiness = (await (await fetch(`http://127.0.0.1:${stack.gateway.adminAddress!.port}/readyz`)).json()) as {
+      checks: { listeners: { ok: boolean; reason: string } };
+    };
     assert.equal(readiness.checks.listeners.ok, true);
     assert.match(readiness.checks.listeners.reason, /^grpc 127\.0\.0\.1:\d+$/);
     assert.deepEqual((await stack.gateway.stats()).ingress.listeners, {});

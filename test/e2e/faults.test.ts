@@ -30,14 +30,22 @@ describe('faults and limits (end to end)', function () {
   });
 
   const connectDevices = async (stack: Stack, count: number, prefix = 'dev') => {
-    const fresh = Array.from({ length: count }, (_, i) => new TestDevice(`${prefix}-${String(i).padStart(2, '0')}`, stack.mqttPort, 20));
+    const fresh = Array.from(
+      { length: count },
+      (_, i) => new TestDevice(`${prefix}-${String(i).padStart(2, '0')}`, stack.mqttPort, 20),
+    );
     devices.push(...fresh);
     await Promise.all(fresh.map((d) => d.connected()));
     return fresh;
   };
   const totalAcked = () => devices.reduce((n, d) => n + d.acked.size, 0);
   const expectations = (extraRepeats = new Map<string, Set<number>>()): DeviceExpectation[] =>
-    devices.map((d) => ({ deviceId: d.id, acked: d.acked, mayRepeat: extraRepeats.get(d.id) ?? new Set(), maxCopies: d.maxCopies }));
+    devices.map((d) => ({
+      deviceId: d.id,
+      acked: d.acked,
+      mayRepeat: extraRepeats.get(d.id) ?? new Set(),
+      maxCopies: d.maxCopies,
+    }));
   const gatewayData = (stack: Stack) => join(stack.dir, 'gateway');
 
   /** The journal is empty, every gap acknowledged, and the cloud acknowledged everything up to the last seq. */
@@ -91,7 +99,11 @@ describe('faults and limits (end to end)', function () {
     await drained(stack);
 
     const report = verifyDelivery(readCloud(stack.cloudData), expectations(repeats));
-    assert.deepEqual({ ...report, records: 0 }, { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] }, `kill plan ${plan.join(', ')}`);
+    assert.deepEqual(
+      { ...report, records: 0 },
+      { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] },
+      `kill plan ${plan.join(', ')}`,
+    );
     assert.ok(report.records >= target);
     assert.deepEqual(readSqliteGaps(stack.cloudData), [], 'nothing was dropped');
   });
@@ -117,7 +129,10 @@ describe('faults and limits (end to end)', function () {
     assert.equal(report.records, 15_100);
     const firstLive = records.findIndex((r) => r.deviceId === 'live-00');
     const lastBacklog = records.findLastIndex((r) => r.seq <= backlogLastSeq);
-    assert.ok(firstLive >= 0 && firstLive < lastBacklog, `live data committed before the backlog finished (first live at ${firstLive}, last backlog at ${lastBacklog})`);
+    assert.ok(
+      firstLive >= 0 && firstLive < lastBacklog,
+      `live data committed before the backlog finished (first live at ${firstLive}, last backlog at ${lastBacklog})`,
+    );
     const liveAheadOf = records.slice(firstLive).filter((r) => r.seq <= backlogLastSeq).length;
     assert.ok(liveAheadOf > 1000, `${liveAheadOf} backlog records were still waiting when live data arrived`);
   });
@@ -155,7 +170,10 @@ describe('faults and limits (end to end)', function () {
     await stack.cloud.kill();
     await connectDevices(stack, 10);
     const published = Promise.all(devices.map((d) => d.publishUpTo(500)));
-    await waitUntil('appends refused for a full journal', async () => (await stack.gatewayStats()).ingress.refusals['journal-full'] > 0);
+    await waitUntil(
+      'appends refused for a full journal',
+      async () => (await stack.gatewayStats()).ingress.refusals['journal-full'] > 0,
+    );
     const full = await stack.gatewayStats();
     assert.ok(full.journal.payloadBytes <= 20_000);
     assert.ok(totalAcked() < 5000, 'not everything could be acknowledged');
@@ -236,7 +254,8 @@ describe('faults and limits (end to end)', function () {
       const lostAtCloud = (await stack.cloudStats()).recordsLostInGaps;
       assert.equal(report.lost.length, lostAtCloud, 'every acked message that did not arrive is counted in a gap');
       // One broken frame is one page: about a hundred of these small rows at most, older copies aside.
-      if (damage === 'WAL frame broken in the middle') assert.ok(report.lost.length < 300, `${report.lost.length} of 6,000 lost from one broken WAL frame`);
+      if (damage === 'WAL frame broken in the middle')
+        assert.ok(report.lost.length < 300, `${report.lost.length} of 6,000 lost from one broken WAL frame`);
     });
   }
 
@@ -283,11 +302,18 @@ describe('faults and limits (end to end)', function () {
     // The backend is fixed; the letter is replayed as a new record and arrives.
     await stack.faults({ rejectPayloads: null });
     assert.match(await fleetgate(['deadletter', 'replay', String(seq), ...data]), /1 dead letter marked for replay/);
-    await waitUntil('the replayed letter at the cloud', () => readCloud(stack.cloudData).some((r) => Buffer.from(r.payload, 'base64').toString() === 'poison-00:7'), 30_000);
+    await waitUntil(
+      'the replayed letter at the cloud',
+      () => readCloud(stack.cloudData).some((r) => Buffer.from(r.payload, 'base64').toString() === 'poison-00:7'),
+      30_000,
+    );
     assert.match(await fleetgate(['deadletter', 'list', ...data]), /no dead letters/);
     records = readCloud(stack.cloudData);
     assert.equal(records.length, 5 * 200 + 9);
-    assert.ok(records.find((r) => Buffer.from(r.payload, 'base64').toString() === 'poison-00:7')!.seq > seq, 'replayed under a new seq');
+    assert.ok(
+      records.find((r) => Buffer.from(r.payload, 'base64').toString() === 'poison-00:7')!.seq > seq,
+      'replayed under a new seq',
+    );
   });
 
   it('faults - SIGTERM while the backend withholds acks: the grace period runs out, exit 0, the batches are resent after the restart', async () => {
@@ -317,7 +343,10 @@ describe('faults and limits (end to end)', function () {
     const repeats = new Map(devices.map((d) => [d.id, new Set(d.inFlight)]));
     const code = await stack.gateway.stop(30_000);
     assert.equal(code, 0);
-    assert.ok(stack.gateway.lines.some((l) => /in-flight batches acked/.test(l)), 'it waited for the acks');
+    assert.ok(
+      stack.gateway.lines.some((l) => /in-flight batches acked/.test(l)),
+      'it waited for the acks',
+    );
     for (const d of devices) for (const n of d.inFlight) repeats.get(d.id)!.add(n);
 
     await stack.startGateway();
@@ -329,7 +358,6 @@ describe('faults and limits (end to end)', function () {
     assert.deepEqual({ ...report, records: 0 }, { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
   });
 });
-
 
 /** Runs the CLI; resolves with its standard output, rejects with its standard error. */
 async function fleetgate(args: string[]): Promise<string> {

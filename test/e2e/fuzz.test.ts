@@ -64,7 +64,11 @@ describe('fuzz (end to end)', function () {
         readCloud(stack.cloudData).filter((r) => r.gatewayId === 'gw-test' && r.deviceId.startsWith('good-')),
         devices.map((d) => ({ deviceId: d.id, acked: d.acked })),
       );
-      assert.deepEqual({ ...report, records: 0 }, { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] }, `seed ${seed}`);
+      assert.deepEqual(
+        { ...report, records: 0 },
+        { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] },
+        `seed ${seed}`,
+      );
     };
   };
 
@@ -79,7 +83,10 @@ describe('fuzz (end to end)', function () {
     assert.ok(stack.gateway.running, `the gateway died (seed ${seed})`);
     assert.ok((await fetch(`http://127.0.0.1:${stack.gatewayAdminPort}/healthz`)).ok, `seed ${seed}`);
     const { ingress } = await stack.gatewayStats();
-    assert.ok(ingress.clientErrors > result.connections / 2, `the garbage was refused: ${ingress.clientErrors} of ${result.connections} (seed ${seed})`);
+    assert.ok(
+      ingress.clientErrors > result.connections / 2,
+      `the garbage was refused: ${ingress.clientErrors} of ${result.connections} (seed ${seed})`,
+    );
     assert.ok(peak - before < MEMORY_BOUND_MIB, `RSS ${before.toFixed(0)} -> ${peak.toFixed(0)} MiB (seed ${seed})`);
     await verify(seed);
   });
@@ -97,18 +104,24 @@ describe('fuzz (end to end)', function () {
     const memory = watchMemory(stack.cloud.pid);
     // The fuzzer holds a valid token, for another gateway: a compromised gateway attacking the backend.
     const result = await fuzzGrpc({
-      port: stack.cloudPort, frames: 100_000, concurrency: 32, token: await keys.gateway('gw-fuzz'), gatewayId: 'gw-fuzz', random: new Random(seed),
+      port: stack.cloudPort,
+      frames: 100_000,
+      concurrency: 32,
+      token: await keys.gateway('gw-fuzz'),
+      gatewayId: 'gw-fuzz',
+      random: new Random(seed),
     });
     const { before, peak } = memory.stop();
     assert.ok(result.frames >= 100_000);
     assert.ok(stack.cloud.running, `the cloud-stub died (seed ${seed})`);
     // Refusals come as precise statuses: INVALID_ARGUMENT, PERMISSION_DENIED, UNAUTHENTICATED, INTERNAL (undecodable).
-    for (const code of [3, 7, 16]) assert.ok((result.statuses[code] ?? 0) > 0, `status ${code} seen (${JSON.stringify(result.statuses)}, seed ${seed})`);
+    for (const code of [3, 7, 16])
+      assert.ok((result.statuses[code] ?? 0) > 0, `status ${code} seen (${JSON.stringify(result.statuses)}, seed ${seed})`);
     assert.ok(peak - before < MEMORY_BOUND_MIB, `RSS ${before.toFixed(0)} -> ${peak.toFixed(0)} MiB (seed ${seed})`);
     const uplink = (await stack.gatewayStats()).upstreams[0]!;
     assert.equal(uplink.state, 'ready');
     await verify(seed);
     const strangers = readCloud(stack.cloudData).filter((r) => r.gatewayId === 'gw-test' && !r.deviceId.startsWith('good-'));
-    assert.deepEqual(strangers, [], 'nothing was stored under the real gateway\'s name by the fuzzer');
+    assert.deepEqual(strangers, [], "nothing was stored under the real gateway's name by the fuzzer");
   });
 });

@@ -44,7 +44,11 @@ describe('identity (MQTT)', function () {
 
   const connect = async (clientId: string, password: string | undefined, options: Partial<IClientOptions> = {}) => {
     const client = await mqtt.connectAsync({
-      host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId, reconnectPeriod: 0, protocolVersion: 4,
+      host: '127.0.0.1',
+      port: stack.gateway.mqttAddress.port,
+      clientId,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
       ...(password !== undefined ? { username: clientId, password } : {}),
       ...options,
     });
@@ -88,7 +92,15 @@ describe('identity (MQTT)', function () {
     await refusedWith(5, 'dev-3', await keys.device('dev-2')); // client id is not the token's sub
     await refusedWith(2, 'bad/id', await keys.device('dev-2')); // client id cannot be a device id
     const refusals = (await stats()).refusals;
-    for (const reason of ['token-missing', 'token-malformed', 'token-bad-signature', 'token-expired', 'token-wrong-audience', 'client-id-mismatch', 'identifier-rejected'] as const) {
+    for (const reason of [
+      'token-missing',
+      'token-malformed',
+      'token-bad-signature',
+      'token-expired',
+      'token-wrong-audience',
+      'client-id-mismatch',
+      'identifier-rejected',
+    ] as const) {
       assert.equal(refusals[reason], 1, reason);
     }
     assert.ok(refusals['token-revoked'] >= 1);
@@ -103,7 +115,7 @@ describe('identity (MQTT)', function () {
     await again.publishAsync('devices/dev-1/telemetry', 'fresh', { qos: 1 });
   });
 
-  it('identity - revoking a connected device\'s token ends its connection', async () => {
+  it("identity - revoking a connected device's token ends its connection", async () => {
     const client = await connect('dev-1', await keys.device('dev-1'));
     const bystander = await connect('dev-2', await keys.device('dev-2'));
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -142,15 +154,31 @@ describe('identity (logs)', function () {
       cloud: ['--gateway-key', keys.publicKeyFile, ...debug],
       gateway: ['--device-key', keys.publicKeyFile, '--token-file', tokenFile],
     });
-    const secrets = [gatewayToken, await keys.device('dev-1'), await keys.device('dev-1', { audience: 'wrong' }), 'not-a-token-but-a-secret-password'];
+    const secrets = [
+      gatewayToken,
+      await keys.device('dev-1'),
+      await keys.device('dev-1', { audience: 'wrong' }),
+      'not-a-token-but-a-secret-password',
+    ];
     for (const password of secrets.slice(1)) {
-      const client = mqtt.connect({ host: '127.0.0.1', port: stack.mqttPort, clientId: 'dev-1', username: 'dev-1', password, reconnectPeriod: 0 });
+      const client = mqtt.connect({
+        host: '127.0.0.1',
+        port: stack.mqttPort,
+        clientId: 'dev-1',
+        username: 'dev-1',
+        password,
+        reconnectPeriod: 0,
+      });
       await new Promise<void>((resolve) => {
-        client.once('connect', () => void client.publishAsync('devices/dev-1/telemetry', 'x', { qos: 1 }).then(() => client.end(true, () => resolve())));
+        client.once(
+          'connect',
+          () =>
+            void client.publishAsync('devices/dev-1/telemetry', 'x', { qos: 1 }).then(() => client.end(true, () => resolve())),
+        );
         client.once('error', () => client.end(true, () => resolve()));
       });
     }
-    await waitUntil('the valid device\'s message at the cloud', async () => (await stack.cloudStats()).records === 1);
+    await waitUntil("the valid device's message at the cloud", async () => (await stack.cloudStats()).records === 1);
     const output = [...stack.gateway.lines, ...stack.cloud.lines].join('\n');
     assert.match(output, /connection refused/, 'the refusals were logged');
     const privateKey = readFileSync(keys.privateKeyFile, 'utf8');
@@ -170,7 +198,12 @@ describe('limits', function () {
   afterEach(() => stack.close());
 
   it('limits - a device over its rate is slowed down, not refused: every message arrives, later', async () => {
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId: 'dev-1', reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: stack.gateway.mqttAddress.port,
+      clientId: 'dev-1',
+      reconnectPeriod: 0,
+    });
     const started = Date.now();
     await Promise.all(Array.from({ length: 60 }, (_, i) => client.publishAsync('devices/dev-1/telemetry', `m${i}`, { qos: 1 })));
     const elapsed = Date.now() - started;
@@ -218,8 +251,18 @@ describe('identity (uplink)', function () {
       [{ authorization: 'Basic abc' }, 'gw-1', status.UNAUTHENTICATED, /missing "authorization: Bearer/],
       [{ token: await other.gateway('gw-1') }, 'gw-1', status.UNAUTHENTICATED, /gateway token refused \(bad-signature\)/],
       [{ token: await keys.device('gw-1') }, 'gw-1', status.UNAUTHENTICATED, /gateway token refused \(wrong-audience\)/],
-      [{ token: await keys.gateway('gw-1', { now: Math.floor(Date.now() / 1000) - 7200 }) }, 'gw-1', status.UNAUTHENTICATED, /\(expired\)/],
-      [{ token: await keys.gateway('gw-1') }, 'gw-2', status.PERMISSION_DENIED, /Hello.gatewayId "gw-2" is not the token's subject "gw-1"/],
+      [
+        { token: await keys.gateway('gw-1', { now: Math.floor(Date.now() / 1000) - 7200 }) },
+        'gw-1',
+        status.UNAUTHENTICATED,
+        /\(expired\)/,
+      ],
+      [
+        { token: await keys.gateway('gw-1') },
+        'gw-2',
+        status.PERMISSION_DENIED,
+        /Hello.gatewayId "gw-2" is not the token's subject "gw-1"/,
+      ],
     ];
     for (const [options, hello, code, message] of cases) {
       const s = RawUplink.connect(port, options);
@@ -234,11 +277,22 @@ describe('identity (uplink)', function () {
 
   it('identity - a gateway with its token streams to a cloud-stub that requires tokens; without a token file it waits for one', async () => {
     const tokenFile = join(dir.path, 'gw.token');
-    stack = await startInProcess(dir.path, { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
-    await waitUntil('the uplink to say it has no token', async () => /no token for the backend/.test((await stack!.gateway.stats()).upstreams[0]!.lastError ?? ''));
+    stack = await startInProcess(
+      dir.path,
+      { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } },
+      { auth: await cloudAuth() },
+    );
+    await waitUntil('the uplink to say it has no token', async () =>
+      /no token for the backend/.test((await stack!.gateway.stats()).upstreams[0]!.lastError ?? ''),
+    );
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
     await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).upstreams[0]!.state === 'ready');
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId: 'dev-1', reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: stack.gateway.mqttAddress.port,
+      clientId: 'dev-1',
+      reconnectPeriod: 0,
+    });
     await client.publishAsync('devices/dev-1/telemetry', 'x', { qos: 1 });
     await client.endAsync();
     await waitUntil('at the cloud', async () => (await stack!.cloud.stats()).gateways['gw-test']?.records === 1);
@@ -248,7 +302,11 @@ describe('identity (uplink)', function () {
     const tokenFile = join(dir.path, 'gw.token');
     // Long enough for the uplink to come up on a loaded machine first: the file is rewritten only after that.
     writeFileSync(tokenFile, await keys.gateway('gw-test', { ttlSeconds: 5 }));
-    stack = await startInProcess(dir.path, { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } }, { auth: await cloudAuth() });
+    stack = await startInProcess(
+      dir.path,
+      { upstream: { tokenFile }, uplink: { ...DEFAULT_UPLINK_SETTINGS, reconnectMaxMs: 200 } },
+      { auth: await cloudAuth() },
+    );
     await waitUntil('the uplink ready', async () => (await stack!.gateway.stats()).upstreams[0]!.state === 'ready');
     writeFileSync(tokenFile, await keys.gateway('gw-test'));
     await waitUntil('the stream ended for the expired token and a new one opened', async () => {

@@ -27,7 +27,9 @@ class Scrape {
   constructor(private readonly families: MetricFamily[]) {}
   get(name: string, labels: Record<string, string> = {}): number {
     const wanted = JSON.stringify(Object.entries(labels).sort());
-    const found = this.families.find((f) => f.name === name)?.metrics.find((m) => JSON.stringify(Object.entries(m.labels ?? {}).sort()) === wanted);
+    const found = this.families
+      .find((f) => f.name === name)
+      ?.metrics.find((m) => JSON.stringify(Object.entries(m.labels ?? {}).sort()) === wanted);
     if (found?.value === undefined) throw new Error(`no sample ${name}${JSON.stringify(labels)}`);
     return Number(found.value);
   }
@@ -71,7 +73,10 @@ describe('metrics and readiness (end to end)', function () {
     return { status: res.status, body: (await res.json()) as ReadinessReport };
   };
   const connect = async (count: number, window = 20) => {
-    const fresh = Array.from({ length: count }, (_, i) => new TestDevice(`metrics-${i}`, stack!.gateway.mqttAddress.port, window));
+    const fresh = Array.from(
+      { length: count },
+      (_, i) => new TestDevice(`metrics-${i}`, stack!.gateway.mqttAddress.port, window),
+    );
     devices.push(...fresh);
     await Promise.all(fresh.map((d) => d.connected()));
     return fresh;
@@ -80,7 +85,10 @@ describe('metrics and readiness (end to end)', function () {
 
   it('metrics e2e - counters rise as devices publish and the cloud acknowledges; ready with the upstream up', async () => {
     stack = await startInProcess(dir.path, fast);
-    await waitUntil('the upstream to be up', async () => (await scrape()).get('fleetgate_upstream_up', { upstream: 'default' }) === 1);
+    await waitUntil(
+      'the upstream to be up',
+      async () => (await scrape()).get('fleetgate_upstream_up', { upstream: 'default' }) === 1,
+    );
     const before = await scrape();
     const ready = await readyz();
     assert.equal(ready.status, 200);
@@ -92,16 +100,26 @@ describe('metrics and readiness (end to end)', function () {
     await Promise.all(published.map((d) => d.publishUpTo(300)));
     const after = await waitUntil('the cloud to acknowledge everything', async () => {
       const s = await scrape();
-      return s.get('fleetgate_journal_rows') === 0 && s.get('fleetgate_upstream_pending_rows', { upstream: 'default' }) === 0 && s;
+      return (
+        s.get('fleetgate_journal_rows') === 0 && s.get('fleetgate_upstream_pending_rows', { upstream: 'default' }) === 0 && s
+      );
     });
 
     const rise = (name: string, labels: Record<string, string> = {}) => after.get(name, labels) - before.get(name, labels);
     assert.equal(rise('fleetgate_ingress_messages_total', { protocol: 'mqtt' }), 600);
     assert.ok(rise('fleetgate_ingress_bytes_total', { protocol: 'mqtt' }) > 600 * 8);
     assert.equal(rise('fleetgate_journal_appended_bytes_total'), rise('fleetgate_ingress_bytes_total', { protocol: 'mqtt' }));
-    assert.equal(rise('fleetgate_journal_freed_bytes_total'), rise('fleetgate_journal_appended_bytes_total'), 'all of it acked and freed');
+    assert.equal(
+      rise('fleetgate_journal_freed_bytes_total'),
+      rise('fleetgate_journal_appended_bytes_total'),
+      'all of it acked and freed',
+    );
     assert.ok(rise('fleetgate_journal_commits_total') > 0);
-    assert.equal(after.count('fleetgate_journal_commit_seconds') - before.count('fleetgate_journal_commit_seconds'), rise('fleetgate_journal_commits_total'), 'every commit timed');
+    assert.equal(
+      after.count('fleetgate_journal_commit_seconds') - before.count('fleetgate_journal_commit_seconds'),
+      rise('fleetgate_journal_commits_total'),
+      'every commit timed',
+    );
     assert.equal(rise('fleetgate_journal_committed_rows_total'), 600);
     assert.ok(rise('fleetgate_upstream_records_sent_total', { upstream: 'default' }) >= 600);
     assert.ok(rise('fleetgate_upstream_acks_total', { upstream: 'default' }) > 0);
@@ -116,7 +134,10 @@ describe('metrics and readiness (end to end)', function () {
     stack = await startInProcess(dir.path, { ...fast, maxJournalFileBytes: 256 * 1024 });
     const cloudPort = stack.cloud.address.port;
     await stack.cloud.close();
-    await waitUntil('the upstream to be down', async () => (await scrape()).get('fleetgate_upstream_up', { upstream: 'default' }) === 0);
+    await waitUntil(
+      'the upstream to be down',
+      async () => (await scrape()).get('fleetgate_upstream_up', { upstream: 'default' }) === 0,
+    );
 
     const [first] = await connect(1);
     await first!.publishUpTo(100);
@@ -149,7 +170,11 @@ describe('metrics and readiness (end to end)', function () {
     assert.ok(full.get('fleetgate_journal_commit_failures_total') > 0, 'the commit that met SQLITE_FULL');
 
     // The cloud comes back on the same port: acks free rows, the journal takes writes again.
-    cloud = await CloudStub.start({ listen: { host: '127.0.0.1', port: cloudPort }, dataDir: join(dir.path, 'cloud'), durability: 'process' });
+    cloud = await CloudStub.start({
+      listen: { host: '127.0.0.1', port: cloudPort },
+      dataDir: join(dir.path, 'cloud'),
+      durability: 'process',
+    });
     await waitUntil('/readyz to be ready again', async () => (await readyz()).body.status === 'ready', 15_000);
     await first!.publishUpTo(150);
     const recovered = await scrape();

@@ -22,7 +22,10 @@ describe('pipeline (end to end)', function () {
   });
 
   const connectDevices = async (stack: Stack, count: number, window = 20) => {
-    devices = Array.from({ length: count }, (_, i) => new TestDevice(`dev-${String(i).padStart(2, '0')}`, stack.mqttPort, window));
+    devices = Array.from(
+      { length: count },
+      (_, i) => new TestDevice(`dev-${String(i).padStart(2, '0')}`, stack.mqttPort, window),
+    );
     await Promise.all(devices.map((d) => d.connected()));
     return devices;
   };
@@ -66,7 +69,10 @@ describe('pipeline (end to end)', function () {
     for (const [id, set] of inFlightAtKill) for (const n of devices.find((d) => d.id === id)!.inFlight) set.add(n);
 
     await stack.startGateway();
-    await waitUntil('2,000 more PUBACKs after the restart', () => devices.reduce((n, d) => n + d.acked.size, 0) >= ackedAtKill + 2000);
+    await waitUntil(
+      '2,000 more PUBACKs after the restart',
+      () => devices.reduce((n, d) => n + d.acked.size, 0) >= ackedAtKill + 2000,
+    );
     await Promise.all(devices.map((d) => d.stop()));
     await drained(stack);
 
@@ -84,7 +90,10 @@ describe('pipeline (end to end)', function () {
     await stack.cloud.kill();
     const ackedAtKill = devices.reduce((n, d) => n + d.acked.size, 0);
     // Devices keep getting PUBACKs while the backend is away: the journal holds their data.
-    await waitUntil('2,000 PUBACKs with the cloud down', () => devices.reduce((n, d) => n + d.acked.size, 0) >= ackedAtKill + 2000);
+    await waitUntil(
+      '2,000 PUBACKs with the cloud down',
+      () => devices.reduce((n, d) => n + d.acked.size, 0) >= ackedAtKill + 2000,
+    );
     const whileDown = await stack.gatewayStats();
     assert.notEqual(whileDown.upstreams[0]!.state, 'ready');
     assert.ok(whileDown.journal.rows >= 2000, `journal rows ${whileDown.journal.rows}`);

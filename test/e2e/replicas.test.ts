@@ -43,7 +43,20 @@ describe('replicas on NATS JetStream (end to end)', function () {
   const startReplica = async (name: string): Promise<Replica> => {
     const started = await startFleetgate(
       name,
-      ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--sink', 'jetstream', '--nats', cluster!.urls.join(','), '--data', join(dir.path, name)],
+      [
+        'cloud',
+        '--allow-anonymous',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--sink',
+        'jetstream',
+        '--nats',
+        cluster!.urls.join(','),
+        '--data',
+        join(dir.path, name),
+      ],
       'cloud-stub ready',
     );
     return { started, port: portOf(started.ready.listen), admin: `http://127.0.0.1:${portOf(started.ready.admin)}` };
@@ -52,12 +65,32 @@ describe('replicas on NATS JetStream (end to end)', function () {
     startFleetgate(
       `gateway-${id}`,
       [
-        'gateway', '--gateway-id', id, '--allow-anonymous', '--mqtt', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--device-grpc', '127.0.0.1:0',
-        '--upstream', upstreams.map((r) => `127.0.0.1:${r.port}`).join(','), '--data', join(dir.path, id), '--reconnect-max-ms', '500',
+        'gateway',
+        '--gateway-id',
+        id,
+        '--allow-anonymous',
+        '--mqtt',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--device-grpc',
+        '127.0.0.1:0',
+        '--upstream',
+        upstreams.map((r) => `127.0.0.1:${r.port}`).join(','),
+        '--data',
+        join(dir.path, id),
+        '--reconnect-max-ms',
+        '500',
       ],
       'gateway ready',
     );
-  const stats = async (replica: Replica) => (await (await fetch(`${replica.admin}/v1/stats`)).json()) as { sessions: number; records: number; duplicates: number; gateways: Record<string, { records: number; lastSeq: number }> };
+  const stats = async (replica: Replica) =>
+    (await (await fetch(`${replica.admin}/v1/stats`)).json()) as {
+      sessions: number;
+      records: number;
+      duplicates: number;
+      gateways: Record<string, { records: number; lastSeq: number }>;
+    };
   const records = async (replica: Replica, prefix: string) => {
     const all: ExportedRecord[] = [];
     for await (const record of fetchRecords(replica.admin, prefix)) all.push(record);
@@ -71,7 +104,8 @@ describe('replicas on NATS JetStream (end to end)', function () {
     for (let i = 0; i < 20; i++) devices.push(new TestDevice(`dev-${i}`, portOf(gateway.ready.mqtt)));
     await Promise.all(devices.map((d) => d.connected()));
     for (const d of devices) d.run();
-    const ackedEach = (n: number) => waitUntil(`every device to have ${n} acked`, () => devices.every((d) => d.acked.size >= n), 60_000);
+    const ackedEach = (n: number) =>
+      waitUntil(`every device to have ${n} acked`, () => devices.every((d) => d.acked.size >= n), 60_000);
 
     await ackedEach(200);
     const holding = await waitUntil('a replica holding the gateway stream', async () => {
@@ -89,14 +123,24 @@ describe('replicas on NATS JetStream (end to end)', function () {
     await ackedEach(afterNode + 200);
     await Promise.all(devices.map((d) => d.stop()));
     const acked = devices.reduce((n, d) => n + d.acked.size, 0);
-    await waitUntil('the stream to hold every acked message', async () => (await stats(alive)).gateways?.['gw-js']?.records === acked, 60_000);
+    await waitUntil(
+      'the stream to hold every acked message',
+      async () => (await stats(alive)).gateways?.['gw-js']?.records === acked,
+      60_000,
+    );
 
-    const report = verifyDelivery(await records(alive, 'dev-'), devices.map((d) => ({ deviceId: d.id, acked: d.acked })));
-    assert.deepEqual({ lost: report.lost, duplicates: report.duplicates, outOfOrder: report.outOfOrder, duplicateSeqs: report.duplicateSeqs }, { lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
+    const report = verifyDelivery(
+      await records(alive, 'dev-'),
+      devices.map((d) => ({ deviceId: d.id, acked: d.acked })),
+    );
+    assert.deepEqual(
+      { lost: report.lost, duplicates: report.duplicates, outOfOrder: report.outOfOrder, duplicateSeqs: report.duplicateSeqs },
+      { lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] },
+    );
     assert.equal(report.records, acked);
   });
 
-  it('replicas - JetStream\'s duplicate window drops a batch resent by hand, through either replica', async () => {
+  it("replicas - JetStream's duplicate window drops a batch resent by hand, through either replica", async () => {
     cluster = await NatsCluster.start({ dir: join(dir.path, 'nats') });
     const replicas = [await startReplica('cloud-a'), await startReplica('cloud-b')];
     const batch = Array.from({ length: 100 }, (_, i) => telemetry(i + 1, `dup-${i % 4}`));
@@ -122,7 +166,11 @@ describe('replicas on NATS JetStream (end to end)', function () {
     cluster = await NatsCluster.start({ dir: join(dir.path, 'nats') });
     const [a, b] = [await startReplica('cloud-a'), await startReplica('cloud-b')];
     const gateway = await startGateway('gw-cmd', [b]);
-    const device = connect({ url: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`, deviceId: 'sdk-cmd', reconnect: { maxMs: 200 } });
+    const device = connect({
+      url: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`,
+      deviceId: 'sdk-cmd',
+      reconnect: { maxMs: 200 },
+    });
     device.on('error', () => {});
     sdkDevices.push(device);
     device.onCommand('set-interval', (cmd) => ({ applied: cmd.json<{ seconds: number }>().seconds, via: 'sdk-cmd' }));
@@ -130,13 +178,24 @@ describe('replicas on NATS JetStream (end to end)', function () {
     await waitUntil('gw-cmd to hold its stream at b', async () => (await stats(b)).sessions === 1);
     assert.equal((await stats(a)).sessions, 0);
 
-    const created = await fetch(`${a.admin}/v1/commands`, { method: 'POST', body: JSON.stringify({ deviceId: 'sdk-cmd', name: 'set-interval', payload: { seconds: 30 }, ttlMs: 30_000 }) });
+    const created = await fetch(`${a.admin}/v1/commands`, {
+      method: 'POST',
+      body: JSON.stringify({ deviceId: 'sdk-cmd', name: 'set-interval', payload: { seconds: 30 }, ttlMs: 30_000 }),
+    });
     assert.equal(created.status, 201, await created.clone().text());
     const { commandId } = (await created.json()) as { commandId: string };
-    const view = await waitUntil('the command to succeed', async () => {
-      const v = (await (await fetch(`${a.admin}/v1/commands/${commandId}`)).json()) as { status: string; result: unknown; gatewayId: string };
-      return v.status === 'succeeded' && v;
-    }, 30_000);
+    const view = await waitUntil(
+      'the command to succeed',
+      async () => {
+        const v = (await (await fetch(`${a.admin}/v1/commands/${commandId}`)).json()) as {
+          status: string;
+          result: unknown;
+          gatewayId: string;
+        };
+        return v.status === 'succeeded' && v;
+      },
+      30_000,
+    );
     assert.deepEqual([view.result, view.gatewayId], [{ applied: 30, via: 'sdk-cmd' }, 'gw-cmd']);
     // b sees the same command, in the same state: the store is shared.
     const fromB = (await (await fetch(`${b.admin}/v1/commands/${commandId}`)).json()) as { status: string };

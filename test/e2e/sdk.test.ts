@@ -24,7 +24,12 @@ class SdkSender {
   done: Promise<void>;
   private finish!: () => void;
 
-  constructor(readonly id: string, url: string, private readonly count: number, private readonly window = 100) {
+  constructor(
+    readonly id: string,
+    url: string,
+    private readonly count: number,
+    private readonly window = 100,
+  ) {
     this.client = connect({ url, deviceId: id, reconnect: { maxMs: 200 }, outbox: { maxMessages: 20_000 } });
     this.client.on('error', () => {});
     this.done = new Promise((resolve) => (this.finish = resolve));
@@ -58,12 +63,19 @@ describe('device sdk (end to end)', function () {
 
   const resolved = () => senders.reduce((n, s) => n + s.resolved.size, 0);
   const drained = (stack: Stack) =>
-    waitUntil('the journal drained to the cloud', async () => {
-      const [gw, cloud] = await Promise.all([stack.gatewayStats(), stack.cloudStats()]);
-      return gw.journal.rows === 0 && cloud.records >= gw.journal.lastSeq;
-    }, 60_000);
+    waitUntil(
+      'the journal drained to the cloud',
+      async () => {
+        const [gw, cloud] = await Promise.all([stack.gatewayStats(), stack.cloudStats()]);
+        return gw.journal.rows === 0 && cloud.records >= gw.journal.lastSeq;
+      },
+      60_000,
+    );
   const verify = (stack: Stack) =>
-    verifyDelivery(readCloud(stack.cloudData), senders.map((s) => ({ deviceId: s.id, acked: s.resolved })));
+    verifyDelivery(
+      readCloud(stack.cloudData),
+      senders.map((s) => ({ deviceId: s.id, acked: s.resolved })),
+    );
 
   it('sdk - 10 devices x 1,000 sends, the gateway SIGKILLed and restarted twice: every send arrives exactly once, in order', async () => {
     const stack = await Stack.start(dir.path);
@@ -95,7 +107,12 @@ describe('device sdk (end to end)', function () {
   it('sdk - a device process killed with messages in its durable outbox loses none of them once restarted', async () => {
     // A rate limit at the gateway keeps part of the outbox unsent when the device dies.
     const stack = await Stack.start(dir.path, ['--rate-limit', '1000', '--rate-burst', '100']);
-    const settings = { url: `127.0.0.1:${stack.deviceGrpcPort}`, deviceId: 'durable-1', outboxPath: join(dir.path, 'device', 'outbox.db'), count: 3000 };
+    const settings = {
+      url: `127.0.0.1:${stack.deviceGrpcPort}`,
+      deviceId: 'durable-1',
+      outboxPath: join(dir.path, 'device', 'outbox.db'),
+      count: 3000,
+    };
     const first = startScript('device', DEVICE_SCRIPT, [JSON.stringify(settings)]);
     await first.waitForLine((line) => line.event === 'queued');
     await first.waitForLine((line) => line.event === 'acked' && Number(line.n) >= 300);
@@ -106,7 +123,9 @@ describe('device sdk (end to end)', function () {
     const second = startScript('device', DEVICE_SCRIPT, [JSON.stringify({ ...settings, count: 0 })]);
     await second.waitForLine((line) => line.event === 'drained', 30_000);
     await drained(stack);
-    const report = verifyDelivery(readCloud(stack.cloudData), [{ deviceId: 'durable-1', acked: new Set(Array.from({ length: 3000 }, (_, i) => i + 1)) }]);
+    const report = verifyDelivery(readCloud(stack.cloudData), [
+      { deviceId: 'durable-1', acked: new Set(Array.from({ length: 3000 }, (_, i) => i + 1)) },
+    ]);
     assert.deepEqual(report, { records: 3000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
   });
 });

@@ -35,7 +35,12 @@ describe('tls', function () {
       {
         mqtt: null,
         mqtts: { host: '127.0.0.1', port: 0 },
-        tls: { certFile: pki.file('server.pem'), keyFile: pki.file('server.key'), caFile: pki.file('ca.pem'), clientAuth: deviceMtls },
+        tls: {
+          certFile: pki.file('server.pem'),
+          keyFile: pki.file('server.key'),
+          caFile: pki.file('ca.pem'),
+          clientAuth: deviceMtls,
+        },
         upstream: {
           tls: {
             caFile: pki.file('ca.pem'),
@@ -84,24 +89,43 @@ describe('tls', function () {
     assert.equal((await s.gateway.stats()).ingress.listeners.mqtts, `127.0.0.1:${s.gateway.mqttAddresses.tls!.port}`);
   });
 
-  it('tls - a device that does not trust the gateway\'s CA does not connect', async () => {
+  it("tls - a device that does not trust the gateway's CA does not connect", async () => {
     const s = await start();
-    await assert.rejects(connect(s, { ca: readFileSync(pki.file('untrusted-ca.pem')) }), /self-signed certificate|unable to verify|certificate/i);
+    await assert.rejects(
+      connect(s, { ca: readFileSync(pki.file('untrusted-ca.pem')) }),
+      /self-signed certificate|unable to verify|certificate/i,
+    );
   });
 
   it('tls - mTLS on MQTT: a device certificate from the CA connects; none, or an untrusted one, is refused and counted', async () => {
     const s = await start({ deviceMtls: true });
-    const good = await connect(s, { cert: readFileSync(pki.file('client-dev-1.pem')), key: readFileSync(pki.file('client-dev-1.key')) });
+    const good = await connect(s, {
+      cert: readFileSync(pki.file('client-dev-1.pem')),
+      key: readFileSync(pki.file('client-dev-1.key')),
+    });
     await good.publishAsync('devices/dev-1/telemetry', 'with a certificate', { qos: 1 });
     await good.endAsync();
     assert.equal(await outcome(s), 'refused', 'no client certificate');
-    assert.equal(await outcome(s, { cert: readFileSync(pki.file('untrusted-client.pem')), key: readFileSync(pki.file('untrusted-client.key')) }), 'refused', 'untrusted');
-    await waitUntil('two refused handshakes counted', async () => (await s.gateway.stats()).ingress.refusals['tls-handshake'] === 2);
+    assert.equal(
+      await outcome(s, {
+        cert: readFileSync(pki.file('untrusted-client.pem')),
+        key: readFileSync(pki.file('untrusted-client.key')),
+      }),
+      'refused',
+      'untrusted',
+    );
+    await waitUntil(
+      'two refused handshakes counted',
+      async () => (await s.gateway.stats()).ingress.refusals['tls-handshake'] === 2,
+    );
   });
 
   it('tls - mTLS on the uplink: a gateway with a certificate from the CA streams; one without cannot connect', async () => {
     const s = await start({ uplinkMtls: true });
-    await waitUntil('uplink ready with a client certificate', async () => (await s.gateway.stats()).upstreams[0]!.state === 'ready');
+    await waitUntil(
+      'uplink ready with a client certificate',
+      async () => (await s.gateway.stats()).upstreams[0]!.state === 'ready',
+    );
     await s.close();
     stack = await start({ uplinkMtls: true, gatewayClientCert: false });
     await waitUntil('the refused handshake seen by the uplink', async () => {

@@ -28,7 +28,11 @@ describe('several upstreams', function () {
 
   it('upstreams - alarms to two backends, bulk to one; with the alarms backend down bulk keeps flowing, alarms catch up, rows go when both acked', async () => {
     const startCloud = async (name: string, port: number) => {
-      const cloud = await CloudStub.start({ listen: { host: '127.0.0.1', port }, dataDir: join(dir.path, name), durability: 'process' });
+      const cloud = await CloudStub.start({
+        listen: { host: '127.0.0.1', port },
+        dataDir: join(dir.path, name),
+        durability: 'process',
+      });
       closers.push(() => cloud.close());
       return cloud;
     };
@@ -56,10 +60,19 @@ describe('several upstreams', function () {
     });
     closers.push(() => gateway.close());
 
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: gateway.mqttAddress.port, clientId: 'pump-1', reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: gateway.mqttAddress.port,
+      clientId: 'pump-1',
+      reconnectPeriod: 0,
+    });
     closers.push(() => client.endAsync());
     for (let i = 0; i < 100; i++) {
-      await client.publishAsync(i % 4 === 0 ? 'devices/pump-1/telemetry/alarms/pressure' : 'devices/pump-1/telemetry', `reading ${i}`, { qos: 1 });
+      await client.publishAsync(
+        i % 4 === 0 ? 'devices/pump-1/telemetry/alarms/pressure' : 'devices/pump-1/telemetry',
+        `reading ${i}`,
+        { qos: 1 },
+      );
     }
 
     // Bulk has everything; the journal keeps exactly the 25 alarms, for the alarms upstream only.
@@ -88,7 +101,10 @@ describe('several upstreams', function () {
     await waitUntil('the journal empty', async () => (await gateway.stats()).journal.rows === 0);
     const atAlarms = await exported(alarms);
     assert.equal(atAlarms.length, 25);
-    assert.ok(atAlarms.every((r) => r.stream === 'alarms/pressure'), 'only alarms went to the alarms backend');
+    assert.ok(
+      atAlarms.every((r) => r.stream === 'alarms/pressure'),
+      'only alarms went to the alarms backend',
+    );
     assert.deepEqual(
       atAlarms.map((r) => r.seq),
       Array.from({ length: 25 }, (_, i) => 1 + 4 * i),

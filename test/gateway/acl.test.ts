@@ -59,7 +59,9 @@ describe('acl', function () {
 
   it('acl - rules from a file: first match wins, a deny overlapping a subscription refuses it, delivery is filtered', () => {
     const file = join(dir.path, 'acl.yaml');
-    writeFileSync(file, `
+    writeFileSync(
+      file,
+      `
 rules:
   - deny: subscribe
     topic: devices/+/secrets/#
@@ -71,7 +73,8 @@ rules:
     topic: site/broadcast/#
   - allow: subscribe
     topic: site/broadcast/#
-`);
+`,
+    );
     const acl = Acl.fromFile(file);
     assert.ok(acl.canSubscribe('d1', 'devices/d2/status'), 'local pub/sub between devices where a rule allows it');
     assert.ok(acl.canSubscribe('d1', 'devices/+/status'));
@@ -89,7 +92,10 @@ rules:
       ['rules:\n  - allow: publish\n    deny: publish\n    topic: a', /rule 1: needs exactly one/],
       ['rules:\n  - allow: read\n    topic: a', /rule 1: "allow: read" is not publish or subscribe/],
       ['rules:\n  - allow: publish\n    topic: a/#/b', /rule 1: "topic" must be an MQTT topic filter/],
-      ['rules:\n  - allow: publish\n    topic: devices/{device}/x', /rule 1: "topic" devices\/\{device\}\/x: the only placeholder is \{deviceId\}/],
+      [
+        'rules:\n  - allow: publish\n    topic: devices/{device}/x',
+        /rule 1: "topic" devices\/\{device\}\/x: the only placeholder is \{deviceId\}/,
+      ],
       ['rules:\n  - allow: publish\n    topic: a\n    qos: 1', /rule 1: unknown field "qos"/],
       ['rules: [\n', /cannot read/],
     ];

@@ -21,7 +21,10 @@ describe('broker', function () {
 
   beforeEach(async () => {
     const acl = join(dir.path, 'acl.yaml');
-    writeFileSync(acl, 'rules:\n  - allow: [publish, subscribe]\n    topic: devices/{deviceId}/#\n  - allow: subscribe\n    topic: devices/+/status\n');
+    writeFileSync(
+      acl,
+      'rules:\n  - allow: [publish, subscribe]\n    topic: devices/{deviceId}/#\n  - allow: subscribe\n    topic: devices/+/status\n',
+    );
     stack = await startInProcess(dir.path, { aclFile: acl });
   });
   afterEach(async () => {
@@ -31,13 +34,21 @@ describe('broker', function () {
   });
 
   const connect = async (clientId: string, options: Partial<IClientOptions> = {}) => {
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId, reconnectPeriod: 0, ...options });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: stack.gateway.mqttAddress.port,
+      clientId,
+      reconnectPeriod: 0,
+      ...options,
+    });
     clients.push(client);
     return client;
   };
   /** The next message `client` receives, as [topic, payload, retain]. */
   const nextMessage = (client: MqttClient) =>
-    new Promise<[string, string, boolean]>((resolve) => client.once('message', (topic, payload, packet) => resolve([topic, payload.toString(), packet.retain])));
+    new Promise<[string, string, boolean]>((resolve) =>
+      client.once('message', (topic, payload, packet) => resolve([topic, payload.toString(), packet.retain])),
+    );
 
   it('broker - devices publish and subscribe to each other where the ACL allows, at QoS 1', async () => {
     const a = await connect('dev-a');
@@ -69,15 +80,22 @@ describe('broker', function () {
     await watcher.subscribeAsync('devices/+/status', { qos: 1 });
     const seen: string[] = [];
     watcher.on('message', (_topic, payload) => seen.push(payload.toString()));
-    const polite = await connect('dev-p', { will: { topic: 'devices/dev-p/status', payload: Buffer.from('p-gone'), qos: 1, retain: false } });
+    const polite = await connect('dev-p', {
+      will: { topic: 'devices/dev-p/status', payload: Buffer.from('p-gone'), qos: 1, retain: false },
+    });
     await polite.endAsync();
-    const dropped = await connect('dev-d', { will: { topic: 'devices/dev-d/status', payload: Buffer.from('d-gone'), qos: 1, retain: false } });
+    const dropped = await connect('dev-d', {
+      will: { topic: 'devices/dev-d/status', payload: Buffer.from('d-gone'), qos: 1, retain: false },
+    });
     dropped.stream.destroy();
     await waitUntil('the will of the dropped device', () => seen.includes('d-gone'));
     const marker = await connect('dev-m');
     await marker.publishAsync('devices/dev-m/status', 'marker', { qos: 1 });
     await waitUntil('the marker', () => seen.includes('marker'));
-    assert.deepEqual(seen.filter((m) => m !== 'marker'), ['d-gone']);
+    assert.deepEqual(
+      seen.filter((m) => m !== 'marker'),
+      ['d-gone'],
+    );
   });
 
   it('broker - a will on a topic the ACL forbids is not published', async () => {
@@ -85,7 +103,9 @@ describe('broker', function () {
     await watcher.subscribeAsync('devices/+/status', { qos: 1 });
     const seen: string[] = [];
     watcher.on('message', (_topic, payload) => seen.push(payload.toString()));
-    const rogue = await connect('dev-r', { will: { topic: 'devices/dev-w/status', payload: Buffer.from('spoofed'), qos: 0, retain: false } });
+    const rogue = await connect('dev-r', {
+      will: { topic: 'devices/dev-w/status', payload: Buffer.from('spoofed'), qos: 0, retain: false },
+    });
     rogue.stream.destroy();
     const marker = await connect('dev-m');
     await marker.publishAsync('devices/dev-m/status', 'marker', { qos: 1 });
@@ -97,9 +117,25 @@ describe('broker', function () {
     const socket = connectSocket(stack.gateway.mqttAddress.port, '127.0.0.1');
     await once(socket, 'connect');
     const packets = readPackets(socket);
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'dev-q', clean: true, keepalive: 60 }));
+    socket.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clientId: 'dev-q',
+        clean: true,
+        keepalive: 60,
+      }),
+    );
     assert.equal((await packets.next()).cmd, 'connack');
-    const publish = { cmd: 'publish', topic: 'devices/dev-q/telemetry', payload: Buffer.from('exactly once'), qos: 2, messageId: 7, retain: false } as const;
+    const publish = {
+      cmd: 'publish',
+      topic: 'devices/dev-q/telemetry',
+      payload: Buffer.from('exactly once'),
+      qos: 2,
+      messageId: 7,
+      retain: false,
+    } as const;
     socket.write(mqttPacket.generate({ ...publish, dup: false }));
     assert.deepEqual(pick(await packets.next()), { cmd: 'pubrec', messageId: 7 });
     socket.write(mqttPacket.generate({ ...publish, dup: true }));

@@ -19,7 +19,15 @@ describe('group commit', function () {
   });
   afterEach(() => journal.close());
 
-  const make = (overrides: { intervalMs?: number; maxRows?: number; journal?: Journal; rejectWhenFull?: boolean; onDiskFull?: (full: boolean) => void } = {}) =>
+  const make = (
+    overrides: {
+      intervalMs?: number;
+      maxRows?: number;
+      journal?: Journal;
+      rejectWhenFull?: boolean;
+      onDiskFull?: (full: boolean) => void;
+    } = {},
+  ) =>
     new GroupCommit({
       intervalMs: overrides.intervalMs ?? 5,
       maxRows: overrides.maxRows ?? 100,
@@ -66,7 +74,10 @@ describe('group commit', function () {
     }
     assert.equal(commits.length, 1, 'the second commit waits for the interval');
     time.tick(2);
-    assert.deepEqual(commits, [{ rows: 1, firstSeq: 1 }, { rows: 3, firstSeq: 2 }]);
+    assert.deepEqual(commits, [
+      { rows: 1, firstSeq: 1 },
+      { rows: 3, firstSeq: 2 },
+    ]);
   });
 
   it('group commit - maxRows waiting commits at once, without waiting for the interval', () => {
@@ -82,14 +93,20 @@ describe('group commit', function () {
 
   it('group commit - released ranges ride along with the next commit and free the rows', () => {
     const group = make();
-    group.append([1, 2, 3].map((n) => record('d', n)), () => {});
+    group.append(
+      [1, 2, 3].map((n) => record('d', n)),
+      () => {},
+    );
     time.tick(10);
     group.release({ from: 1, to: 2 });
     group.append([record('d', 4)], () => {});
     time.tick(10);
     assert.equal(commits.length, 2);
     assert.equal(journal.ackedThrough, 2);
-    assert.deepEqual(journal.readAfter(0, 10, 1 << 20).map((r) => r.seq), [3, 4]);
+    assert.deepEqual(
+      journal.readAfter(0, 10, 1 << 20).map((r) => r.seq),
+      [3, 4],
+    );
     group.release({ from: 3, to: 4 });
     time.tick(10);
     assert.equal(journal.ackedThrough, 4, 'a release alone also gets committed');
@@ -129,8 +146,14 @@ describe('group commit', function () {
     const fits = outcome();
     const tooBig = outcome();
     const after = outcome();
-    group.append([1, 2, 3, 4, 5, 6].map((n) => record('d', n, 100)), fits.done);
-    group.append([7, 8, 9, 10, 11].map((n) => record('d', n, 100)), tooBig.done);
+    group.append(
+      [1, 2, 3, 4, 5, 6].map((n) => record('d', n, 100)),
+      fits.done,
+    );
+    group.append(
+      [7, 8, 9, 10, 11].map((n) => record('d', n, 100)),
+      tooBig.done,
+    );
     group.append([record('d', 12, 10)], after.done);
     time.tick(10);
     assert.deepEqual(fits.calls, ['durable']);
@@ -140,7 +163,10 @@ describe('group commit', function () {
     assert.equal(group.stats().rejectedAppends, 2);
     group.release({ from: 1, to: 6 });
     const retry = outcome();
-    group.append([7, 8, 9, 10, 11].map((n) => record('d', n, 100)), retry.done);
+    group.append(
+      [7, 8, 9, 10, 11].map((n) => record('d', n, 100)),
+      retry.done,
+    );
     time.tick(10);
     assert.deepEqual(retry.calls, ['durable'], 'once the backend freed rows, appends fit again');
   });

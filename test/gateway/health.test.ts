@@ -6,7 +6,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { credentials, makeClientConstructor, status, type Client, type ClientReadableStream, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  makeClientConstructor,
+  status,
+  type Client,
+  type ClientReadableStream,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { CloudStub } from '@fleetgate/cloud-stub';
 import { type HostPort, systemClock, systemTimers } from '@fleetgate/core';
@@ -32,7 +40,9 @@ function healthClient(address: HostPort): HealthClient {
 }
 
 function check(client: HealthClient, service: string): Promise<HealthResponse['status']> {
-  return new Promise((resolve, reject) => client.check({ service }, (err, response) => (err ? reject(err) : resolve(response!.status))));
+  return new Promise((resolve, reject) =>
+    client.check({ service }, (err, response) => (err ? reject(err) : resolve(response!.status))),
+  );
 }
 
 /** Statuses a Watch stream reports, and how it ended. */
@@ -112,7 +122,11 @@ describe('grpc health', function () {
   });
 
   it('grpc health - the cloud-stub Uplink listener answers SERVING while open, tells watchers NOT_SERVING on close', async () => {
-    const stub = await CloudStub.start({ listen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir.path, 'cloud'), durability: 'process' });
+    const stub = await CloudStub.start({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: join(dir.path, 'cloud'),
+      durability: 'process',
+    });
     let closed = false;
     try {
       await assertHealthLifecycle(stub.address, 'fleetgate.v1.Uplink', async () => {
@@ -125,7 +139,11 @@ describe('grpc health', function () {
   });
 
   it('grpc health - a Watch of a service the listener does not serve hears SERVICE_UNKNOWN', async () => {
-    const stub = await CloudStub.start({ listen: { host: '127.0.0.1', port: 0 }, dataDir: join(dir.path, 'cloud'), durability: 'process' });
+    const stub = await CloudStub.start({
+      listen: { host: '127.0.0.1', port: 0 },
+      dataDir: join(dir.path, 'cloud'),
+      durability: 'process',
+    });
     const client = healthClient(stub.address);
     try {
       const watcher = watch(client, 'no.such.Service');

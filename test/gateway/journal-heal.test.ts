@@ -15,7 +15,10 @@ const isBig = (seq: number) => seq % 500 === 0;
 
 function newRecord(seq: number): NewRecord {
   const bytes = isBig(seq) ? 6000 : 60 + (seq % 90);
-  return { ...record(`dev-${seq % 7}`, seq), payload: Buffer.from(`record ${seq} `.padEnd(bytes, String.fromCharCode(97 + (seq % 26)))) };
+  return {
+    ...record(`dev-${seq % 7}`, seq),
+    payload: Buffer.from(`record ${seq} `.padEnd(bytes, String.fromCharCode(97 + (seq % 26)))),
+  };
 }
 
 /** A journal of ROWS records written in commits of 100; the WAL checkpointed into the file unless keepWal. */
@@ -29,7 +32,6 @@ function writeJournal(dir: string, { keepWal = false } = {}): SqliteJournal {
   }
   return journal;
 }
-
 
 /**
  * The healed journal accounts for every seq: each is a row identical to what was written or inside exactly
@@ -78,7 +80,10 @@ describe('journal healing', function () {
     opened = openJournal({ dir: dir.path, durability: 'power' });
     assert.equal(opened.healed, undefined);
     assert.equal(opened.journal.lastSeq, ROWS);
-    assert.deepEqual(readdirSync(dir.path).filter((f) => f.includes('damaged')), []);
+    assert.deepEqual(
+      readdirSync(dir.path).filter((f) => f.includes('damaged')),
+      [],
+    );
   });
 
   it('heal - a truncated file: the rows before the cut are salvaged, the rest reported as a gap', () => {
@@ -113,7 +118,17 @@ describe('journal healing', function () {
     // Only the records spilling to overflow pages cannot be read without SQLite. The meta row is unreadable
     // too: the last seq comes from the seq lease, exact after a clean close.
     const gaps = opened.journal.gaps();
-    assert.deepEqual(gaps.map((g) => [g.from, g.to]), [[500, 500], [1000, 1000], [1500, 1500], [2000, 2000], [2500, 2500], [3000, 3000]]);
+    assert.deepEqual(
+      gaps.map((g) => [g.from, g.to]),
+      [
+        [500, 500],
+        [1000, 1000],
+        [1500, 1500],
+        [2000, 2000],
+        [2500, 2500],
+        [3000, 3000],
+      ],
+    );
   });
 
   it('heal - after a crash the seq lease, ahead of the last seq, keeps seqs from being reused when the meta row is lost', () => {
@@ -161,10 +176,19 @@ describe('journal healing', function () {
   });
 
   it('heal - subtracting ranges', () => {
-    assert.deepEqual(subtract([{ from: 1, to: 10 }], [{ from: 3, to: 4 }, { from: 8, to: 12 }]), [
-      { from: 1, to: 2 },
-      { from: 5, to: 7 },
-    ]);
+    assert.deepEqual(
+      subtract(
+        [{ from: 1, to: 10 }],
+        [
+          { from: 3, to: 4 },
+          { from: 8, to: 12 },
+        ],
+      ),
+      [
+        { from: 1, to: 2 },
+        { from: 5, to: 7 },
+      ],
+    );
     assert.deepEqual(subtract([{ from: 5, to: 6 }], [{ from: 1, to: 9 }]), []);
   });
 });
@@ -177,7 +201,8 @@ function crashedCopy(dir: string): string {
   const journal = writeJournal(dir, { keepWal: true });
   const crashed = join(dir, 'crashed');
   mkdirSync(crashed);
-  for (const name of [JOURNAL_FILE, `${JOURNAL_FILE}-wal`, 'journal.seq-lease']) copyFileSync(join(dir, name), join(crashed, name));
+  for (const name of [JOURNAL_FILE, `${JOURNAL_FILE}-wal`, 'journal.seq-lease'])
+    copyFileSync(join(dir, name), join(crashed, name));
   journal.close();
   return crashed;
 }

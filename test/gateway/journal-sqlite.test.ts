@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from "better-sqlite3";
+import Database from 'better-sqlite3';
 import { JOURNAL_FILE, JournalError, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import { journalContract, record } from './journal.contract.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -61,9 +61,19 @@ describe('journal (sqlite)', function () {
       assert.equal(journal.ackedThrough, 100);
       assert.equal(journal.lastSeq, 103);
       const after = journal.readAfter(0, 100, 1 << 20);
-      assert.deepEqual(after.map((r) => r.seq), [101, 102, 103]);
-      assert.deepEqual(after.map((r) => Buffer.from(r.payload).toString('hex')), before, 'same rows, same order');
-      assert.deepEqual(journal.gaps().map((g) => [g.from, g.to, g.reason]), [[101, 101, 'too-old']]);
+      assert.deepEqual(
+        after.map((r) => r.seq),
+        [101, 102, 103],
+      );
+      assert.deepEqual(
+        after.map((r) => Buffer.from(r.payload).toString('hex')),
+        before,
+        'same rows, same order',
+      );
+      assert.deepEqual(
+        journal.gaps().map((g) => [g.from, g.to, g.reason]),
+        [[101, 101, 'too-old']],
+      );
       assert.equal(journal.commit([record('d', 7)]).firstSeq, 104);
     } finally {
       journal.close();

@@ -13,10 +13,13 @@ import { useTempDir } from '../support/temp-dir.ts';
 const ALARMS = 0;
 const BULK = 1;
 /** Alarms (stream "alarms/...") go to both upstreams, everything else to bulk only. */
-const router = new Router(['alarms', 'bulk'], [
-  { topic: 'devices/+/telemetry/alarms/#', to: ['alarms', 'bulk'] },
-  { topic: '#', to: ['bulk'] },
-]);
+const router = new Router(
+  ['alarms', 'bulk'],
+  [
+    { topic: 'devices/+/telemetry/alarms/#', to: ['alarms', 'bulk'] },
+    { topic: '#', to: ['bulk'] },
+  ],
+);
 
 function alarm(n: number): NewRecord {
   return { ...record('pump-1', n), stream: 'alarms/pressure' };
@@ -47,9 +50,20 @@ describe('journal with several upstreams', function () {
       // seqs 1..4: alarm, bulk, alarm, bulk
       const result = journal.commit([alarm(1), record('pump-1', 2), alarm(3), record('pump-1', 4)]);
       assert.deepEqual(result.routes, [0b11, 0b10, 0b11, 0b10]);
-      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, ALARMS).map((r) => r.seq), [1, 3]);
-      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, BULK).map((r) => r.seq), [1, 2, 3, 4]);
-      assert.deepEqual(journal.backlogOf(ALARMS), { rows: 2, payloadBytes: 32, ackedThrough: 0, oldestTimeMs: 1_700_000_001_001 });
+      assert.deepEqual(
+        journal.readAfter(0, 10, 1 << 20, undefined, ALARMS).map((r) => r.seq),
+        [1, 3],
+      );
+      assert.deepEqual(
+        journal.readAfter(0, 10, 1 << 20, undefined, BULK).map((r) => r.seq),
+        [1, 2, 3, 4],
+      );
+      assert.deepEqual(journal.backlogOf(ALARMS), {
+        rows: 2,
+        payloadBytes: 32,
+        ackedThrough: 0,
+        oldestTimeMs: 1_700_000_001_001,
+      });
 
       // bulk acks everything: its own rows go, the alarms stay for the alarms upstream.
       journal.commit([], [{ from: 1, to: 4, upstream: BULK }]);
@@ -61,7 +75,12 @@ describe('journal with several upstreams', function () {
 
       // the alarms upstream acks seq 3 first (live before backlog): its cursor stays below 1.
       journal.commit([], [{ from: 3, to: 3, upstream: ALARMS }]);
-      assert.deepEqual(journal.backlogOf(ALARMS), { rows: 1, payloadBytes: 16, ackedThrough: 0, oldestTimeMs: 1_700_000_001_001 });
+      assert.deepEqual(journal.backlogOf(ALARMS), {
+        rows: 1,
+        payloadBytes: 16,
+        ackedThrough: 0,
+        oldestTimeMs: 1_700_000_001_001,
+      });
       journal.commit([], [{ from: 1, to: 1, upstream: ALARMS }]);
       assert.equal(journal.stats().rows, 0);
       assert.equal(journal.ackedThrough, 4);
@@ -89,7 +108,10 @@ describe('journal with several upstreams', function () {
       assert.equal(journal.backlogOf(BULK).rows, 4);
       // 4 x 16 bytes held over a 40-byte limit: the next commit drops the oldest rows, down to 95% of it.
       journal.commit([record('pump-1', 5)]);
-      assert.deepEqual(journal.gaps(BULK).map((g) => [g.from, g.to, g.reason]), [[1, 3, 'journal-full']]);
+      assert.deepEqual(
+        journal.gaps(BULK).map((g) => [g.from, g.to, g.reason]),
+        [[1, 3, 'journal-full']],
+      );
       assert.deepEqual(journal.gaps(ALARMS), [], 'the alarms upstream had acked those rows: no gap for it');
       assert.equal(journal.backlogOf(BULK).rows, 2);
     } finally {
@@ -102,7 +124,10 @@ describe('journal with several upstreams', function () {
     journal.commit([alarm(1), record('pump-1', 2)]);
     journal.commit([], [{ from: 1, to: 2, upstream: BULK }]);
     journal.close();
-    assert.throws(() => new SqliteJournal({ dir: dir.path, durability: 'process', upstreams: ['bulk'] }), /forget-upstreams: .* holds 1 rows that upstream "alarms" has not acknowledged/);
+    assert.throws(
+      () => new SqliteJournal({ dir: dir.path, durability: 'process', upstreams: ['bulk'] }),
+      /forget-upstreams: .* holds 1 rows that upstream "alarms" has not acknowledged/,
+    );
     journal = new SqliteJournal({ dir: dir.path, durability: 'process', upstreams: ['bulk'], forgetUpstreams: ['alarms'] });
     try {
       assert.equal(journal.stats().rows, 0, 'the alarm row was only waiting for the forgotten upstream');
@@ -116,7 +141,10 @@ describe('journal with several upstreams', function () {
     journal = new SqliteJournal({ dir: dir.path, durability: 'process', upstreams: ['other'] });
     try {
       journal.commit([record('pump-1', 4)]);
-      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, 0).map((r) => r.seq), [4]);
+      assert.deepEqual(
+        journal.readAfter(0, 10, 1 << 20, undefined, 0).map((r) => r.seq),
+        [4],
+      );
     } finally {
       journal.close();
     }
@@ -132,7 +160,7 @@ describe('journal with several upstreams', function () {
     db.close();
     journal = open(['main', 'backup']);
     try {
-      assert.equal(journal.backlogOf(0).rows, 2, 'the first configured upstream took the unnamed one\'s rows');
+      assert.equal(journal.backlogOf(0).rows, 2, "the first configured upstream took the unnamed one's rows");
       assert.equal(journal.backlogOf(1).rows, 0);
       journal.commit([], [{ from: 1, to: 2, upstream: 0 }]);
       assert.equal(journal.stats().rows, 0);
@@ -141,7 +169,7 @@ describe('journal with several upstreams', function () {
     }
   });
 
-  it('upstreams - each upstream\'s tail cache holds only its records and reads the rest through its own view', () => {
+  it("upstreams - each upstream's tail cache holds only its records and reads the rest through its own view", () => {
     const journal = open();
     try {
       const result = journal.commit([alarm(1), record('pump-1', 2), alarm(3)]);
@@ -158,10 +186,17 @@ describe('journal with several upstreams', function () {
       const tail = new TailCache(view, 1 << 20, ALARMS);
       tail.add(result.firstSeq, result.stored, result.routes);
       assert.equal(tail.stats().cachedRecords, 2);
-      assert.deepEqual(tail.readAfter(0, 10, 1 << 20).map((r) => r.seq), [1, 3]);
+      assert.deepEqual(
+        tail.readAfter(0, 10, 1 << 20).map((r) => r.seq),
+        [1, 3],
+      );
       assert.equal(tail.stats().hits, 1);
       tail.clear();
-      assert.deepEqual(tail.readAfter(0, 10, 1 << 20).map((r) => r.seq), [1, 3], 'from the journal, filtered the same way');
+      assert.deepEqual(
+        tail.readAfter(0, 10, 1 << 20).map((r) => r.seq),
+        [1, 3],
+        'from the journal, filtered the same way',
+      );
     } finally {
       journal.close();
     }
@@ -185,7 +220,10 @@ describe('journal with several upstreams', function () {
       done();
       assert.deepEqual(replayed.routes, [0b10], 'to bulk, which refused it, not to alarms, which has it');
       assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, ALARMS), []);
-      assert.deepEqual(journal.readAfter(0, 10, 1 << 20, undefined, BULK).map((r) => r.seq), [2]);
+      assert.deepEqual(
+        journal.readAfter(0, 10, 1 << 20, undefined, BULK).map((r) => r.seq),
+        [2],
+      );
       assert.equal(letters.list().length, 0);
 
       // Refused by both: both get the replay; a name no longer configured is routed as usual.

@@ -71,9 +71,18 @@ export function journalContract(name: string, open: (dir: string, options?: Open
 
     it('journal - readAfter stops at maxRecords and maxBytes but always returns one row', () => {
       journal.commit(Array.from({ length: 10 }, (_, i) => record('a', i, 100)));
-      assert.deepEqual(journal.readAfter(2, 3, 1 << 20).map((r) => r.seq), [3, 4, 5]);
-      assert.deepEqual(journal.readAfter(0, 100, 250).map((r) => r.seq), [1, 2]);
-      assert.deepEqual(journal.readAfter(4, 100, 10).map((r) => r.seq), [5]);
+      assert.deepEqual(
+        journal.readAfter(2, 3, 1 << 20).map((r) => r.seq),
+        [3, 4, 5],
+      );
+      assert.deepEqual(
+        journal.readAfter(0, 100, 250).map((r) => r.seq),
+        [1, 2],
+      );
+      assert.deepEqual(
+        journal.readAfter(4, 100, 10).map((r) => r.seq),
+        [5],
+      );
       assert.deepEqual(journal.readAfter(10, 100, 1 << 20), []);
     });
 
@@ -126,13 +135,20 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       assert.deepEqual(journal.gaps(), []);
       const result = journal.commit(Array.from({ length: 5 }, (_, i) => record('a', i + 9, 100)));
       // 1200 bytes held: dropping to 95% of 1000 takes rows 1, 3 and 4 (row 2 was released before).
-      assert.deepEqual(result.gaps.map(({ timeMs, ...g }) => g), [{ from: 1, to: 4, reason: 'journal-full', count: 3 }]);
+      assert.deepEqual(
+        result.gaps.map(({ timeMs, ...g }) => g),
+        [{ from: 1, to: 4, reason: 'journal-full', count: 3 }],
+      );
       assert.deepEqual(held(), [5, 6, 7, 8, 9, 10, 11, 12, 13]);
       assert.equal(journal.stats().payloadBytes, 900);
       assert.equal(journal.stats().dropped['journal-full'], 3);
       assert.equal(journal.ackedThrough, 4, 'dropped rows are gone: the low-water mark passes them');
       reopen({ limits: { maxBytes: 1000, maxAgeMs: 0, policy: 'drop-oldest' } });
-      assert.deepEqual(journal.gaps().map(({ timeMs, ...g }) => g), [{ from: 1, to: 4, reason: 'journal-full', count: 3 }], 'gaps survive a restart');
+      assert.deepEqual(
+        journal.gaps().map(({ timeMs, ...g }) => g),
+        [{ from: 1, to: 4, reason: 'journal-full', count: 3 }],
+        'gaps survive a restart',
+      );
       journal.commit([], [range(1, 4)]);
       assert.deepEqual(journal.gaps(), [], 'releasing the range of a gap (the backend took note of it) forgets it');
     });
@@ -143,7 +159,7 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       journal.commit(Array.from({ length: 7 }, (_, i) => record('a', i + 1, 100)));
       assert.equal(journal.room, 300);
       journal.commit(Array.from({ length: 5 }, (_, i) => record('a', i + 8, 100)));
-      assert.equal(journal.room, 0, 'a commit past the limit is the appender\'s to refuse (group commit does)');
+      assert.equal(journal.room, 0, "a commit past the limit is the appender's to refuse (group commit does)");
       assert.deepEqual(journal.gaps(), []);
       assert.equal(held().length, 12);
       journal.commit([], [range(1, 5)]);
@@ -157,7 +173,10 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       journal.commit([1, 2, 3].map((n) => record('a', n)));
       now += 60_002; // rows 1 and 2 are now older than 60 s, row 3 is exactly 60 s old
       journal.commit([{ ...record('a', 4), gatewayTimeMs: now }]);
-      assert.deepEqual(journal.gaps().map(({ timeMs, ...g }) => g), [{ from: 1, to: 2, reason: 'too-old', count: 2 }]);
+      assert.deepEqual(
+        journal.gaps().map(({ timeMs, ...g }) => g),
+        [{ from: 1, to: 2, reason: 'too-old', count: 2 }],
+      );
       assert.deepEqual(held(), [3, 4]);
     });
 
@@ -176,7 +195,10 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       reopen();
       const stats = journal.stats();
       assert.deepEqual([stats.rows, stats.payloadBytes, stats.lastSeq, stats.ackedThrough], [3, 21, 4, 1]);
-      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.deviceId), ['d1', 'd2', 'd3']);
+      assert.deepEqual(
+        journal.readAfter(0, 100, 1 << 20).map((r) => r.deviceId),
+        ['d1', 'd2', 'd3'],
+      );
     });
 
     it('journal - a commit that fails changes nothing', () => {
@@ -186,11 +208,18 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       assert.equal(journal.lastSeq, 1);
       assert.equal(journal.ackedThrough, 0);
       assert.equal(journal.stats().rows, 1);
-      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => r.seq), [1]);
+      assert.deepEqual(
+        journal.readAfter(0, 100, 1 << 20).map((r) => r.seq),
+        [1],
+      );
       assert.deepEqual(seqs(journal.commit([record('a', 3)])), [2, 2]);
     });
 
-    const sdk = (deviceId: string, epoch: string, deviceSeq: number) => ({ ...record(deviceId, deviceSeq), deviceEpoch: epoch, deviceSeq });
+    const sdk = (deviceId: string, epoch: string, deviceSeq: number) => ({
+      ...record(deviceId, deviceSeq),
+      deviceEpoch: epoch,
+      deviceSeq,
+    });
 
     it('journal - a device-SDK resend (same device, epoch and seq) is stored once, in one commit or across commits and reopens', () => {
       const first = journal.commit([sdk('d1', 'e1', 1), sdk('d1', 'e1', 2), sdk('d1', 'e1', 2), sdk('d2', 'e9', 1)]);
@@ -200,7 +229,10 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       reopen();
       assert.equal(journal.lastDeviceSeq('d1', 'e1'), 3);
       assert.equal(journal.commit([sdk('d1', 'e1', 3)]).duplicates, 1);
-      assert.deepEqual(journal.readAfter(0, 100, 1 << 20).map((r) => `${r.deviceId}:${r.deviceSeq}`), ['d1:1', 'd1:2', 'd2:1', 'd1:3']);
+      assert.deepEqual(
+        journal.readAfter(0, 100, 1 << 20).map((r) => `${r.deviceId}:${r.deviceSeq}`),
+        ['d1:1', 'd1:2', 'd2:1', 'd1:3'],
+      );
     });
 
     it('journal - a new epoch starts afresh; MQTT records (no device seq) are never taken for resends', () => {

@@ -21,7 +21,13 @@ interface MetricFamily {
   name: string;
   help: string;
   type: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' | 'SUMMARY' | 'UNTYPED';
-  metrics: Array<{ value?: string; labels?: Record<string, string>; buckets?: Record<string, string>; count?: string; sum?: string }>;
+  metrics: Array<{
+    value?: string;
+    labels?: Record<string, string>;
+    buckets?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }>;
 }
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => MetricFamily[];
 
@@ -57,9 +63,22 @@ function gatewayStats(): GatewayStats {
     },
     upstreams: [
       upstream('primary'),
-      upstream('archive', { state: ConnectivityState.TRANSIENT_FAILURE, batchesInFlight: 0, pendingRows: 4321, pendingBytes: 1_250_000, oldestPendingAgeMs: 95_000, lastError: 'connect ECONNREFUSED 10.0.9.9:50051' }),
+      upstream('archive', {
+        state: ConnectivityState.TRANSIENT_FAILURE,
+        batchesInFlight: 0,
+        pendingRows: 4321,
+        pendingBytes: 1_250_000,
+        oldestPendingAgeMs: 95_000,
+        lastError: 'connect ECONNREFUSED 10.0.9.9:50051',
+      }),
     ],
-    dataAtRisk: { ...s.dataAtRisk, inBytesPerSecond: 20_000, outBytesPerSecond: 15_000, limitBytes: 100_000_000, secondsUntilFull: 19_750 },
+    dataAtRisk: {
+      ...s.dataAtRisk,
+      inBytesPerSecond: 20_000,
+      outBytesPerSecond: 15_000,
+      limitBytes: 100_000_000,
+      secondsUntilFull: 19_750,
+    },
     ingress: {
       ...s.ingress,
       devicesConnected: 9,
@@ -72,22 +91,49 @@ function gatewayStats(): GatewayStats {
       disconnects: { ...s.ingress.disconnects, 'token-expired': 1 },
       clientErrors: 3,
     },
-    deviceLink: { ...s.deviceLink!, devicesConnected: 3, messages: 1000, bytes: 100_000, refusals: { ...s.deviceLink!.refusals, 'seq-not-increasing': 1 } },
+    deviceLink: {
+      ...s.deviceLink!,
+      devicesConnected: 3,
+      messages: 1000,
+      bytes: 100_000,
+      refusals: { ...s.deviceLink!.refusals, 'seq-not-increasing': 1 },
+    },
     commands: { received: 10, delivered: 8, succeeded: 6, failed: 1, expired: 1, rejected: 0, unknownResults: 0, stored: 2 },
   };
 }
 
 describe('admin - data at risk', function () {
   this.timeout(5000);
-  const limits = (maxBytes: number, policy: JournalLimits['policy'] = 'drop-oldest'): JournalLimits => ({ maxBytes, maxAgeMs: 0, policy });
-  const at = (nowMs: number, appendedBytes: number, freedBytes: number, payloadBytes = appendedBytes - freedBytes): DataAtRiskSample => ({
-    nowMs, rows: Math.ceil(payloadBytes / 100), payloadBytes, oldestTimeMs: payloadBytes > 0 ? 0 : null, appendedBytes, freedBytes,
+  const limits = (maxBytes: number, policy: JournalLimits['policy'] = 'drop-oldest'): JournalLimits => ({
+    maxBytes,
+    maxAgeMs: 0,
+    policy,
+  });
+  const at = (
+    nowMs: number,
+    appendedBytes: number,
+    freedBytes: number,
+    payloadBytes = appendedBytes - freedBytes,
+  ): DataAtRiskSample => ({
+    nowMs,
+    rows: Math.ceil(payloadBytes / 100),
+    payloadBytes,
+    oldestTimeMs: payloadBytes > 0 ? 0 : null,
+    appendedBytes,
+    freedBytes,
   });
 
   it('data at risk - an empty journal without a limit: nothing at risk, never full', () => {
     const risk = new DataAtRiskTracker(limits(0)).observe(at(1000, 0, 0));
     assert.deepEqual(risk, {
-      unackedBytes: 0, unackedRows: 0, oldestUnackedAgeMs: null, inBytesPerSecond: 0, outBytesPerSecond: 0, limitBytes: null, secondsUntilFull: null, whenFull: 'drop-oldest',
+      unackedBytes: 0,
+      unackedRows: 0,
+      oldestUnackedAgeMs: null,
+      inBytesPerSecond: 0,
+      outBytesPerSecond: 0,
+      limitBytes: null,
+      secondsUntilFull: null,
+      whenFull: 'drop-oldest',
     });
   });
 
@@ -170,17 +216,38 @@ describe('admin - /metrics', function () {
       assert.ok(f.help.length > 10, `${f.name} has a real HELP`);
       assert.equal(f.name.endsWith('_total'), f.type === 'COUNTER', `${f.name} is a ${f.type}`);
     }
-    const types = (type: MetricFamily['type'], names: string[]) => names.forEach((n) => assert.equal(byName.get(n)?.type, type, n));
+    const types = (type: MetricFamily['type'], names: string[]) =>
+      names.forEach((n) => assert.equal(byName.get(n)?.type, type, n));
     types('COUNTER', [
-      'fleetgate_ingress_messages_total', 'fleetgate_ingress_bytes_total', 'fleetgate_ingress_refusals_total', 'fleetgate_journal_commits_total',
-      'fleetgate_journal_dropped_total', 'fleetgate_upstream_acks_total', 'fleetgate_upstream_records_sent_total', 'fleetgate_upstream_records_resent_total',
-      'fleetgate_upstream_gaps_sent_total', 'fleetgate_commands_total', 'fleetgate_journal_appended_bytes_total', 'fleetgate_journal_freed_bytes_total',
+      'fleetgate_ingress_messages_total',
+      'fleetgate_ingress_bytes_total',
+      'fleetgate_ingress_refusals_total',
+      'fleetgate_journal_commits_total',
+      'fleetgate_journal_dropped_total',
+      'fleetgate_upstream_acks_total',
+      'fleetgate_upstream_records_sent_total',
+      'fleetgate_upstream_records_resent_total',
+      'fleetgate_upstream_gaps_sent_total',
+      'fleetgate_commands_total',
+      'fleetgate_journal_appended_bytes_total',
+      'fleetgate_journal_freed_bytes_total',
     ]);
     types('GAUGE', [
-      'fleetgate_journal_rows', 'fleetgate_journal_payload_bytes', 'fleetgate_journal_file_bytes', 'fleetgate_journal_oldest_unacked_age_seconds',
-      'fleetgate_journal_last_commit_seconds', 'fleetgate_upstream_up', 'fleetgate_upstream_state', 'fleetgate_upstream_batches_in_flight',
-      'fleetgate_upstream_pending_rows', 'fleetgate_upstream_pending_bytes', 'fleetgate_devices_online', 'fleetgate_data_at_risk_bytes',
-      'fleetgate_data_at_risk_oldest_age_seconds', 'fleetgate_journal_seconds_until_full', 'fleetgate_journal_limit_bytes',
+      'fleetgate_journal_rows',
+      'fleetgate_journal_payload_bytes',
+      'fleetgate_journal_file_bytes',
+      'fleetgate_journal_oldest_unacked_age_seconds',
+      'fleetgate_journal_last_commit_seconds',
+      'fleetgate_upstream_up',
+      'fleetgate_upstream_state',
+      'fleetgate_upstream_batches_in_flight',
+      'fleetgate_upstream_pending_rows',
+      'fleetgate_upstream_pending_bytes',
+      'fleetgate_devices_online',
+      'fleetgate_data_at_risk_bytes',
+      'fleetgate_data_at_risk_oldest_age_seconds',
+      'fleetgate_journal_seconds_until_full',
+      'fleetgate_journal_limit_bytes',
     ]);
 
     // Commit durations: the journal thread's buckets, exported as a cumulative histogram in seconds.
@@ -198,7 +265,11 @@ describe('admin - /metrics', function () {
     assert.equal(v('fleetgate_ingress_bytes_total', { protocol: 'grpc' }), 100_000);
     assert.equal(v('fleetgate_ingress_refusals_total', { protocol: 'mqtt', reason: 'token-expired' }), 2);
     assert.equal(v('fleetgate_ingress_refusals_total', { protocol: 'grpc', reason: 'seq-not-increasing' }), 1);
-    assert.equal(byName.get('fleetgate_ingress_refusals_total')!.metrics.length, REFUSAL_REASONS.length + DEVICE_LINK_REFUSALS.length, 'every reason, zeros included');
+    assert.equal(
+      byName.get('fleetgate_ingress_refusals_total')!.metrics.length,
+      REFUSAL_REASONS.length + DEVICE_LINK_REFUSALS.length,
+      'every reason, zeros included',
+    );
     assert.equal(v('fleetgate_devices_online', { protocol: 'mqtt' }), 9);
     assert.equal(v('fleetgate_devices_online', { protocol: 'grpc' }), 3);
     assert.equal(v('fleetgate_journal_rows'), 4321);
@@ -242,7 +313,11 @@ describe('admin - /metrics', function () {
     assert.equal(sample(families, 'fleetgate_journal_dropped_total', { reason: 'too-old' }), 4);
     assert.equal(sample(families, 'fleetgate_ingress_messages_total', { protocol: 'grpc' }), 1000, 'unchanged');
     families = await scrape();
-    assert.equal(sample(families, 'fleetgate_ingress_messages_total', { protocol: 'mqtt' }), 4005, 'a scrape with no traffic adds nothing');
+    assert.equal(
+      sample(families, 'fleetgate_ingress_messages_total', { protocol: 'mqtt' }),
+      4005,
+      'a scrape with no traffic adds nothing',
+    );
     current.ingress.messages = 10;
     families = await scrape();
     assert.equal(sample(families, 'fleetgate_ingress_messages_total', { protocol: 'mqtt' }), 10);
@@ -262,8 +337,14 @@ describe('admin - /metrics', function () {
     assert.deepEqual(samples('fleetgate_data_at_risk_oldest_age_seconds'), []);
     assert.deepEqual(samples('fleetgate_journal_seconds_until_full'), []);
     assert.deepEqual(samples('fleetgate_journal_limit_bytes'), []);
-    assert.deepEqual(samples('fleetgate_upstream_oldest_pending_age_seconds').map((m) => m.labels), [{ upstream: 'primary' }]);
-    assert.deepEqual(samples('fleetgate_devices_online').map((m) => m.labels), [{ protocol: 'mqtt' }]);
+    assert.deepEqual(
+      samples('fleetgate_upstream_oldest_pending_age_seconds').map((m) => m.labels),
+      [{ upstream: 'primary' }],
+    );
+    assert.deepEqual(
+      samples('fleetgate_devices_online').map((m) => m.labels),
+      [{ protocol: 'mqtt' }],
+    );
 
     current = gatewayStats();
     current.dataAtRisk.secondsUntilFull = 12;
@@ -277,8 +358,15 @@ describe('admin - /metrics', function () {
   it('metrics - process metrics (RSS, CPU, event loop lag) carry the prefix too', async () => {
     const withProcess = new GatewayMetrics({ stats: async () => gatewayStats() });
     const families = parsePrometheus(await withProcess.render());
-    for (const name of ['fleetgate_process_resident_memory_bytes', 'fleetgate_process_cpu_seconds_total', 'fleetgate_nodejs_eventloop_lag_seconds']) {
-      assert.ok(families.some((f) => f.name === name), name);
+    for (const name of [
+      'fleetgate_process_resident_memory_bytes',
+      'fleetgate_process_cpu_seconds_total',
+      'fleetgate_nodejs_eventloop_lag_seconds',
+    ]) {
+      assert.ok(
+        families.some((f) => f.name === name),
+        name,
+      );
     }
     assert.ok(families.every((f) => f.name.startsWith('fleetgate_')));
   });
@@ -330,7 +418,10 @@ describe('admin - routes', function () {
     assert.equal(status, 200);
     assert.equal(body.ready, true);
     assert.equal(body.status, 'degraded');
-    assert.deepEqual(Object.values(body.checks).map((c) => c.ok), [true, true, true]);
+    assert.deepEqual(
+      Object.values(body.checks).map((c) => c.ok),
+      [true, true, true],
+    );
     assert.equal(body.upstreams['primary']!.ok, true);
     assert.equal(body.upstreams['archive']!.ok, false);
     assert.equal(body.upstreams['archive']!.state, 'transient_failure');

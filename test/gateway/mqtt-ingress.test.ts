@@ -24,7 +24,13 @@ describe('mqtt ingress', function () {
   });
 
   const connect = async (clientId: string, options: Partial<IClientOptions> = {}) => {
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: stack.gateway.mqttAddress.port, clientId, reconnectPeriod: 0, ...options });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: stack.gateway.mqttAddress.port,
+      clientId,
+      reconnectPeriod: 0,
+      ...options,
+    });
     clients.push(client);
     return client;
   };
@@ -39,14 +45,17 @@ describe('mqtt ingress', function () {
     assert.equal(acked, false, 'no PUBACK for a refused publish');
   };
 
-  it('ingress - a publish on another device\'s topic closes that connection, is counted, and disturbs no one else', async () => {
+  it("ingress - a publish on another device's topic closes that connection, is counted, and disturbs no one else", async () => {
     const intruder = await connect('dev-a');
     const bystander = await connect('dev-b');
     await expectClosedBy(intruder, 'devices/dev-b/telemetry', 'spoofed');
     await bystander.publishAsync('devices/dev-b/telemetry', 'genuine', { qos: 1 });
     assert.equal((await refusals())['publish-denied'], 1);
     await waitUntil('the genuine message at the cloud', async () => (await stack.cloud.stats()).records === 1);
-    assert.deepEqual(readCloud(`${dir.path}/cloud`).map((r) => [r.deviceId, Buffer.from(r.payload, 'base64').toString()]), [['dev-b', 'genuine']]);
+    assert.deepEqual(
+      readCloud(`${dir.path}/cloud`).map((r) => [r.deviceId, Buffer.from(r.payload, 'base64').toString()]),
+      [['dev-b', 'genuine']],
+    );
   });
 
   it('ingress - topics outside devices/ are refused the same way', async () => {
@@ -65,7 +74,16 @@ describe('mqtt ingress', function () {
   it('ingress - a packet announcing more than the limit is refused at its header, its body never buffered', async () => {
     const socket = connectSocket(stack.gateway.mqttAddress.port);
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'dev-a', clean: true, keepalive: 60 }));
+    socket.write(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clientId: 'dev-a',
+        clean: true,
+        keepalive: 60,
+      }),
+    );
     // A PUBLISH whose fixed header announces 100 MiB; the body never comes.
     socket.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x32]));
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -78,7 +96,7 @@ describe('mqtt ingress', function () {
     assert.equal((await refusals())['invalid-stream'], 1);
   });
 
-  it('ingress - a subscription outside the device\'s own space gets SUBACK 0x80; its own is granted', async () => {
+  it("ingress - a subscription outside the device's own space gets SUBACK 0x80; its own is granted", async () => {
     const client = await connect('dev-a');
     // mqtt.js rejects a subscribe with any 0x80 in its SUBACK; the SUBACK itself comes with the error.
     const suback = await client.subscribeAsync(['devices/dev-a/commands/#', 'devices/+/telemetry', '#'], { qos: 1 }).then(
@@ -104,10 +122,12 @@ describe('mqtt ingress', function () {
     assert.equal(client.connected, true);
   });
 
-  it('ingress - a device\'s own non-telemetry topics are plain MQTT: delivered, not journaled', async () => {
+  it("ingress - a device's own non-telemetry topics are plain MQTT: delivered, not journaled", async () => {
     const client = await connect('dev-a');
     await client.subscribeAsync('devices/dev-a/echo', { qos: 1 });
-    const received = new Promise<[string, Buffer]>((resolve) => client.once('message', (topic, payload) => resolve([topic, payload])));
+    const received = new Promise<[string, Buffer]>((resolve) =>
+      client.once('message', (topic, payload) => resolve([topic, payload])),
+    );
     await client.publishAsync('devices/dev-a/echo', 'ping', { qos: 1 });
     const [topic, payload] = await received;
     assert.deepEqual([topic, payload.toString()], ['devices/dev-a/echo', 'ping']);
@@ -123,7 +143,13 @@ describe('mqtt ingress', function () {
     await client.publishAsync('devices/dev-a/telemetry', 't1', { qos: 1 });
     await waitUntil('both at the cloud', async () => (await stack.cloud.stats()).records === 2);
     const records = readCloud(`${dir.path}/cloud`);
-    assert.deepEqual(records.map((r) => [r.stream, Buffer.from(r.payload, 'base64').toString()]), [['vibration', 'v1'], ['', 't1']]);
+    assert.deepEqual(
+      records.map((r) => [r.stream, Buffer.from(r.payload, 'base64').toString()]),
+      [
+        ['vibration', 'v1'],
+        ['', 't1'],
+      ],
+    );
     assert.ok(records.every((r) => r.gatewayTime > 0 && r.deviceId === 'dev-a'));
     const { ingress } = await stack.gateway.stats();
     assert.deepEqual([ingress.qos0, ingress.qos1, ingress.messages], [1, 1, 2]);
@@ -138,13 +164,20 @@ describe('mqtt ingress', function () {
         client.publishAsync('devices/dev-a/telemetry', `dev-a:${n}`, { qos: 1 }).then(() => void order.push(n)),
       ),
     );
-    assert.deepEqual(order, Array.from({ length: 5000 }, (_, n) => n), 'PUBACKs in publish order [MQTT-4.6.0-2]');
+    assert.deepEqual(
+      order,
+      Array.from({ length: 5000 }, (_, n) => n),
+      'PUBACKs in publish order [MQTT-4.6.0-2]',
+    );
     const { ingress, journal } = await stack.gateway.stats();
     assert.ok(ingress.heldForBackpressure > 0, 'the flood was held back at least once');
     assert.ok(journal.lastSeq === 5000, 'every acknowledged message is in the journal');
     await waitUntil('all at the cloud', async () => (await stack.cloud.stats()).records === 5000);
     const payloads = readCloud(`${dir.path}/cloud`).map((r) => Buffer.from(r.payload, 'base64').toString());
-    assert.deepEqual(payloads, Array.from({ length: 5000 }, (_, n) => `dev-a:${n}`));
+    assert.deepEqual(
+      payloads,
+      Array.from({ length: 5000 }, (_, n) => `dev-a:${n}`),
+    );
   });
 
   it('ingress - QoS 2 telemetry is journaled once and completes its PUBREC/PUBREL/PUBCOMP exchange', async () => {

@@ -7,7 +7,11 @@ import { record } from './journal.contract.ts';
 describe('packed records', function () {
   it('packed records - cross a thread boundary intact, payloads transferred rather than copied', async () => {
     const packer = new RecordPacker(16);
-    const records = [record('device-a', 1, 0), record('device-b', 2, 40), { ...record('c', 3, 5), payload: Buffer.from('0123456789').subarray(3, 7) }];
+    const records = [
+      record('device-a', 1, 0),
+      record('device-b', 2, 40),
+      { ...record('c', 3, 5), payload: Buffer.from('0123456789').subarray(3, 7) },
+    ];
     for (const r of records) packer.add(r);
     assert.equal(packer.count, 3);
     const packed = packer.take();
@@ -29,7 +33,7 @@ describe('packed records', function () {
     for (let i = 0; i < 50; i++) packer.add(record('d', i, 100));
     const packed = packer.take();
     assert.ok(packed.payloads.byteLength >= 5000);
-    assert.notEqual(packed.payloads, Buffer.alloc(1).buffer, 'not Node\'s shared pool');
+    assert.notEqual(packed.payloads, Buffer.alloc(1).buffer, "not Node's shared pool");
     assert.equal(unpackRecords(packed).length, 50);
   });
 });

@@ -59,19 +59,26 @@ class FakeAdmin {
 
 /** What the gateway's /readyz answers (admin/readiness.ts): ready or degraded (an upstream down), or unready. */
 function readyzBody(status: 'ready' | 'degraded' | 'unready') {
-  const journal = status === 'unready' ? { ok: false, reason: 'the disk refuses journal writes: appends are refused' } : { ok: true, reason: 'open, 4321 rows' };
+  const journal =
+    status === 'unready'
+      ? { ok: false, reason: 'the disk refuses journal writes: appends are refused' }
+      : { ok: true, reason: 'open, 4321 rows' };
   return {
     ready: status !== 'unready',
     status,
     checks: { process: { ok: true, reason: 'running' }, journal, listeners: { ok: true, reason: 'mqtt 0.0.0.0:1883' } },
     upstreams: {
       primary: { ok: true, state: 'ready', reason: 'streaming to 10.0.0.5:50051' },
-      archive: status === 'ready' ? { ok: true, state: 'ready', reason: 'streaming to 10.0.9.9:50051' } : { ok: false, state: 'transient_failure', reason: '4321 rows wait in the journal' },
+      archive:
+        status === 'ready'
+          ? { ok: true, state: 'ready', reason: 'streaming to 10.0.9.9:50051' }
+          : { ok: false, state: 'transient_failure', reason: '4321 rows wait in the journal' },
     },
   };
 }
 
-const text = (page: BrowserPage, selector: string) => page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)}).textContent.trim()`);
+const text = (page: BrowserPage, selector: string) =>
+  page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)}).textContent.trim()`);
 const polls = (page: BrowserPage) => page.evaluate<number>('Number(document.body.dataset.polls || 0)');
 /** Waits until the page has shown `n` more answers than now. */
 async function nextPolls(page: BrowserPage, n = 1): Promise<void> {
@@ -79,7 +86,9 @@ async function nextPolls(page: BrowserPage, n = 1): Promise<void> {
   await page.waitForFunction(`Number(document.body.dataset.polls || 0) >= ${target}`);
 }
 async function waitText(page: BrowserPage, selector: string, expected: string): Promise<void> {
-  await page.waitForFunction(`(document.querySelector(${JSON.stringify(selector)}) || {}).textContent === ${JSON.stringify(expected)}`);
+  await page.waitForFunction(
+    `(document.querySelector(${JSON.stringify(selector)}) || {}).textContent === ${JSON.stringify(expected)}`,
+  );
 }
 
 describe('status page', function () {
@@ -123,7 +132,9 @@ describe('status page', function () {
     assert.equal(await text(page, '#risk-full'), '2 d 7 h');
     assert.match(await text(page, '#risk-when'), /drop-oldest.*oldest records are dropped/);
     assert.equal(await text(page, '#ready'), 'ready, degraded');
-    const checks = await page.evaluate<string[]>(`[...document.querySelectorAll('#checks li')].map((li) => li.className + ' ' + li.textContent)`);
+    const checks = await page.evaluate<string[]>(
+      `[...document.querySelectorAll('#checks li')].map((li) => li.className + ' ' + li.textContent)`,
+    );
     assert.deepEqual(checks, [
       'ok ✓ process: running',
       'ok ✓ journal: open, 4321 rows',
@@ -154,7 +165,9 @@ describe('status page', function () {
     assert.match(cards[1]!.text, /4,321 rows, 1\.3 MB/);
     assert.match(cards[1]!.text, /10\.0\.9\.9:50051/);
     // Their colours differ: green for ready, red for failing.
-    const colours = await page.evaluate<string[]>(`[...document.querySelectorAll('#upstreams .upstream-state')].map((p) => getComputedStyle(p).color)`);
+    const colours = await page.evaluate<string[]>(
+      `[...document.querySelectorAll('#upstreams .upstream-state')].map((p) => getComputedStyle(p).color)`,
+    );
     assert.notEqual(colours[0], colours[1]);
 
     assert.deepEqual(page.problems(), []);
@@ -170,22 +183,38 @@ describe('status page', function () {
     let n = 0;
     admin.answer = () => {
       n++;
-      return { ...base, ingress: { ...base.ingress, messages: base.ingress.messages + n * 1000 }, journal: { ...base.journal, committedRows: base.journal.committedRows + n * 500 } };
+      return {
+        ...base,
+        ingress: { ...base.ingress, messages: base.ingress.messages + n * 1000 },
+        journal: { ...base.journal, committedRows: base.journal.committedRows + n * 500 },
+      };
     };
-    await page.waitForFunction(`/^[0-9,.]+$/.test(document.getElementById('rate-in').textContent) && Number(document.getElementById('rate-in').textContent.replace(/,/g, '')) > 0`);
+    await page.waitForFunction(
+      `/^[0-9,.]+$/.test(document.getElementById('rate-in').textContent) && Number(document.getElementById('rate-in').textContent.replace(/,/g, '')) > 0`,
+    );
     const rateOut = Number((await text(page, '#rate-out')).replace(/,/g, ''));
     assert.ok(rateOut > 0, `records acked per second: ${rateOut}`);
 
     // The archive upstream recovers and drains; a device connects; the journal empties.
     const next = gatewayStats();
-    next.upstreams[1] = upstream('archive', { state: ConnectivityState.READY, connectedTo: '10.0.9.10:50051', pendingRows: 0, pendingBytes: 0, oldestPendingAgeMs: null });
+    next.upstreams[1] = upstream('archive', {
+      state: ConnectivityState.READY,
+      connectedTo: '10.0.9.10:50051',
+      pendingRows: 0,
+      pendingBytes: 0,
+      oldestPendingAgeMs: null,
+    });
     next.ingress.devicesConnected = 11;
     next.journal.rows = 0;
     next.journal.oldestUnackedAgeMs = null;
     admin.answer = () => next;
     await waitText(page, '#dev-mqtt', '11');
     await page.waitForFunction(`document.querySelectorAll('#upstreams .upstream[data-state="ready"]').length === 2`);
-    assert.equal(await page.evaluate<number>(`document.querySelectorAll('.upstream-error').length`), 0, 'the cleared error is gone');
+    assert.equal(
+      await page.evaluate<number>(`document.querySelectorAll('.upstream-error').length`),
+      0,
+      'the cleared error is gone',
+    );
     assert.match(await text(page, '#upstreams'), /10\.0\.9\.10:50051/);
     assert.equal(await text(page, '#j-rows'), '0');
     assert.equal(await text(page, '#j-oldest'), 'none');
@@ -227,7 +256,11 @@ describe('status page', function () {
 
   it('status page - shows names and errors with markup in them as text', async () => {
     admin.stats.gatewayId = HOSTILE;
-    admin.stats.upstreams[0] = upstream(HOSTILE, { state: ConnectivityState.TRANSIENT_FAILURE, lastError: HOSTILE, connectedTo: HOSTILE });
+    admin.stats.upstreams[0] = upstream(HOSTILE, {
+      state: ConnectivityState.TRANSIENT_FAILURE,
+      lastError: HOSTILE,
+      connectedTo: HOSTILE,
+    });
     admin.readyz = { status: 503, body: { status: HOSTILE, checks: { [HOSTILE]: { ok: false, detail: HOSTILE } } } };
     const page = await open();
     assert.equal(await text(page, '#gw-id'), HOSTILE);
@@ -237,12 +270,18 @@ describe('status page', function () {
     assert.equal(await page.evaluate<number>(`document.querySelectorAll('img').length`), 0, 'no element was made of the text');
     assert.deepEqual(page.dialogs, []);
     assert.ok(!page.requests.some((u) => new URL(u).pathname === '/x'), 'nothing loaded from the text');
-    assert.deepEqual(page.problems().filter((p) => !/status of 503/.test(p)), []);
+    assert.deepEqual(
+      page.problems().filter((p) => !/status of 503/.test(p)),
+      [],
+    );
   });
 
   it('status page - fits a 375 px phone without scrolling sideways, even with long names and errors', async () => {
     const long = 'x'.repeat(180);
-    admin.stats.upstreams[0] = upstream(`upstream-${long}`, { connectedTo: `${long}.example:50051`, lastError: `14 UNAVAILABLE: ${long}` });
+    admin.stats.upstreams[0] = upstream(`upstream-${long}`, {
+      connectedTo: `${long}.example:50051`,
+      lastError: `14 UNAVAILABLE: ${long}`,
+    });
     admin.stats.gatewayId = `gw-${'y'.repeat(100)}`;
     const page = await open(375, 812);
     const overflow = await page.evaluate<{ scroll: number; width: number; wide: string[] }>(`({
@@ -254,8 +293,13 @@ describe('status page', function () {
     assert.ok(overflow.scroll <= overflow.width, `the page is ${overflow.scroll} px wide at ${overflow.width} px`);
     assert.deepEqual(overflow.wide, []);
     // Cards are one column: each as wide as the screen less the margins.
-    const widths = await page.evaluate<number[]>(`[...document.querySelectorAll('.card')].map((c) => Math.round(c.getBoundingClientRect().width))`);
-    assert.ok(widths.every((w) => w >= 300 && w <= 375), String(widths));
+    const widths = await page.evaluate<number[]>(
+      `[...document.querySelectorAll('.card')].map((c) => Math.round(c.getBoundingClientRect().width))`,
+    );
+    assert.ok(
+      widths.every((w) => w >= 300 && w <= 375),
+      String(widths),
+    );
     assert.deepEqual(page.problems(), []);
   });
 
@@ -272,7 +316,10 @@ describe('status page', function () {
     assert.equal(await text(page, '#risk-when'), 'This gateway does not report its data at risk.');
     assert.equal(await text(page, '#dev-total'), '12');
     assert.equal(admin.readyzRequests, 1, 'a 404 from /readyz is asked once');
-    assert.deepEqual(page.problems().filter((p) => !/status of 404/.test(p)), []);
+    assert.deepEqual(
+      page.problems().filter((p) => !/status of 404/.test(p)),
+      [],
+    );
   });
 
   it('status page - served by a real gateway, it follows a device publishing', async () => {
@@ -287,7 +334,9 @@ describe('status page', function () {
       await waitText(page, '#gw-id', 'gw-test');
       await waitText(page, '#dev-mqtt', '1');
       await waitText(page, '#total-in', '20');
-      await page.waitForFunction(`(document.querySelector('#upstreams .upstream[data-state="ready"] .upstream-name') || {}).textContent === 'default'`);
+      await page.waitForFunction(
+        `(document.querySelector('#upstreams .upstream[data-state="ready"] .upstream-name') || {}).textContent === 'default'`,
+      );
       await waitText(page, '#ready', 'ready');
       // More messages, acknowledged by the cloud-stub: the page follows, and the backlog drains to nothing.
       await device.publishUpTo(70);

@@ -4,8 +4,16 @@ import { DEVICE_ID, isOwnFilter, parseDeviceTopic } from '../../gateway/src/ingr
 describe('topics', function () {
   it('topics - telemetry on the default and on named streams', () => {
     assert.deepEqual(parseDeviceTopic('devices/d1/telemetry'), { kind: 'telemetry', deviceId: 'd1', stream: '' });
-    assert.deepEqual(parseDeviceTopic('devices/d1/telemetry/vibration'), { kind: 'telemetry', deviceId: 'd1', stream: 'vibration' });
-    assert.deepEqual(parseDeviceTopic('devices/d1/telemetry/motor/1/rpm'), { kind: 'telemetry', deviceId: 'd1', stream: 'motor/1/rpm' });
+    assert.deepEqual(parseDeviceTopic('devices/d1/telemetry/vibration'), {
+      kind: 'telemetry',
+      deviceId: 'd1',
+      stream: 'vibration',
+    });
+    assert.deepEqual(parseDeviceTopic('devices/d1/telemetry/motor/1/rpm'), {
+      kind: 'telemetry',
+      deviceId: 'd1',
+      stream: 'motor/1/rpm',
+    });
   });
 
   it('topics - other topics of a device, empty stream levels, and topics outside devices/', () => {
@@ -19,7 +27,7 @@ describe('topics', function () {
     assert.equal(parseDeviceTopic('$SYS/broker/clients'), undefined);
   });
 
-  it('topics - subscription filters must stay inside the device\'s own space', () => {
+  it("topics - subscription filters must stay inside the device's own space", () => {
     assert.ok(isOwnFilter('devices/d1/#', 'd1'));
     assert.ok(isOwnFilter('devices/d1/commands/+', 'd1'));
     assert.ok(isOwnFilter('devices/d1', 'd1'));
@@ -31,6 +39,7 @@ describe('topics', function () {
 
   it('topics - device ids are a safe alphabet of 1 to 128 characters', () => {
     for (const ok of ['d1', 'sensor-42.barn_3', 'a:b', 'x'.repeat(128)]) assert.ok(DEVICE_ID.test(ok), ok);
-    for (const bad of ['', 'a/b', 'a+b', '#', '-leading', 'x'.repeat(129), 'ünïcode', 'with space']) assert.ok(!DEVICE_ID.test(bad), bad);
+    for (const bad of ['', 'a/b', 'a+b', '#', '-leading', 'x'.repeat(129), 'ünïcode', 'with space'])
+      assert.ok(!DEVICE_ID.test(bad), bad);
   });
 });

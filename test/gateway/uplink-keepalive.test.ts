@@ -105,10 +105,17 @@ describe('uplink keepalive (grpc-core server)', function () {
       const up = await start(heartbeats, { keepaliveTimeMs: NEW_KEEPALIVE_MS, deadAfterMs: 400 });
       await staysReady(up, IDLE_MS);
       const stats = up.stats();
-      assert.deepEqual([stats.state, stats.sessions, stats.failures, backend!.streams], [ConnectivityState.READY, 1, 0, 1], stats.lastError ?? '');
+      assert.deepEqual(
+        [stats.state, stats.sessions, stats.failures, backend!.streams],
+        [ConnectivityState.READY, 1, 0, 1],
+        stats.lastError ?? '',
+      );
       if (heartbeats) {
         assert.ok(stats.heartbeatsSent >= IDLE_MS / 400, `${stats.heartbeatsSent} heartbeats sent`);
-        assert.ok(stats.heartbeatsAnswered >= stats.heartbeatsSent - 1, `${stats.heartbeatsAnswered} of ${stats.heartbeatsSent} answered`);
+        assert.ok(
+          stats.heartbeatsAnswered >= stats.heartbeatsSent - 1,
+          `${stats.heartbeatsAnswered} of ${stats.heartbeatsSent} answered`,
+        );
       } else {
         assert.equal(stats.heartbeatsSent, 0, 'no Heartbeat frames to a backend that did not ask for them');
       }
@@ -126,7 +133,10 @@ describe('uplink keepalive (grpc-core server)', function () {
     backend!.pause();
     await up.connectivity.waitFor(ConnectivityState.TRANSIENT_FAILURE);
     const detectedAfter = Date.now() - stopped;
-    assert.match(up.stats().lastError ?? '', /the backend sent nothing for \d+ ms, not even a heartbeat answer \(dead after 1000 ms\)/);
+    assert.match(
+      up.stats().lastError ?? '',
+      /the backend sent nothing for \d+ ms, not even a heartbeat answer \(dead after 1000 ms\)/,
+    );
     assert.ok(detectedAfter <= deadAfterMs + 500, `detected after ${detectedAfter} ms`);
     backend!.resume();
     await waitUntil('streaming again', () => up.state === ConnectivityState.READY, 10_000, 20);

@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import { ConnectivityState } from '@fleetgate/core';
 import { silentLogger } from '@fleetgate/common';
-import { UplinkService, type DownlinkFrame, type Gap, type Heartbeat, type Hello, type Limits, type RecordRejection, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
+import {
+  UplinkService,
+  type DownlinkFrame,
+  type Gap,
+  type Heartbeat,
+  type Hello,
+  type Limits,
+  type RecordRejection,
+  type TelemetryRecord,
+  type UplinkFrame,
+} from '@fleetgate/protos';
 import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
 import { DEFAULT_UPLINK_SETTINGS, Uplink, type UplinkSettings } from '../../gateway/src/uplink/uplink.ts';
 import { fakeTime, type FakeTime } from '../support/fake-time.ts';
@@ -23,7 +33,17 @@ class Session {
   acksSent = 0;
   constructor(readonly call: Call) {}
   welcome(limits: Partial<Limits> = {}, answersHeartbeats = false): void {
-    this.call.write({ frame: { $case: 'welcome', value: { sessionId: 's', lastCommittedSeq: 0, answersHeartbeats, limits: { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0, ...limits } } } });
+    this.call.write({
+      frame: {
+        $case: 'welcome',
+        value: {
+          sessionId: 's',
+          lastCommittedSeq: 0,
+          answersHeartbeats,
+          limits: { maxBatchRecords: 0, maxBatchBytes: 0, maxBatchesInFlight: 0, ...limits },
+        },
+      },
+    });
   }
   /** Acks batch `index` (default: the last one received) by its range, as the cloud-stub does, and gives its credit back. */
   ack(index = this.batches.length - 1, rejected: RecordRejection[] = [], credit = 1): void {
@@ -81,7 +101,9 @@ class ScriptedBackend {
 
   async start(): Promise<void> {
     this.port = await new Promise((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
     );
   }
 
@@ -163,7 +185,11 @@ describe('uplink', function () {
     assert.deepEqual(first!.records, seqs(1, 30));
     assert.equal(second!.hello?.lastAckedSeq, 10);
     assert.deepEqual(second!.records, seqs(11, 30));
-    assert.deepEqual(released, [{ from: 1, to: 10 }, { from: 11, to: 20 }, { from: 21, to: 30 }]);
+    assert.deepEqual(released, [
+      { from: 1, to: 10 },
+      { from: 11, to: 20 },
+      { from: 21, to: 30 },
+    ]);
     const stats = up.stats();
     assert.equal(stats.recordsResent, 20);
     assert.equal(stats.sessions, 2);
@@ -177,7 +203,8 @@ describe('uplink', function () {
         (s) => s.welcome(),
         (s, index) => {
           if (index === 0) s.ackRange(0, 999);
-          else if (index === 1) s.ackRange(2, 3); // not the range of any batch
+          else if (index === 1)
+            s.ackRange(2, 3); // not the range of any batch
           else s.ack();
         },
       ),
@@ -190,7 +217,12 @@ describe('uplink', function () {
 
   it('uplink - a cumulative ack (from 0) frees only what was sent without a hole', async () => {
     fill(5);
-    const up = await start(new ScriptedBackend((s) => s.welcome(), (s, index) => (index === 0 ? s.ackRange(0, 6) : s.ackRange(0, 5))));
+    const up = await start(
+      new ScriptedBackend(
+        (s) => s.welcome(),
+        (s, index) => (index === 0 ? s.ackRange(0, 6) : s.ackRange(0, 5)),
+      ),
+    );
     await waitUntil('acked by the second session', () => allReleased(5));
     assert.equal(up.stats().sessions, 2);
     assert.match(up.stats().lastError ?? '', /protocol error: ack through 6, but only 5 was sent without a hole/);
@@ -198,13 +230,19 @@ describe('uplink', function () {
 
   it('uplink - no Welcome in time: the session is given up and a new one tried', async () => {
     fill(1);
-    const up = await start(new ScriptedBackend((s, index) => index > 0 && s.welcome(), (s) => s.ack()), { welcomeTimeoutMs: 200 });
+    const up = await start(
+      new ScriptedBackend(
+        (s, index) => index > 0 && s.welcome(),
+        (s) => s.ack(),
+      ),
+      { welcomeTimeoutMs: 200 },
+    );
     await waitUntil('acked', () => allReleased(1));
     assert.match(up.stats().lastError ?? '', /no Welcome within 200 ms/);
     assert.equal(backend!.sessions[0]!.batches.length, 0, 'nothing is sent before Welcome');
   });
 
-  it('uplink - the backend\'s limits narrow the batch size, and its credit bounds the batches in flight', async () => {
+  it("uplink - the backend's limits narrow the batch size, and its credit bounds the batches in flight", async () => {
     fill(40);
     let maxUnacked = 0;
     await start(
@@ -219,13 +257,22 @@ describe('uplink', function () {
     );
     await waitUntil('everything acked', () => allReleased(40));
     const batches = backend!.sessions[0]!.batches;
-    assert.ok(batches.every((b) => b.length <= 7), `batch sizes ${batches.map((b) => b.length)}`);
+    assert.ok(
+      batches.every((b) => b.length <= 7),
+      `batch sizes ${batches.map((b) => b.length)}`,
+    );
     assert.equal(maxUnacked, 1);
   });
 
   it('uplink - without credit nothing is sent, even with every batch acked; a Credit frame lets more go', async () => {
     fill(50);
-    const up = await start(new ScriptedBackend((s) => s.welcome({ maxBatchesInFlight: 2 }), (s) => s.ack(undefined, [], 0)), { maxBatchRecords: 10 });
+    const up = await start(
+      new ScriptedBackend(
+        (s) => s.welcome({ maxBatchesInFlight: 2 }),
+        (s) => s.ack(undefined, [], 0),
+      ),
+      { maxBatchRecords: 10 },
+    );
     await waitUntil('two batches acked', () => journal.ackedThrough === 20);
     // The ack that freed rows 11..20 ran the sender synchronously: had it wanted to send more, it would have.
     assert.equal(up.stats().batchesSent, 2);
@@ -248,18 +295,32 @@ describe('uplink', function () {
       ),
       { maxBatchRecords: 10 },
     );
-    const session = await waitUntil('the first backlog batch', () => backend!.sessions[0]?.batches.length === 1 && backend!.sessions[0]);
+    const session = await waitUntil(
+      'the first backlog batch',
+      () => backend!.sessions[0]?.batches.length === 1 && backend!.sessions[0],
+    );
     // Credit 3 less the 2 kept for live data: the backlog has one batch in flight and waits for it.
     assert.deepEqual(session.records, seqs(1, 10));
     journal.commit([record('live', 1), record('live', 2)]);
     up.wake();
     await waitUntil('the live batch', () => session.batches.length === 2);
-    assert.deepEqual(session.batches[1]!.map((r) => r.seq), [101, 102], 'live data did not wait behind the backlog');
+    assert.deepEqual(
+      session.batches[1]!.map((r) => r.seq),
+      [101, 102],
+      'live data did not wait behind the backlog',
+    );
     acking = true;
     session.ack(0);
     session.ack(1);
     await waitUntil('the backlog drained', () => allReleased(102));
-    assert.deepEqual(session.batches.slice(2).flat().map((r) => r.seq), seqs(11, 100), 'the backlog in seq order');
+    assert.deepEqual(
+      session.batches
+        .slice(2)
+        .flat()
+        .map((r) => r.seq),
+      seqs(11, 100),
+      'the backlog in seq order',
+    );
     const stats = up.stats();
     assert.deepEqual(stats.lanes, { liveFrom: 100, liveSentThrough: 102, backlogSentThrough: 100, backlogRemaining: false });
   });
@@ -276,33 +337,56 @@ describe('uplink', function () {
       ),
       { maxBatchRecords: 10, backlogWindow: 2 },
     );
-    const session = await waitUntil('two backlog batches', () => backend!.sessions[0]?.batches.length === 2 && backend!.sessions[0]);
+    const session = await waitUntil(
+      'two backlog batches',
+      () => backend!.sessions[0]?.batches.length === 2 && backend!.sessions[0],
+    );
     journal.commit([record('live', 1)]);
     up.wake();
     await waitUntil('the live batch', () => session.batches.length === 3);
-    assert.deepEqual(session.batches[2]!.map((r) => r.seq), [101], 'the third batch is live data, not more backlog');
+    assert.deepEqual(
+      session.batches[2]!.map((r) => r.seq),
+      [101],
+      'the third batch is live data, not more backlog',
+    );
     assert.equal(up.stats().batchesInFlight, 3);
     assert.equal(up.stats().credit, 13, 'credit was left unused by the backlog');
     acking = true;
     for (let i = 0; i < 3; i++) session.ack(i);
     await waitUntil('the backlog drained', () => allReleased(101));
-    assert.deepEqual(session.batches.slice(3).flat().map((r) => r.seq), seqs(21, 100));
+    assert.deepEqual(
+      session.batches
+        .slice(3)
+        .flat()
+        .map((r) => r.seq),
+      seqs(21, 100),
+    );
   });
 
   it('uplink - a record the backend rejects is resent maxAttempts times in all, then dead-lettered; the stream goes on', async () => {
     fill(6);
     const up = await start(
-      new ScriptedBackend((s) => s.welcome(), (s) => {
-        const batch = s.batches.at(-1)!;
-        s.ack(undefined, batch.some((r) => r.seq === 3) ? [{ seq: 3, reason: 'not JSON' }] : []);
-      }),
+      new ScriptedBackend(
+        (s) => s.welcome(),
+        (s) => {
+          const batch = s.batches.at(-1)!;
+          s.ack(undefined, batch.some((r) => r.seq === 3) ? [{ seq: 3, reason: 'not JSON' }] : []);
+        },
+      ),
       { maxAttempts: 3 },
     );
     await waitUntil('everything released or dead-lettered', () => allReleased(6));
     const session = backend!.sessions[0]!;
     assert.equal(session.records.filter((seq) => seq === 3).length, 3, 'sent 3 times');
     assert.deepEqual(deadLetters, [{ seq: 3, reason: 'not JSON' }]);
-    assert.deepEqual(released.slice(0, 2), [{ from: 1, to: 2 }, { from: 4, to: 6 }], 'the rest of the batch was freed at once');
+    assert.deepEqual(
+      released.slice(0, 2),
+      [
+        { from: 1, to: 2 },
+        { from: 4, to: 6 },
+      ],
+      'the rest of the batch was freed at once',
+    );
     assert.equal(up.stats().sessions, 1, 'no reconnect needed');
     journal.commit([record('d', 7)]);
     up.wake();
@@ -311,7 +395,11 @@ describe('uplink', function () {
 
   it('uplink - gaps go up before any batch, once per session, and are forgotten once acked', async () => {
     journal.close();
-    journal = new SqliteJournal({ dir: dir.path, durability: 'process', limits: { maxBytes: 100, maxAgeMs: 0, policy: 'drop-oldest' } });
+    journal = new SqliteJournal({
+      dir: dir.path,
+      durability: 'process',
+      limits: { maxBytes: 100, maxAgeMs: 0, policy: 'drop-oldest' },
+    });
     fill(20); // 200 bytes: the oldest rows are dropped down to 95 bytes
     const gap = journal.gaps()[0]!;
     assert.deepEqual([gap.from, gap.to, gap.reason], [1, 11, 'journal-full']);
@@ -332,7 +420,10 @@ describe('uplink', function () {
     await waitUntil('everything acked', () => allReleased(20) && journal.gaps().length === 0);
     const session = backend!.sessions[0]!;
     assert.equal(first, 'gap');
-    assert.deepEqual(session.gaps.map(({ timeMs, ...g }) => g), [{ fromSeq: 1, toSeq: 11, reason: 'journal-full', count: 11 }]);
+    assert.deepEqual(
+      session.gaps.map(({ timeMs, ...g }) => g),
+      [{ fromSeq: 1, toSeq: 11, reason: 'journal-full', count: 11 }],
+    );
     assert.deepEqual(session.records, seqs(12, 20));
   });
 
@@ -372,20 +463,31 @@ describe('uplink', function () {
     assert.equal(up.stats().heartbeatsSent, 0);
     time.tick(1);
     assert.equal(up.stats().heartbeatsSent, 1);
-    const session = await waitUntil('the Heartbeat at the backend', () => backend!.sessions[0]?.heartbeats.length === 1 && backend!.sessions[0]);
+    const session = await waitUntil(
+      'the Heartbeat at the backend',
+      () => backend!.sessions[0]?.heartbeats.length === 1 && backend!.sessions[0],
+    );
     assert.deepEqual(session.heartbeats[0], { id: 1, timeMs: time.clock.now() });
     time.tick(4_999);
     assert.equal(up.state, ConnectivityState.READY);
     assert.equal(up.stats().heartbeatsSent, 1, 'one Heartbeat per silent spell');
     time.tick(1);
     assert.equal(up.state, ConnectivityState.TRANSIENT_FAILURE);
-    assert.match(up.stats().lastError ?? '', /the backend sent nothing for 10000 ms, not even a heartbeat answer \(dead after 10000 ms\)/);
+    assert.match(
+      up.stats().lastError ?? '',
+      /the backend sent nothing for 10000 ms, not even a heartbeat answer \(dead after 10000 ms\)/,
+    );
   });
 
   it('uplink - answered heartbeats keep a silent stream up; any frame counts as heard (fake time)', async () => {
     const time = fakeTime();
     const up = await start(
-      new ScriptedBackend((s) => s.welcome({}, true), undefined, undefined, (s, heartbeat) => s.call.write({ frame: { $case: 'heartbeat', value: heartbeat } })),
+      new ScriptedBackend(
+        (s) => s.welcome({}, true),
+        undefined,
+        undefined,
+        (s, heartbeat) => s.call.write({ frame: { $case: 'heartbeat', value: heartbeat } }),
+      ),
       { deadAfterMs: 10_000 },
       time,
     );
@@ -410,7 +512,7 @@ describe('uplink', function () {
     assert.deepEqual([up.state, up.stats().heartbeatsSent, up.stats().sessions], [ConnectivityState.READY, 0, 1]);
   });
 
-  it('uplink - a Credit before Welcome is ignored (Welcome sets the first grant); max_batches_in_flight 0 means the gateway\'s own window', async () => {
+  it("uplink - a Credit before Welcome is ignored (Welcome sets the first grant); max_batches_in_flight 0 means the gateway's own window", async () => {
     fill(100);
     const up = await start(
       new ScriptedBackend((s, index) => {

@@ -61,7 +61,8 @@ function importsOf(workspace: string): Import[] {
     for (const m of text.matchAll(/^\s*(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm)) {
       found.push({ file, specifier: m[2]!, typeOnly: Boolean(m[1]) });
     }
-    for (const m of text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g)) found.push({ file, specifier: m[1]!, typeOnly: false });
+    for (const m of text.matchAll(/\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g))
+      found.push({ file, specifier: m[1]!, typeOnly: false });
   }
   return found;
 }
@@ -90,23 +91,36 @@ describe('package layout', function () {
     it(`layout - ${workspace} imports only the @fleetgate packages below it, and declares every package it imports`, () => {
       const m = manifest(workspace);
       const runtime = { ...m.dependencies, ...m.peerDependencies };
-      const optional = new Set(Object.entries(m.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) => name));
+      const optional = new Set(
+        Object.entries(m.peerDependenciesMeta ?? {})
+          .filter(([, meta]) => meta.optional)
+          .map(([name]) => name),
+      );
       const allowed = new Map(ALLOWED[workspace]!.map((entry) => [`@fleetgate/${entry.replace('?', '')}`, entry.endsWith('?')]));
       const problems: string[] = [];
       for (const declared of Object.keys(runtime).filter((name) => name.startsWith('@fleetgate/'))) {
         if (!allowed.has(declared)) problems.push(`package.json declares ${declared}, which ${workspace} must not depend on`);
-        else if (allowed.get(declared) !== optional.has(declared)) problems.push(`${declared} must ${allowed.get(declared) ? '' : 'not '}be an optional peer`);
+        else if (allowed.get(declared) !== optional.has(declared))
+          problems.push(`${declared} must ${allowed.get(declared) ? '' : 'not '}be an optional peer`);
       }
       for (const { file, specifier, typeOnly } of importsOf(workspace)) {
         if (SOURCE_ONLY.has(file)) continue;
-        if (specifier.startsWith('../') && !relative(join(ROOT, workspace, 'src'), join(ROOT, file, '..', specifier)).split('/').every((p) => p !== '..')) {
+        if (
+          specifier.startsWith('../') &&
+          !relative(join(ROOT, workspace, 'src'), join(ROOT, file, '..', specifier))
+            .split('/')
+            .every((p) => p !== '..')
+        ) {
           problems.push(`${file} reaches outside its package: ${specifier}`);
         }
         const name = packageOf(specifier);
         if (!name || name === m.name) continue;
-        if (name.startsWith('@fleetgate/') && !allowed.has(name)) problems.push(`${file} imports ${specifier}, which ${workspace} must not depend on`);
-        else if (!(name in runtime) && !(typeOnly && name in (m.devDependencies ?? {}))) problems.push(`${file} imports ${specifier}, not declared in ${workspace}/package.json`);
-        if (workspace === 'device-sdk' && !name.startsWith('@fleetgate/') && !DEVICE_SDK_THIRD_PARTY.includes(name)) problems.push(`the device SDK must not bring ${name} (${file})`);
+        if (name.startsWith('@fleetgate/') && !allowed.has(name))
+          problems.push(`${file} imports ${specifier}, which ${workspace} must not depend on`);
+        else if (!(name in runtime) && !(typeOnly && name in (m.devDependencies ?? {})))
+          problems.push(`${file} imports ${specifier}, not declared in ${workspace}/package.json`);
+        if (workspace === 'device-sdk' && !name.startsWith('@fleetgate/') && !DEVICE_SDK_THIRD_PARTY.includes(name))
+          problems.push(`the device SDK must not bring ${name} (${file})`);
       }
       assert.deepEqual(problems, []);
     });
@@ -116,7 +130,10 @@ describe('package layout', function () {
     for (const workspace of ['device-sdk', 'core']) {
       const m = manifest(workspace);
       assert.equal(m.dependencies?.['better-sqlite3'], undefined, `${workspace} depends on better-sqlite3`);
-      assert.ok(m.peerDependencies?.['better-sqlite3'] && m.peerDependenciesMeta?.['better-sqlite3']?.optional, `${workspace}: better-sqlite3 is an optional peer`);
+      assert.ok(
+        m.peerDependencies?.['better-sqlite3'] && m.peerDependenciesMeta?.['better-sqlite3']?.optional,
+        `${workspace}: better-sqlite3 is an optional peer`,
+      );
       const loads = importsOf(workspace).filter((i) => packageOf(i.specifier) === 'better-sqlite3' && !i.typeOnly);
       assert.deepEqual(loads, [], `${workspace} imports better-sqlite3 at load time`);
     }

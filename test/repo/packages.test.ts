@@ -24,7 +24,16 @@ const TSC = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', impor
 const LAB_ONLY = ['nats', 'uplot', 'cli-progress', 'hdr-histogram-js', '@fleetgate/cloud-stub', '@fleetgate/simulators'];
 const BUILD_ONLY = ['tsx', 'typescript', 'esbuild', 'ts-proto', '@bufbuild/buf', 'mocha'];
 /** What a device must not load (the server side of @fleetgate/common). */
-const SERVER_ONLY = ['pino', 'jose', 'prom-client', 'better-sqlite3', 'aedes', 'lru-cache', '@fleetgate/common', '@fleetgate/gateway'];
+const SERVER_ONLY = [
+  'pino',
+  'jose',
+  'prom-client',
+  'better-sqlite3',
+  'aedes',
+  'lru-cache',
+  '@fleetgate/common',
+  '@fleetgate/gateway',
+];
 
 const names = (dir: string) => new Set(installedPackages(join(dir, 'node_modules')).map((p) => p.name));
 
@@ -83,8 +92,21 @@ describe('installed packages (npm pack, then npm install outside the repository)
     startFleetgate(
       'gateway',
       [
-        'gateway', '--gateway-id', 'gw-installed', '--device-key', keys.publicKeyFile, '--mqtt', '127.0.0.1:0', '--device-grpc', '127.0.0.1:0',
-        '--admin', '127.0.0.1:0', '--upstream', upstream, '--data', join(work, `gateway-${++gateways}`),
+        'gateway',
+        '--gateway-id',
+        'gw-installed',
+        '--device-key',
+        keys.publicKeyFile,
+        '--mqtt',
+        '127.0.0.1:0',
+        '--device-grpc',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
+        '--upstream',
+        upstream,
+        '--data',
+        join(work, `gateway-${++gateways}`),
       ],
       'gateway ready',
       {},
@@ -96,21 +118,39 @@ describe('installed packages (npm pack, then npm install outside the repository)
       const { stdout } = await run('tar', ['tzf', file]);
       const files = stdout.trim().split('\n');
       assert.ok(files.includes('package/dist/index.js') || name === '@fleetgate/cli', `${name} ships dist/index.js`);
-      assert.ok(files.some((f) => f.endsWith('.d.ts')), `${name} ships declarations`);
-      assert.deepEqual(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), [], `${name} ships no .ts sources`);
-      assert.deepEqual(files.filter((f) => f.includes('tsbuildinfo') || f.includes('/test/')), [], `${name} ships no build state or tests`);
+      assert.ok(
+        files.some((f) => f.endsWith('.d.ts')),
+        `${name} ships declarations`,
+      );
+      assert.deepEqual(
+        files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')),
+        [],
+        `${name} ships no .ts sources`,
+      );
+      assert.deepEqual(
+        files.filter((f) => f.includes('tsbuildinfo') || f.includes('/test/')),
+        [],
+        `${name} ships no build state or tests`,
+      );
     }
   });
 
   it('device sdk - an empty Node project installs it with nothing of the server side, and a plain node script (import) sends a reading', async () => {
     const installed = names(device());
-    for (const name of [...SERVER_ONLY, ...LAB_ONLY, ...BUILD_ONLY]) assert.ok(!installed.has(name), `${name} is installed with the SDK`);
+    for (const name of [...SERVER_ONLY, ...LAB_ONLY, ...BUILD_ONLY])
+      assert.ok(!installed.has(name), `${name} is installed with the SDK`);
     const gateway = await startGateway();
     writeFileSync(join(device(), 'send.mjs'), SEND(`import { connect } from '@fleetgate/device-sdk';`));
     const token = await keys.device('installed-esm');
-    const out = await node(device(), 'send.mjs', { URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`, TOKEN: token, VIA: 'import' });
+    const out = await node(device(), 'send.mjs', {
+      URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`,
+      TOKEN: token,
+      VIA: 'import',
+    });
     assert.deepEqual(JSON.parse(out), { seq: 1 });
-    const stats = (await (await fetch(`http://127.0.0.1:${portOf(gateway.ready.admin)}/v1/stats`)).json()) as { journal: { rows: number } };
+    const stats = (await (await fetch(`http://127.0.0.1:${portOf(gateway.ready.admin)}/v1/stats`)).json()) as {
+      journal: { rows: number };
+    };
     assert.equal(stats.journal.rows, 1, 'the reading is in the journal');
   });
 
@@ -135,16 +175,36 @@ client.onCommand('reboot', async (command) => command.name);
     );
     writeFileSync(
       join(device(), 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: false, types: ['node'] }, files: ['consumer.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          skipLibCheck: false,
+          types: ['node'],
+        },
+        files: ['consumer.ts'],
+      }),
     );
-    await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: device() }).catch((err: { stdout?: string }) => assert.fail(`tsc: ${err.stdout}`));
+    await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: device() }).catch((err: { stdout?: string }) =>
+      assert.fail(`tsc: ${err.stdout}`),
+    );
   });
 
   it('device sdk - the SQLite outbox says to install better-sqlite3 when it is missing, and works once it is installed', async () => {
     const gateway = await startGateway();
-    const env = { URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`, TOKEN: await keys.device('installed-sqlite'), OUTBOX: join(device(), 'outbox.db') };
+    const env = {
+      URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`,
+      TOKEN: await keys.device('installed-sqlite'),
+      OUTBOX: join(device(), 'outbox.db'),
+    };
     writeFileSync(join(device(), 'send.mjs'), SEND(`import { connect } from '@fleetgate/device-sdk';`));
-    await assert.rejects(node(device(), 'send.mjs', env), /SqliteUnavailableError: SQLite storage needs the better-sqlite3 package: npm install better-sqlite3/);
+    await assert.rejects(
+      node(device(), 'send.mjs', env),
+      /SqliteUnavailableError: SQLite storage needs the better-sqlite3 package: npm install better-sqlite3/,
+    );
     await npmInstall(device(), [sqlite]);
     assert.deepEqual(JSON.parse(await node(device(), 'send.mjs', env)), { seq: 1 });
     assert.ok(existsSync(env.OUTBOX), 'the outbox file was made');
@@ -156,24 +216,43 @@ client.onCommand('reboot', async (command) => command.name);
     const { stdout: version } = await run(fleetgate(), ['--version']);
     assert.equal(version.trim(), '0.1.0');
     const gateway = await startGateway();
-    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: portOf(gateway.ready.mqtt), clientId: 'site-device', username: 'site-device', password: await keys.device('site-device'), reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: portOf(gateway.ready.mqtt),
+      clientId: 'site-device',
+      username: 'site-device',
+      password: await keys.device('site-device'),
+      reconnectPeriod: 0,
+    });
     try {
       await client.publishAsync('devices/site-device/telemetry', '{"temp":3}', { qos: 1 });
     } finally {
       await client.endAsync();
     }
-    const { stdout } = await run(fleetgate(), ['status', '--admin', `http://127.0.0.1:${portOf(gateway.ready.admin)}`, '--json']).catch((err: { stdout: string }) => err);
+    const { stdout } = await run(fleetgate(), [
+      'status',
+      '--admin',
+      `http://127.0.0.1:${portOf(gateway.ready.admin)}`,
+      '--json',
+    ]).catch((err: { stdout: string }) => err);
     assert.equal((JSON.parse(stdout) as { stats: { journal: { rows: number } } }).stats.journal.rows, 1);
     await assert.rejects(run(fleetgate(), ['sim', '--devices', '1']), (err: { code: number; stderr: string }) => {
       assert.equal(err.code, 2);
-      assert.match(err.stderr, /fleetgate sim needs @fleetgate\/simulators, not installed here: npm install -g @fleetgate\/simulators/);
+      assert.match(
+        err.stderr,
+        /fleetgate sim needs @fleetgate\/simulators, not installed here: npm install -g @fleetgate\/simulators/,
+      );
       return true;
     });
   });
 
   it('lab - the backend and the simulator installed beside the CLI: fleetgate cloud, gateway and an SDK device end to end', async function () {
     this.timeout(120_000);
-    await npmInstall(site(), [tarballs['@fleetgate/cloud-stub']!, tarballs['@fleetgate/simulators']!, tarballs['@fleetgate/device-sdk']!]);
+    await npmInstall(site(), [
+      tarballs['@fleetgate/cloud-stub']!,
+      tarballs['@fleetgate/simulators']!,
+      tarballs['@fleetgate/device-sdk']!,
+    ]);
     assert.ok(!names(site()).has('tsx'));
     const cloudData = join(work, 'cloud');
     const cloud = await startFleetgate(
@@ -185,12 +264,23 @@ client.onCommand('reboot', async (command) => command.name);
     );
     const gateway = await startGateway(`127.0.0.1:${portOf(cloud.ready.listen)}`);
     writeFileSync(join(device(), 'send.mjs'), SEND(`import { connect } from '@fleetgate/device-sdk';`));
-    await node(device(), 'send.mjs', { URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`, TOKEN: await keys.device('lab-device'), VIA: 'lab' });
+    await node(device(), 'send.mjs', {
+      URL: `127.0.0.1:${portOf(gateway.ready.deviceGrpc)}`,
+      TOKEN: await keys.device('lab-device'),
+      VIA: 'lab',
+    });
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}/v1/stats`;
     // The reading was acked by the gateway's journal; the uplink forwards it when it is connected.
-    await waitUntil('the reading at the installed cloud-stub', async () => ((await (await fetch(cloudAdmin)).json()) as { records: number }).records === 1, 20_000);
+    await waitUntil(
+      'the reading at the installed cloud-stub',
+      async () => ((await (await fetch(cloudAdmin)).json()) as { records: number }).records === 1,
+      20_000,
+    );
     const { stdout } = await run(fleetgate(), ['cloud', 'export', '--data', cloudData]);
-    const [record] = stdout.trim().split('\n').map((line) => JSON.parse(line) as { deviceId: string });
+    const [record] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { deviceId: string });
     assert.equal(record!.deviceId, 'lab-device');
   });
 });

@@ -13,7 +13,11 @@ const run = promisify(execFile);
 
 async function check(command: string, args: string[], cwd = ROOT): Promise<void> {
   try {
-    await run(join(BIN, command), args, { cwd, maxBuffer: 16 << 20, env: { ...process.env, PATH: `${BIN}:${process.env.PATH}` } });
+    await run(join(BIN, command), args, {
+      cwd,
+      maxBuffer: 16 << 20,
+      env: { ...process.env, PATH: `${BIN}:${process.env.PATH}` },
+    });
   } catch (err: unknown) {
     const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
     assert.fail(`${command} ${args.join(' ')} failed:\n${stdout}\n${stderr}`.slice(0, 8000));
@@ -23,7 +27,8 @@ async function check(command: string, args: string[], cwd = ROOT): Promise<void>
 /** The arguments of `npm run <name>` (a script `command ...`), so that the test runs exactly what the script does. */
 function scriptArgs(name: string, command: string): string[] {
   const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  const [head, ...args] = scripts[name]!.split(/\s+/);
+  // The first command of the script (`a ... && b ...`: a's arguments).
+  const [head, ...args] = scripts[name]!.split('&&')[0]!.trim().split(/\s+/);
   assert.equal(head, command, `npm run ${name} runs ${command}`);
   return args;
 }
@@ -35,6 +40,9 @@ describe('repository', function () {
 
   it('repo - lints clean (oxlint, warnings denied)', () => check('oxlint', scriptArgs('lint', 'oxlint')));
 
+  it('repo - is formatted (prettier --check; `npm run format` writes it)', () =>
+    check('prettier', ['--check', '--log-level', 'warn', '.']));
+
   it('repo - has no import cycles', () => check('oxlint', scriptArgs('cycles', 'oxlint')));
 
   it('repo - the generated protobuf code is exactly what buf generates from the .proto files', async () => {
@@ -44,7 +52,11 @@ describe('repository', function () {
       for (const file of ['commands.ts', 'device.ts', 'uplink.ts']) {
         const generated = join(out, 'src/gen/fleetgate/v1', file);
         const committed = join(ROOT, 'protos/src/gen/fleetgate/v1', file);
-        assert.equal(readFileSync(committed, 'utf8'), readFileSync(generated, 'utf8'), `${file}: run \`npm run generate\` and commit the result`);
+        assert.equal(
+          readFileSync(committed, 'utf8'),
+          readFileSync(generated, 'utf8'),
+          `${file}: run \`npm run generate\` and commit the result`,
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

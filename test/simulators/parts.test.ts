@@ -4,7 +4,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeToken, generateKeys, loadSigningKey } from '@fleetgate/common';
 import type { ExportedGap, ExportedRecord } from '@fleetgate/cloud-stub';
-import { DeviceLedger, loadScenario, MIN_PAYLOAD_BYTES, parseScenario, payloadMaker, readPayloadHeader, Verifier } from '@fleetgate/simulators';
+import {
+  DeviceLedger,
+  loadScenario,
+  MIN_PAYLOAD_BYTES,
+  parseScenario,
+  payloadMaker,
+  readPayloadHeader,
+  Verifier,
+} from '@fleetgate/simulators';
 import { FleetTokens } from '../../simulators/src/credentials.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 
@@ -22,7 +30,19 @@ describe('simulator parts', function () {
 
     it('fills a template: every generator, nested, with the header first', () => {
       const make = payloadMaker({
-        template: { id: '$device', n: '$seq', at: '$now', iso: '$iso', u: '$uuid', b: '$bool', i: '$int:5:7', f: '$float:1:2:1', w: '$walk:10:20', p: '$pick:a|b', nested: { list: ['$int:1:1', 'plain', 3] } },
+        template: {
+          id: '$device',
+          n: '$seq',
+          at: '$now',
+          iso: '$iso',
+          u: '$uuid',
+          b: '$bool',
+          i: '$int:5:7',
+          f: '$float:1:2:1',
+          w: '$walk:10:20',
+          p: '$pick:a|b',
+          nested: { list: ['$int:1:1', 'plain', 3] },
+        },
       });
       const first = JSON.parse(make('dev-9', 7, 1_700_000_000_000)) as Record<string, unknown>;
       assert.deepEqual(readPayloadHeader(make('dev-9', 7, 1_700_000_000_000)), { n: 7, timeMs: 1_700_000_000_000 });
@@ -40,9 +60,18 @@ describe('simulator parts', function () {
     });
 
     it('refuses what it cannot make, naming the field', () => {
-      assert.throws(() => payloadMaker({ bytes: MIN_PAYLOAD_BYTES - 1 }, '--payload'), /^ConfigError: --payload: \d+ bytes: expected a whole number of bytes from/);
-      assert.throws(() => payloadMaker({ template: { a: { b: '$nope' } } }, '--payload-template'), /--payload-template\.a\.b: unknown generator "\$nope"/);
-      assert.throws(() => payloadMaker({ template: { x: '$int:9:1' } }), /payload\.x: "\$int:9:1" has its minimum above its maximum/);
+      assert.throws(
+        () => payloadMaker({ bytes: MIN_PAYLOAD_BYTES - 1 }, '--payload'),
+        /^ConfigError: --payload: \d+ bytes: expected a whole number of bytes from/,
+      );
+      assert.throws(
+        () => payloadMaker({ template: { a: { b: '$nope' } } }, '--payload-template'),
+        /--payload-template\.a\.b: unknown generator "\$nope"/,
+      );
+      assert.throws(
+        () => payloadMaker({ template: { x: '$int:9:1' } }),
+        /payload\.x: "\$int:9:1" has its minimum above its maximum/,
+      );
       assert.throws(() => payloadMaker({ template: { x: '$float:a:b' } }), /payload\.x: "\$float:a:b" needs 2 to 3 numbers/);
       assert.throws(() => payloadMaker({ template: [1, 2] }), /payload: expected a JSON object/);
       assert.throws(() => payloadMaker({ template: { _n: 1 } }), /payload\._n: _n and _t are the simulator's own fields/);
@@ -62,7 +91,13 @@ describe('simulator parts', function () {
       assert.equal(s.devices, 5);
       assert.equal(s.protocol, 'sdk');
       assert.deepEqual(s.stack, { gatewayArgs: [], cloudArgs: [] });
-      assert.deepEqual(s.phases[0], { name: 'up', durationMs: 2000, devices: { from: 0, to: 5 }, rate: { from: 3, to: 3 }, faults: [] });
+      assert.deepEqual(s.phases[0], {
+        name: 'up',
+        durationMs: 2000,
+        devices: { from: 0, to: 5 },
+        rate: { from: 3, to: 3 },
+        faults: [],
+      });
       assert.deepEqual(s.phases[1]!.faults, [
         { kind: 'kill-gateway', atMs: 10_000, downMs: 500 },
         { kind: 'reconnect-storm', atMs: 20_000, downMs: 1000 },
@@ -79,9 +114,18 @@ describe('simulator parts', function () {
         [{ phases: [phase], qos: 2 }, /qos: 2: expected one of 0, 1/],
         [{ phases: [{ name: 'p', duration: 'soon' }] }, /phases\[0\]\.duration: "soon": expected a duration such as 30s/],
         [{ phases: [{ ...phase, rate: { from: 1, to: -1 } }] }, /phases\[0\]\.rate\.to: -1: expected a number >= 0/],
-        [{ phases: [{ ...phase, faults: [{ at: '1s', kind: 'unplug' }] }] }, /phases\[0\]\.faults\[0\]\.kind: "unplug": expected one of kill-gateway, restart-cloud, expire-tokens, reconnect-storm/],
-        [{ phases: [{ ...phase, faults: [{ at: '11s', kind: 'reconnect-storm' }] }] }, /phases\[0\]\.faults\[0\]\.at: 11s is not within the phase \(it lasts 10s\)/],
-        [{ phases: [{ ...phase, faults: [{ at: '1s', kind: 'kill-gateway' }] }] }, /phases\[0\]\.faults\[0\]\.kind: kill-gateway needs the simulator to run the stack/],
+        [
+          { phases: [{ ...phase, faults: [{ at: '1s', kind: 'unplug' }] }] },
+          /phases\[0\]\.faults\[0\]\.kind: "unplug": expected one of kill-gateway, restart-cloud, expire-tokens, reconnect-storm/,
+        ],
+        [
+          { phases: [{ ...phase, faults: [{ at: '11s', kind: 'reconnect-storm' }] }] },
+          /phases\[0\]\.faults\[0\]\.at: 11s is not within the phase \(it lasts 10s\)/,
+        ],
+        [
+          { phases: [{ ...phase, faults: [{ at: '1s', kind: 'kill-gateway' }] }] },
+          /phases\[0\]\.faults\[0\]\.kind: kill-gateway needs the simulator to run the stack/,
+        ],
         [{ phases: [phase], payload: 3 }, /payload: 3: expected a number of bytes, at least/],
       ];
       for (const [doc, message] of cases) assert.throws(() => parseScenario(doc), message, JSON.stringify(doc));
@@ -96,7 +140,15 @@ describe('simulator parts', function () {
 
   describe('verifier', () => {
     const record = (deviceId: string, seq: number, n: number, receivedTime = 1000 + seq): ExportedRecord => ({
-      gatewayId: 'gw', seq, deviceId, stream: '', contentType: '', deviceSeq: 0, deviceTime: 0, gatewayTime: 0, receivedTime,
+      gatewayId: 'gw',
+      seq,
+      deviceId,
+      stream: '',
+      contentType: '',
+      deviceSeq: 0,
+      deviceTime: 0,
+      gatewayTime: 0,
+      receivedTime,
       payload: Buffer.from(payloadMaker({ bytes: 64 })(deviceId, n, 1000)).toString('base64'),
     });
     const ledger = (id: string, protocol: 'mqtt' | 'sdk', sent: number, acked: number[]) => {
@@ -113,9 +165,22 @@ describe('simulator parts', function () {
       const sdk = ledger('s', 'sdk', 3, [1, 2, 3]);
       const verifier = new Verifier([mqtt, sdk], 0);
       // m: 1, 2, 4, 4 (redelivered), 2 (duplicate), 5 (3 lost; 6 unacked and missing); s: 1, 3, 2 (reordered), 3 again.
-      const arrivals: Array<[string, number]> = [['m', 1], ['m', 2], ['m', 4], ['m', 4], ['m', 2], ['m', 5], ['s', 1], ['s', 3], ['s', 2], ['s', 3]];
+      const arrivals: Array<[string, number]> = [
+        ['m', 1],
+        ['m', 2],
+        ['m', 4],
+        ['m', 4],
+        ['m', 2],
+        ['m', 5],
+        ['s', 1],
+        ['s', 3],
+        ['s', 2],
+        ['s', 3],
+      ];
       arrivals.forEach(([id, n], i) => verifier.add(record(id, i + 1, n)));
-      const gaps: ExportedGap[] = [{ gatewayId: 'gw', fromSeq: 50, toSeq: 59, reason: 'too-old', count: 10, time: 0, receivedTime: 0 }];
+      const gaps: ExportedGap[] = [
+        { gatewayId: 'gw', fromSeq: 50, toSeq: 59, reason: 'too-old', count: 10, time: 0, receivedTime: 0 },
+      ];
       const { verification: v } = verifier.finish(gaps);
       assert.deepEqual(v.perDevice, [
         { deviceId: 'm', protocol: 'mqtt', sent: 6, acked: 5, arrived: 4, lost: 1, duplicates: 1, redelivered: 1, outOfOrder: 0 },
@@ -137,7 +202,13 @@ describe('simulator parts', function () {
       assert.equal(v.ok, true);
       assert.equal(latency.count, 3);
       assert.equal(latency.max, 1500);
-      assert.deepEqual(latencyOverTime.map((b) => [b.t, b.count]), [[1, 2], [2, 1]]);
+      assert.deepEqual(
+        latencyOverTime.map((b) => [b.t, b.count]),
+        [
+          [1, 2],
+          [2, 1],
+        ],
+      );
     });
   });
 

@@ -34,26 +34,59 @@ function fixture(): SimResult {
     acked += ackedRate;
     committed += committedRate;
     const backlog = down ? null : t === 24 ? 1800 : t === 25 ? 900 : t === 26 ? 240 : 40 + (t % 7) * 6;
-    timeline.push({ t, sent, acked, committed: t === 40 ? null : committed, sentRate, ackedRate, committedRate: t === 40 ? null : committedRate, backlog, connected });
+    timeline.push({
+      t,
+      sent,
+      acked,
+      committed: t === 40 ? null : committed,
+      sentRate,
+      ackedRate,
+      committedRate: t === 40 ? null : committedRate,
+      backlog,
+      connected,
+    });
   }
   const latencyOverTime: LatencySample[] = [];
   for (let t = 0; t < 60; t++) {
     if (t > 20 && t < 23) continue; // nothing committed while the gateway was down
     const late = t >= 23 && t <= 26;
-    latencyOverTime.push({ t, p50: late ? 1400 - (t - 23) * 300 : 11 + (t % 5), p99: late ? 3100 - (t - 23) * 600 : 38 + (t % 9) * 2, max: late ? 3900 - (t - 23) * 700 : 70 + (t % 11) * 5, count: 300 });
+    latencyOverTime.push({
+      t,
+      p50: late ? 1400 - (t - 23) * 300 : 11 + (t % 5),
+      p99: late ? 3100 - (t - 23) * 600 : 38 + (t % 9) * 2,
+      max: late ? 3900 - (t - 23) * 700 : 70 + (t % 11) * 5,
+      count: 300,
+    });
   }
   const perDevice: DeviceVerification[] = [];
   for (let i = 0; i < 30; i++) {
     const deviceId = `dev-${String(i).padStart(3, '0')}`;
     const lost = deviceId === 'dev-017' ? 3 : 0;
-    perDevice.push({ deviceId, protocol: i % 3 === 0 ? 'sdk' : 'mqtt', sent: 600, acked: 596, arrived: 596 - lost, lost, duplicates: 0, redelivered: i % 4 === 0 ? 2 : 0, outOfOrder: 0 });
+    perDevice.push({
+      deviceId,
+      protocol: i % 3 === 0 ? 'sdk' : 'mqtt',
+      sent: 600,
+      acked: 596,
+      arrived: 596 - lost,
+      lost,
+      duplicates: 0,
+      redelivered: i % 4 === 0 ? 2 : 0,
+      outOfOrder: 0,
+    });
   }
   const sum = (key: keyof Omit<DeviceVerification, 'deviceId' | 'protocol'>): number => perDevice.reduce((n, d) => n + d[key], 0);
   return {
     name: 'kill-gateway-under-load',
     startedAt: START,
     endedAt: START + 60_000,
-    settings: { devices: 30, rate: '10/s', qos: 1, duration: '60s', faults: ['kill-gateway@20s'], gateway: { journal: 'sqlite', batch: 256 } },
+    settings: {
+      devices: 30,
+      rate: '10/s',
+      qos: 1,
+      duration: '60s',
+      faults: ['kill-gateway@20s'],
+      gateway: { journal: 'sqlite', batch: 256 },
+    },
     sampleMs: 1000,
     timeline,
     latencyOverTime,
@@ -171,13 +204,25 @@ describe('simulators - HTML report', function () {
     const perDevice: DeviceVerification[] = [];
     for (let i = 0; i < 1200; i++) {
       const bad = i === 5 || i === 700 || i === 1100;
-      perDevice.push({ deviceId: `d${i}`, protocol: 'mqtt', sent: 10, acked: 10, arrived: bad ? 9 : 10, lost: bad ? 1 : 0, duplicates: 0, redelivered: 0, outOfOrder: 0 });
+      perDevice.push({
+        deviceId: `d${i}`,
+        protocol: 'mqtt',
+        sent: 10,
+        acked: 10,
+        arrived: bad ? 9 : 10,
+        lost: bad ? 1 : 0,
+        duplicates: 0,
+        redelivered: 0,
+        outOfOrder: 0,
+      });
     }
     perDevice[1100]!.lost = 4;
     result.verification.perDevice = perDevice;
     const html = renderHtmlReport(result);
 
-    const rows = [...html.matchAll(/<tr class="(fail|ok)"><td class="status">[^<]*<\/td><td class="device">([^<]*)<\/td>/g)].map((m) => `${m[1]} ${m[2]}`);
+    const rows = [...html.matchAll(/<tr class="(fail|ok)"><td class="status">[^<]*<\/td><td class="device">([^<]*)<\/td>/g)].map(
+      (m) => `${m[1]} ${m[2]}`,
+    );
     assert.equal(rows.length, 3 + DEVICE_ROWS_LIMIT);
     assert.deepEqual(rows.slice(0, 4), ['fail d1100', 'fail d5', 'fail d700', 'ok d0']);
     assert.equal(rows.at(-1), 'ok d500');
@@ -227,7 +272,10 @@ describe('simulators - HTML report', function () {
           assert.ok(s.hasData, `${chart.id}/${s.label}: the fixture has data for it`);
           assert.ok(s.pixels >= MIN_SERIES_PIXELS, `${chart.id}/${s.label}: only ${s.pixels} pixels of its colour on the canvas`);
         }
-        assert.ok(chart.faultPixels >= MIN_FAULT_PIXELS, `${chart.id}: only ${chart.faultPixels} pixels of the fault marker's colour`);
+        assert.ok(
+          chart.faultPixels >= MIN_FAULT_PIXELS,
+          `${chart.id}: only ${chart.faultPixels} pixels of the fault marker's colour`,
+        );
         assert.equal(chart.faultLabels, 'kill-gateway', `${chart.id}: fault labels drawn on the canvas`);
         assert.match(chart.markerText, /20\.0 s\s*kill-gateway/, `${chart.id}: the fault listed under the chart`);
       }
@@ -270,7 +318,10 @@ describe('simulators - HTML report', function () {
         '3,920',
         '17,880',
       ]);
-      assert.match(await page.evaluate<string>(`document.getElementById('examples').textContent`), /dev-017#233 dev-017#234 dev-017#235/);
+      assert.match(
+        await page.evaluate<string>(`document.getElementById('examples').textContent`),
+        /dev-017#233 dev-017#234 dev-017#235/,
+      );
 
       assert.deepEqual(page.problems(), []);
       assert.deepEqual(page.requests, [url]);
@@ -310,13 +361,16 @@ describe('simulators - HTML report', function () {
       assert.equal(narrow.canvases.length, 4);
       for (const width of narrow.canvases) assert.ok(width >= 280 && width <= 370, `a chart ${width} px wide on a 390 px screen`);
       for (const chart of await page.evaluate<ChartProbe[]>(PROBE_CHARTS)) {
-        for (const s of chart.series) assert.ok(s.pixels >= MIN_SERIES_PIXELS / 2, `${chart.id}/${s.label}: ${s.pixels} pixels on a phone`);
+        for (const s of chart.series)
+          assert.ok(s.pixels >= MIN_SERIES_PIXELS / 2, `${chart.id}/${s.label}: ${s.pixels} pixels on a phone`);
       }
       const screenshot = process.env.REPORT_SCREENSHOT;
       if (screenshot) await page.screenshot(screenshot.replace(/\.png$/, '-phone.png') as `${string}.png`);
 
       await page.setViewport(1280, 900);
-      await page.waitForFunction(`[...document.querySelectorAll('.uplot canvas')].every((c) => c.getBoundingClientRect().width > 500)`);
+      await page.waitForFunction(
+        `[...document.querySelectorAll('.uplot canvas')].every((c) => c.getBoundingClientRect().width > 500)`,
+      );
       assert.deepEqual(page.problems(), []);
       await page.close();
     });

@@ -20,7 +20,10 @@ import { useTempDir } from '../support/temp-dir.ts';
 const SCENARIOS = fileURLToPath(new URL('../../simulators/scenarios/', import.meta.url));
 
 /** Runs `fleetgate sim ...args --json -`; resolves with its exit code, parsed result and what it printed on stderr. */
-async function sim(args: string[], timeoutMs: number): Promise<{ code: number | null; result: SimResult | undefined; stderr: string }> {
+async function sim(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; result: SimResult | undefined; stderr: string }> {
   const child = spawn(process.execPath, [FLEETGATE_BIN, 'sim', '--json', '-', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -47,23 +50,49 @@ describe('fleetgate sim', function () {
     const stack = await Stack.start(dir.path);
     const { code, result, stderr } = await sim(
       [
-        '--devices', '6', '--protocol', 'mix', '--messages', '50', '--rate', '100', '--id-prefix', 'mixed-',
-        '--gateway', `mqtt://127.0.0.1:${stack.mqttPort}`, '--device-grpc', `127.0.0.1:${stack.deviceGrpcPort}`,
-        '--gateway-admin', `http://127.0.0.1:${stack.gatewayAdminPort}`, '--cloud-admin', `http://127.0.0.1:${stack.cloudAdminPort}`,
+        '--devices',
+        '6',
+        '--protocol',
+        'mix',
+        '--messages',
+        '50',
+        '--rate',
+        '100',
+        '--id-prefix',
+        'mixed-',
+        '--gateway',
+        `mqtt://127.0.0.1:${stack.mqttPort}`,
+        '--device-grpc',
+        `127.0.0.1:${stack.deviceGrpcPort}`,
+        '--gateway-admin',
+        `http://127.0.0.1:${stack.gatewayAdminPort}`,
+        '--cloud-admin',
+        `http://127.0.0.1:${stack.cloudAdminPort}`,
       ],
       120_000,
     );
     assert.equal(code, 0, stderr);
     const v = result!.verification;
     assert.deepEqual(
-      { ok: v.ok, devices: v.devices, sent: v.sent, acked: v.acked, arrived: v.arrived, lost: v.lost, duplicates: v.duplicates, outOfOrder: v.outOfOrder },
+      {
+        ok: v.ok,
+        devices: v.devices,
+        sent: v.sent,
+        acked: v.acked,
+        arrived: v.arrived,
+        lost: v.lost,
+        duplicates: v.duplicates,
+        outOfOrder: v.outOfOrder,
+      },
       { ok: true, devices: 6, sent: 300, acked: 300, arrived: 300, lost: 0, duplicates: 0, outOfOrder: 0 },
     );
     assert.deepEqual(new Set(v.perDevice.map((d) => d.protocol)), new Set(['mqtt', 'sdk']));
     // The cloud-stub's own file agrees: 300 records of these devices.
     assert.equal(readCloud(stack.cloudData).filter((r) => r.deviceId.startsWith('mixed-')).length, 300);
     assert.equal(result!.latency.count, 300);
-    assert.ok(result!.latency.p50 > 0 && result!.latency.p50 <= result!.latency.p99 && result!.latency.p99 <= result!.latency.max);
+    assert.ok(
+      result!.latency.p50 > 0 && result!.latency.p50 <= result!.latency.p99 && result!.latency.p99 <= result!.latency.max,
+    );
     // The last sample the cloud-stub answered (a sample whose stats request timed out on a loaded machine is null).
     const answered = result!.timeline.filter((s) => s.committed !== null);
     assert.equal(answered.at(-1)?.committed, 300, JSON.stringify(result!.timeline.slice(-3)));
@@ -71,7 +100,11 @@ describe('fleetgate sim', function () {
   });
 
   it('finds exactly the messages a dropping, duplicating, reordering stand-in got wrong, and exits 1', async () => {
-    const cloud = await startFleetgate('cloud-stub', ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'cloud')], 'cloud-stub ready');
+    const cloud = await startFleetgate(
+      'cloud-stub',
+      ['cloud', '--allow-anonymous', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(dir.path, 'cloud')],
+      'cloud-stub ready',
+    );
     const lost = ['bad-0#3', 'bad-0#17', 'bad-1#1', 'bad-2#40', 'bad-3#9', 'bad-3#10'];
     const gateway = await LossyGateway.start(portOf(cloud.ready.listen), {
       drop: new Set(lost),
@@ -81,8 +114,24 @@ describe('fleetgate sim', function () {
     try {
       const { code, result, stderr } = await sim(
         [
-          '--devices', '4', '--messages', '40', '--rate', '100', '--window', '1', '--id-prefix', 'bad-', '--settle', '20s',
-          '--gateway', `mqtt://127.0.0.1:${gateway.port}`, '--gateway-admin', 'off', '--cloud-admin', `http://127.0.0.1:${portOf(cloud.ready.admin)}`,
+          '--devices',
+          '4',
+          '--messages',
+          '40',
+          '--rate',
+          '100',
+          '--window',
+          '1',
+          '--id-prefix',
+          'bad-',
+          '--settle',
+          '20s',
+          '--gateway',
+          `mqtt://127.0.0.1:${gateway.port}`,
+          '--gateway-admin',
+          'off',
+          '--cloud-admin',
+          `http://127.0.0.1:${portOf(cloud.ready.admin)}`,
         ],
         120_000,
       );
@@ -99,7 +148,12 @@ describe('fleetgate sim', function () {
       assert.equal(v.arrived, 154);
       assert.deepEqual(
         v.perDevice.map((d) => [d.deviceId, d.lost, d.duplicates, d.outOfOrder]),
-        [['bad-0', 2, 0, 0], ['bad-1', 1, 1, 0], ['bad-2', 1, 1, 0], ['bad-3', 2, 0, 1]],
+        [
+          ['bad-0', 2, 0, 0],
+          ['bad-1', 1, 1, 0],
+          ['bad-2', 1, 1, 0],
+          ['bad-3', 2, 0, 1],
+        ],
       );
       assert.match(stderr, /FAIL/);
     } finally {
@@ -110,7 +164,10 @@ describe('fleetgate sim', function () {
   it('runs the gateway-crash scenario (two SIGKILLs under load) to the end, verifies clean, and its report renders', async function () {
     requireProgram(this, CHROMIUM);
     const report = join(dir.path, 'report.html');
-    const { code, result, stderr } = await sim(['--scenario', join(SCENARIOS, 'gateway-crash.yaml'), '--data', join(dir.path, 'stack'), '--report', report], 150_000);
+    const { code, result, stderr } = await sim(
+      ['--scenario', join(SCENARIOS, 'gateway-crash.yaml'), '--data', join(dir.path, 'stack'), '--report', report],
+      150_000,
+    );
     assert.equal(code, 0, stderr);
     const v = result!.verification;
     assert.equal(v.ok, true, JSON.stringify(v.examples));
@@ -118,15 +175,24 @@ describe('fleetgate sim', function () {
     assert.equal(v.devices, 30);
     assert.ok(v.acked > 5000, `acked ${v.acked}`);
     assert.equal(v.arrived, v.acked);
-    assert.deepEqual(result!.faults.map((f) => f.kind), ['kill-gateway', 'kill-gateway']);
+    assert.deepEqual(
+      result!.faults.map((f) => f.kind),
+      ['kill-gateway', 'kill-gateway'],
+    );
     // The kills were real: the gateway's pid changed each time, and devices went offline after each.
     const pids = result!.faults.map((f) => /pid (\d+)/.exec(f.detail)![1]);
     assert.notEqual(pids[0], pids[1]);
     for (const fault of result!.faults) {
       const after = result!.timeline.filter((s) => s.t > fault.t && s.t < fault.t + 4);
-      assert.ok(after.some((s) => s.connected < 30), `devices stayed connected after the kill at ${fault.t} s`);
+      assert.ok(
+        after.some((s) => s.connected < 30),
+        `devices stayed connected after the kill at ${fault.t} s`,
+      );
     }
-    assert.deepEqual(result!.phases.map((p) => p.name), ['ramp-up', 'steady', 'burst']);
+    assert.deepEqual(
+      result!.phases.map((p) => p.name),
+      ['ramp-up', 'steady', 'burst'],
+    );
 
     const browser = await launchBrowser(this);
     try {

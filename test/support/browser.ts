@@ -14,7 +14,6 @@
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { CHROMIUM, requireProgram } from './system-packages.ts';
 
-
 export interface OpenOptions {
   /** Viewport in CSS pixels; 1280 × 900 unless given. */
   width?: number;

@@ -25,7 +25,10 @@ export interface TestPki {
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return `-----BEGIN PRIVATE KEY-----\n${Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END PRIVATE KEY-----\n`;
+  return `-----BEGIN PRIVATE KEY-----\n${Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd()}\n-----END PRIVATE KEY-----\n`;
 }
 
 async function makeCa(name: string) {
@@ -37,7 +40,10 @@ async function makeCa(name: string) {
     notAfter: new Date(Date.now() + 24 * 3600_000),
     keys,
     signingAlgorithm: ALG,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    ],
   });
   return { cert, keys };
 }
@@ -57,7 +63,14 @@ async function makeLeaf(ca: Awaited<ReturnType<typeof makeCa>>, cn: string, serv
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([server ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
-      ...(server ? [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }, { type: 'dns', value: 'localhost' }])] : []),
+      ...(server
+        ? [
+            new x509.SubjectAlternativeNameExtension([
+              { type: 'ip', value: '127.0.0.1' },
+              { type: 'dns', value: 'localhost' },
+            ]),
+          ]
+        : []),
     ],
   });
   return { cert: cert.toString('pem'), key: await keyPem(keys.privateKey) };

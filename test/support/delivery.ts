@@ -44,7 +44,8 @@ export function verifyDelivery(records: readonly ExportedRecord[], devices: read
   const arrivals = new Map<string, number[]>();
   for (const r of bySeq) {
     const [deviceId, n] = Buffer.from(r.payload, 'base64').toString().split(':');
-    if (deviceId !== r.deviceId) throw new Error(`record ${r.gatewayId}/${r.seq} says device ${r.deviceId}, payload says ${deviceId}`);
+    if (deviceId !== r.deviceId)
+      throw new Error(`record ${r.gatewayId}/${r.seq} says device ${r.deviceId}, payload says ${deviceId}`);
     let list = arrivals.get(r.deviceId);
     if (!list) arrivals.set(r.deviceId, (list = []));
     list.push(Number(n));

@@ -24,7 +24,13 @@ export interface Started {
  * Runs `fleetgate ...args` and waits for its log line `readyMessage`. `bin`: another fleetgate bin than the
  * repository's (an installed package's).
  */
-export function startFleetgate(name: string, args: string[], readyMessage: string, env: NodeJS.ProcessEnv = {}, bin = FLEETGATE_BIN): Promise<Started> {
+export function startFleetgate(
+  name: string,
+  args: string[],
+  readyMessage: string,
+  env: NodeJS.ProcessEnv = {},
+  bin = FLEETGATE_BIN,
+): Promise<Started> {
   return spawnFleetgate(bin, name, args, readyMessage, env, (proc) => {
     started.add(proc);
     void proc.exited.then(() => started.delete(proc));

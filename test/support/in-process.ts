@@ -25,15 +25,15 @@ export async function startInProcess(
   let gateway: Gateway;
   try {
     gateway = await Gateway.start({
-    ...GATEWAY_DEFAULTS,
-    gatewayId: 'gw-test',
-    mqtt: { host: '127.0.0.1', port: 0 },
+      ...GATEWAY_DEFAULTS,
+      gatewayId: 'gw-test',
+      mqtt: { host: '127.0.0.1', port: 0 },
       deviceGrpc: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
-    upstreams: [{ name: 'default', addresses: [`127.0.0.1:${cloud.address.port}`], ...upstream }],
-    dataDir: join(dir, 'gateway'),
-    durability: 'process',
-    allowAnonymous: true,
+      admin: { host: '127.0.0.1', port: 0 },
+      upstreams: [{ name: 'default', addresses: [`127.0.0.1:${cloud.address.port}`], ...upstream }],
+      dataDir: join(dir, 'gateway'),
+      durability: 'process',
+      allowAnonymous: true,
       logLevel: 'silent',
       ...options,
     });

@@ -59,7 +59,16 @@ export class LossyGateway {
   private onTelemetry(deviceId: string, payload: Buffer): void {
     const key = `${deviceId}#${readPayloadHeader(payload.toString('latin1'))?.n}`;
     if (this.mischief.drop?.has(key)) return;
-    const record = (): TelemetryRecord => ({ seq: ++this.seq, deviceId, stream: '', deviceSeq: 0, deviceTimeMs: 0, gatewayTimeMs: Date.now(), payload, contentType: '' });
+    const record = (): TelemetryRecord => ({
+      seq: ++this.seq,
+      deviceId,
+      stream: '',
+      deviceSeq: 0,
+      deviceTimeMs: 0,
+      gatewayTimeMs: Date.now(),
+      payload,
+      contentType: '',
+    });
     if (this.mischief.holdUntilAfter?.has(key)) {
       this.held.set(key, { ...record(), seq: 0 });
       return;

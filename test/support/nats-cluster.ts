@@ -53,7 +53,12 @@ export class NatsCluster {
   ) {}
 
   /** Starts the cluster and waits until it is ready; a port taken by someone else meanwhile means a new try. */
-  static async start({ dir, nodes = 3, name = 'fleetgate-test', readyTimeoutMs = 30_000 }: NatsClusterOptions): Promise<NatsCluster> {
+  static async start({
+    dir,
+    nodes = 3,
+    name = 'fleetgate-test',
+    readyTimeoutMs = 30_000,
+  }: NatsClusterOptions): Promise<NatsCluster> {
     const binary = natsServerBinary();
     for (let attempt = 1; ; attempt++) {
       const cluster = new NatsCluster(name, await planNodes(dir, nodes, name, attempt), binary, readyTimeoutMs);
@@ -123,7 +128,8 @@ export class NatsCluster {
       for (;;) {
         if (!node.child) throw new Error(`${node.serverName} exited while starting:\n${this.logTail(i)}`);
         if (await nodeReady(node.monitorPort)) break;
-        if (Date.now() > deadline) throw new Error(`${node.serverName} not ready after ${this.readyTimeoutMs} ms:\n${this.logTail(i)}`);
+        if (Date.now() > deadline)
+          throw new Error(`${node.serverName} not ready after ${this.readyTimeoutMs} ms:\n${this.logTail(i)}`);
         await sleep(100);
       }
     }

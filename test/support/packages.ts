@@ -22,14 +22,18 @@ export type Tarballs = Record<string, string>;
 
 /** `npm pack --workspaces` of the built repository (or of another checkout, `root`) into `dir`. */
 export async function packWorkspaces(dir: string, root = ROOT): Promise<Tarballs> {
-  const { stdout } = await run('npm', ['pack', '--workspaces', '--json', '--pack-destination', dir], { cwd: root, maxBuffer: 64 << 20 });
+  const { stdout } = await run('npm', ['pack', '--workspaces', '--json', '--pack-destination', dir], {
+    cwd: root,
+    maxBuffer: 64 << 20,
+  });
   const packed = JSON.parse(stdout) as { name: string; filename: string }[];
   return Object.fromEntries(packed.map((p) => [p.name, join(dir, p.filename)]));
 }
 
 /** The better-sqlite3 version this repository runs (and built a binary for). */
 export function sqliteVersion(): string {
-  return (JSON.parse(readFileSync(join(ROOT, 'node_modules/better-sqlite3/package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(join(ROOT, 'node_modules/better-sqlite3/package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 /**
@@ -49,7 +53,10 @@ export async function npmInstall(dir: string, specs: string[]): Promise<void> {
   for (const pkg of installedPackages(join(dir, 'node_modules')).filter((p) => p.name === 'better-sqlite3')) {
     const target = join(pkg.dir, 'build/Release');
     mkdirSync(target, { recursive: true });
-    copyFileSync(join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'), join(target, 'better_sqlite3.node'));
+    copyFileSync(
+      join(ROOT, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'),
+      join(target, 'better_sqlite3.node'),
+    );
   }
 }
 
@@ -60,7 +67,9 @@ export function installedPackages(nodeModules: string): { name: string; version:
     if (!existsSync(modules)) return;
     for (const entry of readdirSync(modules)) {
       if (entry.startsWith('.')) continue;
-      const dirs = entry.startsWith('@') ? readdirSync(join(modules, entry)).map((e) => join(modules, entry, e)) : [join(modules, entry)];
+      const dirs = entry.startsWith('@')
+        ? readdirSync(join(modules, entry)).map((e) => join(modules, entry, e))
+        : [join(modules, entry)];
       for (const dir of dirs) {
         const manifest = join(dir, 'package.json');
         if (!existsSync(manifest)) continue;

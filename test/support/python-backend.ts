@@ -14,7 +14,10 @@ const SCRIPT = join(ROOT, 'test/support/python/uplink_backend.py');
 /** Why the Python backend cannot run here, or undefined if it can. */
 /** protos/fleetgate/v1/*.proto as a FileDescriptorSet (buf, offline), which the Python side loads its classes from. */
 export function buildDescriptorSet(file: string): void {
-  const built = spawnSync(join(ROOT, 'node_modules/.bin/buf'), ['build', '-o', file], { cwd: join(ROOT, 'protos'), encoding: 'utf8' });
+  const built = spawnSync(join(ROOT, 'node_modules/.bin/buf'), ['build', '-o', file], {
+    cwd: join(ROOT, 'protos'),
+    encoding: 'utf8',
+  });
   if (built.status !== 0) throw new Error(`buf build failed: ${built.stderr || built.error?.message}`);
 }
 
@@ -41,7 +44,15 @@ export class PythonBackend {
   }
 
   static async start(options: PythonBackendOptions): Promise<PythonBackend> {
-    const args = [SCRIPT, '--descriptors', options.descriptors, '--min-ping-interval-ms', String(options.minPingIntervalMs), '--max-ping-strikes', String(options.maxPingStrikes)];
+    const args = [
+      SCRIPT,
+      '--descriptors',
+      options.descriptors,
+      '--min-ping-interval-ms',
+      String(options.minPingIntervalMs),
+      '--max-ping-strikes',
+      String(options.maxPingStrikes),
+    ];
     const child = spawn(PYTHON, options.heartbeats ? [...args, '--heartbeats'] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let stderr = '';

@@ -39,7 +39,17 @@ export class Stack {
   async startCloud(extraArgs: string[] = []): Promise<void> {
     const { process, ready } = await startFleetgate(
       'cloud-stub',
-      ['cloud', '--listen', `127.0.0.1:${this.cloudPort}`, '--admin', `127.0.0.1:${this.cloudAdminPort}`, '--data', this.cloudData, ...this.cloudArgs, ...extraArgs],
+      [
+        'cloud',
+        '--listen',
+        `127.0.0.1:${this.cloudPort}`,
+        '--admin',
+        `127.0.0.1:${this.cloudAdminPort}`,
+        '--data',
+        this.cloudData,
+        ...this.cloudArgs,
+        ...extraArgs,
+      ],
       'cloud-stub ready',
     );
     this.cloud = process;
@@ -51,10 +61,23 @@ export class Stack {
     const { process, ready } = await startFleetgate(
       'gateway',
       [
-        'gateway', '--gateway-id', 'gw-test', ...this.gatewayAuthArgs, '--mqtt', `127.0.0.1:${this.mqttPort}`,
-        '--admin', `127.0.0.1:${this.gatewayAdminPort}`, '--upstream', `127.0.0.1:${this.cloudPort}`,
-        '--device-grpc', `127.0.0.1:${this.deviceGrpcPort}`,
-        '--data', join(this.dir, 'gateway'), '--reconnect-max-ms', '500', ...this.gatewayArgs,
+        'gateway',
+        '--gateway-id',
+        'gw-test',
+        ...this.gatewayAuthArgs,
+        '--mqtt',
+        `127.0.0.1:${this.mqttPort}`,
+        '--admin',
+        `127.0.0.1:${this.gatewayAdminPort}`,
+        '--upstream',
+        `127.0.0.1:${this.cloudPort}`,
+        '--device-grpc',
+        `127.0.0.1:${this.deviceGrpcPort}`,
+        '--data',
+        join(this.dir, 'gateway'),
+        '--reconnect-max-ms',
+        '500',
+        ...this.gatewayArgs,
       ],
       'gateway ready',
     );
@@ -77,7 +100,10 @@ export class Stack {
   }
 
   async faults(faults: { holdAcks?: boolean; rejectPayloads?: string | null }): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/faults`, { method: 'POST', body: JSON.stringify(faults) });
+    const res = await fetch(`http://127.0.0.1:${this.cloudAdminPort}/v1/faults`, {
+      method: 'POST',
+      body: JSON.stringify(faults),
+    });
     if (!res.ok) throw new Error(`POST /v1/faults: ${res.status} ${await res.text()}`);
   }
 }

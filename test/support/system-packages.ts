@@ -32,7 +32,7 @@ function onPath(name: string): string | undefined {
 }
 
 export const CHROMIUM: SystemProgram = {
-  what: 'Chromium (CHROMIUM_PATH, or Debian\'s /usr/bin/chromium)',
+  what: "Chromium (CHROMIUM_PATH, or Debian's /usr/bin/chromium)",
   install: 'apt-get install chromium',
   locate: () => {
     const path = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -55,7 +55,8 @@ export const NATS_SERVER: SystemProgram = {
 export const PYTHON_GRPCIO: SystemProgram = {
   what: "Debian's python3-grpcio for /usr/bin/python3 (a grpc-core server)",
   install: 'apt-get install python3-grpcio',
-  locate: () => (spawnSync('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']).status === 0 ? '/usr/bin/python3' : undefined),
+  locate: () =>
+    spawnSync('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']).status === 0 ? '/usr/bin/python3' : undefined,
 };
 
 /** The message a test without `program` skips (or, in CI, fails) with. */
@@ -73,7 +74,8 @@ export function requireProgram(context: Mocha.Context, program: SystemProgram): 
   const message = missingMessage(program);
   if (process.env.FLEETGATE_REQUIRE_SYSTEM === '1') throw new Error(`${message} (FLEETGATE_REQUIRE_SYSTEM=1: CI installs it)`);
   const runnable = context.test;
-  const tests = runnable && (runnable as { type?: string }).type === 'test' ? [runnable as Mocha.Test] : allTests(runnable?.parent);
+  const tests =
+    runnable && (runnable as { type?: string }).type === 'test' ? [runnable as Mocha.Test] : allTests(runnable?.parent);
   for (const test of tests) test.title += ` (skipped: ${message})`;
   context.skip();
 }

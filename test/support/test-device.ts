@@ -27,7 +27,14 @@ export class TestDevice {
     port: number,
     private readonly window = 20,
   ) {
-    this.client = mqtt.connect({ host: '127.0.0.1', port, clientId: id, protocolVersion: 4, reconnectPeriod: 100, connectTimeout: 5000 });
+    this.client = mqtt.connect({
+      host: '127.0.0.1',
+      port,
+      clientId: id,
+      protocolVersion: 4,
+      reconnectPeriod: 100,
+      connectTimeout: 5000,
+    });
     this.client.on('error', (err) => this.errors.push(err));
     this.client.on('close', () => {
       for (const n of this.outstanding) this.dropsInFlight.set(n, (this.dropsInFlight.get(n) ?? 0) + 1);
@@ -108,7 +115,12 @@ export class TestDevice {
 }
 
 /** Resolves when `predicate` holds, checking every `everyMs`; rejects with `what` after `timeoutMs`. */
-export async function waitUntil<T>(what: string, predicate: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 50): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
+export async function waitUntil<T>(
+  what: string,
+  predicate: () => T | Promise<T>,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await predicate();

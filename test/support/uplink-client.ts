@@ -1,5 +1,12 @@
 /** A raw Uplink stream for protocol tests: write frames, read what comes back, see how it ended. */
-import { credentials, Metadata, status, type ChannelCredentials, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  type StatusObject,
+} from '@grpc/grpc-js';
 import { UplinkClient, type Ack, type DownlinkFrame, type Gap, type TelemetryRecord, type UplinkFrame } from '@fleetgate/protos';
 
 export class RawUplink {
@@ -22,7 +29,10 @@ export class RawUplink {
   }
 
   /** A stream to 127.0.0.1:port; `token` goes as `authorization: Bearer` metadata. */
-  static connect(port: number, options: { token?: string; authorization?: string; credentials?: ChannelCredentials } = {}): RawUplink {
+  static connect(
+    port: number,
+    options: { token?: string; authorization?: string; credentials?: ChannelCredentials } = {},
+  ): RawUplink {
     const metadata = new Metadata();
     const authorization = options.authorization ?? (options.token ? `Bearer ${options.token}` : undefined);
     if (authorization) metadata.set('authorization', authorization);
@@ -77,9 +87,19 @@ export class RawUplink {
 }
 
 export function telemetry(seq: number, deviceId = 'dev-1'): TelemetryRecord {
-  return { seq, deviceId, stream: '', deviceSeq: 0, deviceTimeMs: 0, gatewayTimeMs: Date.now(), payload: Buffer.from(`p${seq}`), contentType: '' };
+  return {
+    seq,
+    deviceId,
+    stream: '',
+    deviceSeq: 0,
+    deviceTimeMs: 0,
+    gatewayTimeMs: Date.now(),
+    payload: Buffer.from(`p${seq}`),
+    contentType: '',
+  };
 }
 
-export const range = (from: number, to: number): TelemetryRecord[] => Array.from({ length: to - from + 1 }, (_, i) => telemetry(from + i));
+export const range = (from: number, to: number): TelemetryRecord[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => telemetry(from + i));
 
 export { status };

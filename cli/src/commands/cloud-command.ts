@@ -17,9 +17,10 @@ import { closeOnSignals, exitOnStartFailure } from './lifecycle.ts';
 import { hostPortOption } from '../config/options.ts';
 import { unknownVariables } from '../config/unknown-variables.ts';
 
-
 export function cloudCommand(): Command {
-  const cloud = new Command('cloud').description('the reference backend (cloud-stub): receives uplink streams, dedupes, commits, acks');
+  const cloud = new Command('cloud').description(
+    'the reference backend (cloud-stub): receives uplink streams, dedupes, commits, acks',
+  );
 
   // `serve`'s settings (flags, FLEETGATE_* variables, --config file) are config/cloud-settings.ts.
   const serve = cloudServeSettingsCommand().action(async (flags: { logLevel: LogLevel }, command: Command) => {
@@ -31,7 +32,8 @@ export function cloudCommand(): Command {
     }
     const { options } = resolved;
     const logger = createLogger({ name: 'cloud', level: resolved.logLevel });
-    for (const variable of unknownVariables(process.env)) logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
+    for (const variable of unknownVariables(process.env))
+      logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
     let stub: CloudStub | undefined;
     let material: CloudMaterial = {};
     closeOnSignals(async () => stub?.close(), logger);
@@ -40,7 +42,9 @@ export function cloudCommand(): Command {
       material = await loadCloudMaterial(resolved, true);
       const { revocations, gatewayKey, tls } = material;
       const auth = gatewayKey
-        ? new TokenGatewayAuth(new TokenVerifier({ key: gatewayKey, audience: options.gatewayAudience, ...(revocations ? { revocations } : {}) }))
+        ? new TokenGatewayAuth(
+            new TokenVerifier({ key: gatewayKey, audience: options.gatewayAudience, ...(revocations ? { revocations } : {}) }),
+          )
         : undefined;
       stub = await CloudStub.start({
         ...(options.backend ? { backend: options.backend } : {}),
@@ -60,42 +64,50 @@ export function cloudCommand(): Command {
   });
   cloud.addCommand(serve, { isDefault: true });
 
-  addSinkOptions(cloud
-    .command('export')
-    .description('print every committed record (or, with --gaps, every gap gateways reported) as one JSON line, in commit order (works while the stub runs)')
-    .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
-    .option('--gaps', 'print the gaps gateways reported (records they had to let go of) instead of the records', false))
-    .action(async (flags: { data: string; gaps: boolean; sink: string; nats?: string[]; stream?: string }) => {
-      let sink: JetStreamSink | undefined;
-      try {
-        const backend = jetStreamBackend(flags);
-        if (backend) sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}) });
-        const rows: AsyncIterable<unknown> | Iterable<unknown> = sink
-          ? flags.gaps ? await sink.exportGaps() : sink.exportRecords()
-          : flags.gaps ? readSqliteGaps(flags.data) : exportSqliteSink(flags.data);
-        for await (const record of rows) {
-          if (!process.stdout.write(JSON.stringify(record) + '\n')) {
-            await new Promise((resolve) => process.stdout.once('drain', resolve));
-          }
+  addSinkOptions(
+    cloud
+      .command('export')
+      .description(
+        'print every committed record (or, with --gaps, every gap gateways reported) as one JSON line, in commit order (works while the stub runs)',
+      )
+      .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
+      .option('--gaps', 'print the gaps gateways reported (records they had to let go of) instead of the records', false),
+  ).action(async (flags: { data: string; gaps: boolean; sink: string; nats?: string[]; stream?: string }) => {
+    let sink: JetStreamSink | undefined;
+    try {
+      const backend = jetStreamBackend(flags);
+      if (backend)
+        sink = await JetStreamSink.open({ servers: backend.servers, ...(backend.stream ? { stream: backend.stream } : {}) });
+      const rows: AsyncIterable<unknown> | Iterable<unknown> = sink
+        ? flags.gaps
+          ? await sink.exportGaps()
+          : sink.exportRecords()
+        : flags.gaps
+          ? readSqliteGaps(flags.data)
+          : exportSqliteSink(flags.data);
+      for await (const record of rows) {
+        if (!process.stdout.write(JSON.stringify(record) + '\n')) {
+          await new Promise((resolve) => process.stdout.once('drain', resolve));
         }
-      } catch (err: unknown) {
-        const where = flags.sink === 'jetstream' ? `the stream at ${flags.nats?.join(',')}` : `the sink in ${flags.data}`;
-        process.stderr.write(`fleetgate cloud export: cannot read ${where}: ${err instanceof Error ? err.message : String(err)}\n`);
-        process.exitCode = err instanceof ConfigError ? 2 : 1;
-      } finally {
-        await sink?.close();
       }
-    });
+    } catch (err: unknown) {
+      const where = flags.sink === 'jetstream' ? `the stream at ${flags.nats?.join(',')}` : `the sink in ${flags.data}`;
+      process.stderr.write(`fleetgate cloud export: cannot read ${where}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = err instanceof ConfigError ? 2 : 1;
+    } finally {
+      await sink?.close();
+    }
+  });
 
   cloud
     .command('command')
-    .description('send a command to a device through the cloud-stub\'s admin API; with --wait, print its result')
+    .description("send a command to a device through the cloud-stub's admin API; with --wait, print its result")
     .requiredOption('--device <id>', 'the device')
     .requiredOption('--name <name>', 'the command, e.g. reboot')
     .option('--payload <json>', 'its payload, as JSON', 'null')
     .option('--ttl <duration>', 'how long it may wait for the device, e.g. 60s, 10m', '60s')
     .option('--wait', 'wait for the final status and print it (exit 0 only if it succeeded)', false)
-    .addOption(hostPortOption('--admin <host:port>', 'the cloud-stub\'s admin listener', CLOUD_DEFAULTS.admin))
+    .addOption(hostPortOption('--admin <host:port>', "the cloud-stub's admin listener", CLOUD_DEFAULTS.admin))
     .action(async (flags: { device: string; name: string; payload: string; ttl: string; wait: boolean; admin: HostPort }) => {
       const fail = (message: string): never => {
         process.stderr.write(`fleetgate cloud command: ${message}\n`);

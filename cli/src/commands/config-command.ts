@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { checkConfigFile, type ConfigKind } from '../config/config-check.ts';
 
 export function configCommand(): Command {
-  const config = new Command('config').description('config files of fleetgate gateway and fleetgate cloud (see deploy/*.example.yaml)');
+  const config = new Command('config').description(
+    'config files of fleetgate gateway and fleetgate cloud (see deploy/*.example.yaml)',
+  );
   config
     .command('check')
     .description(
@@ -11,11 +13,23 @@ export function configCommand(): Command {
         'Exit 0 and a summary if it is good, 1 and the errors if not, 2 for a wrong command line',
     )
     .argument('<file>', 'the YAML config file')
-    .addOption(new Option('--for <command>', 'which command the file is for (default: guessed from its keys)').choices(['gateway', 'cloud']))
-    .option('--with-env', 'also apply this shell\'s FLEETGATE_* variables, as a start would (by default the file alone is checked)', false)
+    .addOption(
+      new Option('--for <command>', 'which command the file is for (default: guessed from its keys)').choices([
+        'gateway',
+        'cloud',
+      ]),
+    )
+    .option(
+      '--with-env',
+      "also apply this shell's FLEETGATE_* variables, as a start would (by default the file alone is checked)",
+      false,
+    )
     .action(async (file: string, flags: { for?: ConfigKind; withEnv: boolean }) => {
       try {
-        const { kind, summary } = await checkConfigFile(file, { ...(flags.for ? { kind: flags.for } : {}), env: flags.withEnv ? process.env : {} });
+        const { kind, summary } = await checkConfigFile(file, {
+          ...(flags.for ? { kind: flags.for } : {}),
+          env: flags.withEnv ? process.env : {},
+        });
         process.stdout.write(`${file}: ok (fleetgate ${kind})\n${summary.map((line) => `  ${line}\n`).join('')}`);
       } catch (err: unknown) {
         process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);

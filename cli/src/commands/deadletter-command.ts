@@ -14,7 +14,9 @@ import { type DeadLetter, DeadLetters, JOURNAL_FILE } from '@fleetgate/gateway';
 const DATA_HELP = "the gateway's data folder (its --data)";
 
 export function deadletterCommand(): Command {
-  const command = new Command('deadletter').description('records the backend refused as invalid: list, show, replay or drop them');
+  const command = new Command('deadletter').description(
+    'records the backend refused as invalid: list, show, replay or drop them',
+  );
 
   command
     .command('list')
@@ -31,7 +33,9 @@ export function deadletterCommand(): Command {
         if (all.length === 0) return void process.stdout.write('no dead letters\n');
         process.stdout.write(`${['SEQ', 'DEVICE', 'STREAM', 'BYTES', 'DEAD AT', 'REPLAY', 'REASON'].join('\t')}\n`);
         for (const l of all) {
-          process.stdout.write(`${[l.seq, l.deviceId, l.stream || '-', l.payload.length, new Date(l.deadAtMs).toISOString(), l.replay ? 'marked' : '-', l.upstreams.length > 0 ? `${l.upstreams.join(',')}: ${l.reason}` : l.reason].join('\t')}\n`);
+          process.stdout.write(
+            `${[l.seq, l.deviceId, l.stream || '-', l.payload.length, new Date(l.deadAtMs).toISOString(), l.replay ? 'marked' : '-', l.upstreams.length > 0 ? `${l.upstreams.join(',')}: ${l.reason}` : l.reason].join('\t')}\n`,
+          );
         }
         process.stdout.write(`${all.length} dead letter${all.length === 1 ? '' : 's'}\n`);
       }),
@@ -46,16 +50,26 @@ export function deadletterCommand(): Command {
       withLetters(flags.data, (letters) => {
         const letter = letters.get(parseSeq(seq));
         if (!letter) throw new ConfigError('<seq>', `no dead letter with seq ${seq}`);
-        for (const [key, value] of Object.entries(asJson(letter))) if (key !== 'payload') process.stdout.write(`${key}: ${value}\n`);
+        for (const [key, value] of Object.entries(asJson(letter)))
+          if (key !== 'payload') process.stdout.write(`${key}: ${value}\n`);
         const bytes = letter.payload;
         const text = bytes.toString('utf8');
-        const printable = Buffer.from(text, 'utf8').equals(bytes) && ![...bytes].some((b) => b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
-        process.stdout.write(printable ? `payload (${bytes.length} bytes, text):\n${text}\n` : `payload (${bytes.length} bytes, hex):\n${bytes.toString('hex')}\n`);
+        const printable =
+          Buffer.from(text, 'utf8').equals(bytes) && ![...bytes].some((b) => b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+        process.stdout.write(
+          printable
+            ? `payload (${bytes.length} bytes, text):\n${text}\n`
+            : `payload (${bytes.length} bytes, hex):\n${bytes.toString('hex')}\n`,
+        );
       }),
     );
 
   for (const [name, verb, act] of [
-    ['replay', 'mark for sending again (as a new record, after the backend is fixed)', (l: DeadLetters, seq: number) => l.markReplay(seq)],
+    [
+      'replay',
+      'mark for sending again (as a new record, after the backend is fixed)',
+      (l: DeadLetters, seq: number) => l.markReplay(seq),
+    ],
     ['drop', 'delete for good', (l: DeadLetters, seq: number) => l.drop(seq)],
   ] as const) {
     command
@@ -66,11 +80,12 @@ export function deadletterCommand(): Command {
       .option('--all', 'every dead letter')
       .action((seqs: string[], flags: { data: string; all?: boolean }) =>
         withLetters(flags.data, (letters) => {
-          if (flags.all === (seqs.length > 0)) throw new ConfigError('<seqs>', 'give the seqs of the letters, or --all (not both)');
+          if (flags.all === seqs.length > 0) throw new ConfigError('<seqs>', 'give the seqs of the letters, or --all (not both)');
           const targets = flags.all ? letters.list().map((l) => l.seq) : seqs.map(parseSeq);
           const missing = targets.filter((seq) => !act(letters, seq));
           const done = targets.length - missing.length;
-          const what = name === 'replay' ? 'marked for replay (the gateway sends them within seconds, or at its next start)' : 'dropped';
+          const what =
+            name === 'replay' ? 'marked for replay (the gateway sends them within seconds, or at its next start)' : 'dropped';
           process.stdout.write(`${done} dead letter${done === 1 ? '' : 's'} ${what}\n`);
           if (missing.length > 0) throw new ConfigError('<seqs>', `no dead letter with seq ${missing.join(', ')}`);
         }),

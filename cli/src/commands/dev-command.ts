@@ -35,7 +35,12 @@ export function devCommand(): Command {
     .description('run the local stack: a cloud-stub, a gateway and a few demo devices (what `npm start` runs)')
     .option('--data <dir>', 'data folder (gateway/, cloud/ and logs/ inside)', './data')
     .addOption(hostPortOption('--mqtt <host:port>', 'gateway MQTT listener', GATEWAY_DEFAULTS.mqtt, '0.0.0.0'))
-    .addOption(hostPortOption('--upstream <host:port>', 'cloud-stub gRPC listener', { host: '127.0.0.1', port: CLOUD_DEFAULTS.listen.port }))
+    .addOption(
+      hostPortOption('--upstream <host:port>', 'cloud-stub gRPC listener', {
+        host: '127.0.0.1',
+        port: CLOUD_DEFAULTS.listen.port,
+      }),
+    )
     .addOption(hostPortOption('--gateway-admin <host:port>', 'gateway admin listener', GATEWAY_DEFAULTS.admin))
     .addOption(hostPortOption('--cloud-admin <host:port>', 'cloud-stub admin listener', CLOUD_DEFAULTS.admin))
     .addOption(integerOption('--demo-devices <n>', 'demo devices publishing (0: none)', 3, 0))
@@ -56,23 +61,54 @@ export function devCommand(): Command {
       };
       process.on('exit', stopAll);
 
-      const cloud = startChild('cloud', [
-        'cloud', 'serve', '--listen', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.cloudAdmin), '--data', join(data, 'cloud'),
-        '--gateway-key', join(keys, 'fleet.pub'),
-      ], logs);
+      const cloud = startChild(
+        'cloud',
+        [
+          'cloud',
+          'serve',
+          '--listen',
+          formatHostPort(flags.upstream),
+          '--admin',
+          formatHostPort(flags.cloudAdmin),
+          '--data',
+          join(data, 'cloud'),
+          '--gateway-key',
+          join(keys, 'fleet.pub'),
+        ],
+        logs,
+      );
       children.push(cloud);
       await waitHealthy('cloud-stub', cloud, flags.cloudAdmin, join(logs, 'cloud.log'));
 
-      const gateway = startChild('gateway', [
-        'gateway', '--gateway-id', 'gw-dev', '--device-key', join(keys, 'fleet.pub'), '--token-file', gatewayTokenFile, '--mqtt', formatHostPort(flags.mqtt),
-        '--upstream', formatHostPort(flags.upstream), '--admin', formatHostPort(flags.gatewayAdmin), '--data', join(data, 'gateway'),
-      ], logs);
+      const gateway = startChild(
+        'gateway',
+        [
+          'gateway',
+          '--gateway-id',
+          'gw-dev',
+          '--device-key',
+          join(keys, 'fleet.pub'),
+          '--token-file',
+          gatewayTokenFile,
+          '--mqtt',
+          formatHostPort(flags.mqtt),
+          '--upstream',
+          formatHostPort(flags.upstream),
+          '--admin',
+          formatHostPort(flags.gatewayAdmin),
+          '--data',
+          join(data, 'gateway'),
+        ],
+        logs,
+      );
       children.push(gateway);
       await waitHealthy('gateway', gateway, flags.gatewayAdmin, join(logs, 'gateway.log'));
 
       const mqttHost = flags.mqtt.host === '0.0.0.0' ? '127.0.0.1' : flags.mqtt.host;
       printBanner(flags, data, mqttHost, await devToken(signingKey, 'my-sensor', DEVICE_AUDIENCE));
-      const demoTokens = await Promise.all(Array.from({ length: flags.demoDevices }, (_, i) => devToken(signingKey, `demo-${i + 1}`, DEVICE_AUDIENCE)));
+      const demoTokens = await Promise.all(
+        Array.from({ length: flags.demoDevices }, (_, i) => devToken(signingKey, `demo-${i + 1}`, DEVICE_AUDIENCE)),
+      );
       const { startDemoDevices } = await import('@fleetgate/simulators');
       const demo = startDemoDevices(mqttHost, flags.mqtt.port, demoTokens, flags.demoRate);
       const status = startStatus(flags, flags.statusEvery);
@@ -89,10 +125,15 @@ export function devCommand(): Command {
         process.exit(0);
       };
       for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop());
-      for (const [name, child] of [['gateway', gateway], ['cloud-stub', cloud]] as const) {
+      for (const [name, child] of [
+        ['gateway', gateway],
+        ['cloud-stub', cloud],
+      ] as const) {
         child.once('exit', (code, signal) => {
           if (stopping) return;
-          process.stderr.write(`\n${name} exited (${signal ?? code}); last lines of its log:\n${tail(join(logs, `${name === 'gateway' ? 'gateway' : 'cloud'}.log`))}\n`);
+          process.stderr.write(
+            `\n${name} exited (${signal ?? code}); last lines of its log:\n${tail(join(logs, `${name === 'gateway' ? 'gateway' : 'cloud'}.log`))}\n`,
+          );
           stopAll();
           process.exit(1);
         });

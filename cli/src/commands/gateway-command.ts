@@ -16,7 +16,8 @@ export function gatewayCommand(): Command {
       exitOnStartFailure(err, createLogger({ name: 'gateway', level: flags.logLevel }));
     }
     const logger = createLogger({ name: 'gateway', level: resolved.logLevel });
-    for (const variable of unknownVariables(process.env)) logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
+    for (const variable of unknownVariables(process.env))
+      logger.warn(variable, 'not a fleetgate setting: this environment variable is ignored');
     // Signal handlers first: a SIGTERM that arrives while starting (or right after "gateway ready") must
     // still stop the gateway in order, not kill it with the default action.
     let gateway: Gateway | undefined;

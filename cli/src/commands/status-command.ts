@@ -60,7 +60,9 @@ export class AdminUnreachableError extends FleetgateError {
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description("a running gateway's state from its admin port: devices, rates, backlog, data at risk, upstreams, readiness (exit 0 when ready, 1 when not or unreachable)")
+    .description(
+      "a running gateway's state from its admin port: devices, rates, backlog, data at risk, upstreams, readiness (exit 0 when ready, 1 when not or unreachable)",
+    )
     .addOption(
       new Option('--admin <url>', "the gateway's admin address (its --admin), as http://HOST:PORT or HOST:PORT")
         .env('FLEETGATE_ADMIN')
@@ -73,7 +75,9 @@ export function statusCommand(): Command {
       // The default is not passed through the parser.
       const admin = parseAdminUrl(flags.admin);
       const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && !flags.json;
-      process.exitCode = flags.watch ? await watch(admin, flags.json === true, color) : await once(admin, flags.json === true, color);
+      process.exitCode = flags.watch
+        ? await watch(admin, flags.json === true, color)
+        : await once(admin, flags.json === true, color);
     });
 }
 
@@ -86,7 +90,8 @@ export function parseAdminUrl(value: string): string {
   } catch {
     throw new InvalidArgumentError(`"${value}" is not an address like http://127.0.0.1:9180 or 127.0.0.1:9180`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`"${value}": only http:// and https:// are served`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new InvalidArgumentError(`"${value}": only http:// and https:// are served`);
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -141,10 +146,15 @@ function print(admin: string, current: Sample, previous: Sample | undefined, jso
 
 async function sample(admin: string): Promise<Sample> {
   const [stats, readiness] = await Promise.all([getJson(admin, '/v1/stats'), readinessOf(admin)]);
-  if (stats.status !== 200) throw new AdminUnreachableError(`the gateway's admin port at ${admin} answered ${stats.status} to /v1/stats${bodyError(stats.body)}`);
+  if (stats.status !== 200)
+    throw new AdminUnreachableError(
+      `the gateway's admin port at ${admin} answered ${stats.status} to /v1/stats${bodyError(stats.body)}`,
+    );
   const body = stats.body as Partial<GatewayStats> | null;
   if (!body || typeof body !== 'object' || typeof body.gatewayId !== 'string' || typeof body.journal !== 'object') {
-    throw new AdminUnreachableError(`${admin} is not a gateway's admin port: its /v1/stats has no gatewayId and journal (the cloud-stub's admin port is another)`);
+    throw new AdminUnreachableError(
+      `${admin} is not a gateway's admin port: its /v1/stats has no gatewayId and journal (the cloud-stub's admin port is another)`,
+    );
   }
   return { stats: body as GatewayStats, readiness, atMs: performance.now() };
 }
@@ -161,7 +171,10 @@ async function readinessOf(admin: string): Promise<Readiness> {
 async function getJson(admin: string, path: string): Promise<{ status: number; body: unknown }> {
   let response: Response;
   try {
-    response = await fetch(`${admin}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), headers: { accept: 'application/json' } });
+    response = await fetch(`${admin}${path}`, {
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      headers: { accept: 'application/json' },
+    });
   } catch (err: unknown) {
     throw new AdminUnreachableError(`cannot reach the gateway's admin port at ${admin}: ${fetchFailure(err)}`, { cause: err });
   }
@@ -177,7 +190,8 @@ async function getJson(admin: string, path: string): Promise<{ status: number; b
 
 /** The useful part of a failed fetch: undici hides the system error (ECONNREFUSED...) in `cause`. */
 function fetchFailure(err: unknown): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+    return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
   let cause: unknown = err instanceof Error ? err.cause : undefined;
   if (cause instanceof AggregateError && cause.errors.length > 0) cause = cause.errors[0];
   if (cause && typeof cause === 'object') {
@@ -210,7 +224,9 @@ export function parseReadiness(httpStatus: number, body: unknown): Readiness {
     if (value && typeof value === 'object') {
       const v = value as Record<string, unknown>;
       const ok = 'ok' in v ? v.ok === true : okWord(v.status);
-      const detail = [v.reason, v.detail, v.message, v.error].find((d) => typeof d === 'string' && d !== '') ?? (!ok && typeof v.status === 'string' ? v.status : '');
+      const detail =
+        [v.reason, v.detail, v.message, v.error].find((d) => typeof d === 'string' && d !== '') ??
+        (!ok && typeof v.status === 'string' ? v.status : '');
       checks.push({ name: typeof v.name === 'string' ? v.name : name, ok, detail: String(detail) });
     } else {
       checks.push({ name, ok: okWord(value), detail: typeof value === 'string' && !okWord(value) ? value : '' });
@@ -231,12 +247,21 @@ export function parseReadiness(httpStatus: number, body: unknown): Readiness {
 
 export function statusRates(stats: GatewayStats, previous?: PreviousSample): StatusRates {
   const now = counters(stats);
-  const before = previous && previous.secondsAgo > 0 && previous.stats.uptimeSeconds <= stats.uptimeSeconds ? counters(previous.stats) : undefined;
+  const before =
+    previous && previous.secondsAgo > 0 && previous.stats.uptimeSeconds <= stats.uptimeSeconds
+      ? counters(previous.stats)
+      : undefined;
   const per = (a: number | null | undefined, b: number | null | undefined) =>
-    before && previous && a !== null && a !== undefined && b !== null && b !== undefined && a >= b ? (a - b) / previous.secondsAgo : null;
+    before && previous && a !== null && a !== undefined && b !== null && b !== undefined && a >= b
+      ? (a - b) / previous.secondsAgo
+      : null;
   const upstreamsSent: Record<string, number | null> = {};
   for (const [name, sent] of Object.entries(now.sent)) upstreamsSent[name] = per(sent, before?.sent[name]);
-  return { messagesIn: per(now.messagesIn, before?.messagesIn), recordsAcked: per(now.delivered, before?.delivered), upstreamsSent };
+  return {
+    messagesIn: per(now.messagesIn, before?.messagesIn),
+    recordsAcked: per(now.delivered, before?.delivered),
+    upstreamsSent,
+  };
 }
 
 /** The counters the rates are made of (kept the same as the status page's). */
@@ -247,7 +272,8 @@ function counters(stats: GatewayStats) {
   return {
     messagesIn: (stats.ingress?.messages ?? 0) + (stats.deviceLink?.messages ?? 0),
     // Rows freed because every upstream acknowledged them: appended, minus still held, minus dropped.
-    delivered: typeof j.committedRows === 'number' && typeof j.rows === 'number' ? j.committedRows - j.rows - sum(j.dropped) : null,
+    delivered:
+      typeof j.committedRows === 'number' && typeof j.rows === 'number' ? j.committedRows - j.rows - sum(j.dropped) : null,
     sent,
   };
 }
@@ -281,7 +307,12 @@ const LABEL_WIDTH = 14;
  * upstreams as a table, commands, readiness). Rates need `previous`; without it they read "—". Every string
  * from the gateway is stripped of control characters, so an upstream name cannot move the cursor.
  */
-export function formatStatus(stats: GatewayStats, previous?: PreviousSample, readiness?: Readiness, options: FormatOptions = {}): string {
+export function formatStatus(
+  stats: GatewayStats,
+  previous?: PreviousSample,
+  readiness?: Readiness,
+  options: FormatOptions = {},
+): string {
   const paint = (tone: Tone | undefined, text: string) => (options.color && tone ? `\x1b[${ANSI[tone]}m${text}\x1b[0m` : text);
   const lines: string[] = [];
   const section = (label: string, ...rows: string[]) => {
@@ -292,13 +323,25 @@ export function formatStatus(stats: GatewayStats, previous?: PreviousSample, rea
   // Gateway
   const degraded = readiness?.ready === true && readiness.status === 'degraded';
   const readyWord =
-    readiness === undefined ? paint('dim', 'readiness not checked') : degraded ? paint('warn', 'READY, DEGRADED') : readiness.ready ? paint('ok', 'READY') : paint('bad', 'NOT READY');
-  section('Gateway', `${paint('bold', clean(stats.gatewayId))} · v${clean(stats.version)} · up ${duration(stats.uptimeSeconds * 1000)} · ${readyWord}`);
+    readiness === undefined
+      ? paint('dim', 'readiness not checked')
+      : degraded
+        ? paint('warn', 'READY, DEGRADED')
+        : readiness.ready
+          ? paint('ok', 'READY')
+          : paint('bad', 'NOT READY');
+  section(
+    'Gateway',
+    `${paint('bold', clean(stats.gatewayId))} · v${clean(stats.version)} · up ${duration(stats.uptimeSeconds * 1000)} · ${readyWord}`,
+  );
 
   // Devices
   const mqtt = stats.ingress?.devicesConnected ?? stats.devicesConnected;
   const sdk = stats.deviceLink?.devicesConnected;
-  section('Devices', `${int(mqtt + (sdk ?? 0))} online: ${int(mqtt)} MQTT, ${sdk === undefined ? 'SDK listener off' : `${int(sdk)} SDK`}`);
+  section(
+    'Devices',
+    `${int(mqtt + (sdk ?? 0))} online: ${int(mqtt)} MQTT, ${sdk === undefined ? 'SDK listener off' : `${int(sdk)} SDK`}`,
+  );
 
   // Traffic
   section('Traffic', `${rate(rates.messagesIn)} messages/s in, ${rate(rates.recordsAcked)} records/s acked by every upstream`);
@@ -356,24 +399,48 @@ export function formatStatus(stats: GatewayStats, previous?: PreviousSample, rea
   // Readiness
   if (readiness === undefined) section('Readiness', paint('dim', 'not checked'));
   else {
-    const head = degraded ? paint('warn', 'ready, degraded (some upstream is down; the journal keeps the data)') : readiness.ready ? paint('ok', 'ready') : paint('bad', 'not ready');
-    const via = readiness.source === 'healthz' ? ` (this gateway has no /readyz; /healthz: ${clean(readiness.status) || (readiness.ready ? 'ok' : 'failing')})` : readiness.status && !/^((not |un)?ready|degraded)$/i.test(readiness.status) ? ` (${clean(readiness.status)})` : '';
+    const head = degraded
+      ? paint('warn', 'ready, degraded (some upstream is down; the journal keeps the data)')
+      : readiness.ready
+        ? paint('ok', 'ready')
+        : paint('bad', 'not ready');
+    const via =
+      readiness.source === 'healthz'
+        ? ` (this gateway has no /readyz; /healthz: ${clean(readiness.status) || (readiness.ready ? 'ok' : 'failing')})`
+        : readiness.status && !/^((not |un)?ready|degraded)$/i.test(readiness.status)
+          ? ` (${clean(readiness.status)})`
+          : '';
     section(
       'Readiness',
       head + via,
-      ...readiness.checks.map((check) => `${check.ok ? paint('ok', '✓') : paint('bad', '✗')} ${clean(check.name)}${check.detail ? `: ${clean(check.detail)}` : ''}`),
+      ...readiness.checks.map(
+        (check) =>
+          `${check.ok ? paint('ok', '✓') : paint('bad', '✗')} ${clean(check.name)}${check.detail ? `: ${clean(check.detail)}` : ''}`,
+      ),
     );
   }
   return `${lines.join('\n')}\n`;
 }
 
-function upstreamTable(upstreams: UpstreamStats[], rates: StatusRates, paint: (tone: Tone | undefined, text: string) => string): string[] {
+function upstreamTable(
+  upstreams: UpstreamStats[],
+  rates: StatusRates,
+  paint: (tone: Tone | undefined, text: string) => string,
+): string[] {
   const header = ['NAME', 'STATE', 'CONNECTED TO', 'PENDING', 'OLDEST', 'IN FLIGHT', 'SENT/S'];
   const rows = upstreams.map((u) => {
     const state = STATES[u.state] ?? { label: clean(String(u.state)), tone: 'dim' as Tone };
     return {
       tone: state.tone,
-      cells: [clean(u.name), state.label, clean(u.connectedTo || u.target || '-'), `${int(u.pendingRows)} rows, ${bytes(u.pendingBytes)}`, age(u.oldestPendingAgeMs), int(u.batchesInFlight), rate(rates.upstreamsSent[u.name] ?? null)],
+      cells: [
+        clean(u.name),
+        state.label,
+        clean(u.connectedTo || u.target || '-'),
+        `${int(u.pendingRows)} rows, ${bytes(u.pendingBytes)}`,
+        age(u.oldestPendingAgeMs),
+        int(u.batchesInFlight),
+        rate(rates.upstreamsSent[u.name] ?? null),
+      ],
       error: u.lastError ? clean(u.lastError) : '',
     };
   });

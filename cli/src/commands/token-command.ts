@@ -6,7 +6,19 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import ms from 'ms';
 import { ConfigError } from '@fleetgate/core';
-import { decodeToken, DEVICE_AUDIENCE, GATEWAY_AUDIENCE, generateKeys, issueToken, type KeySource, loadSigningKey, loadVerifyingKey, TOKEN_ALGORITHMS, type TokenAlgorithm, TokenVerifier } from '@fleetgate/common';
+import {
+  decodeToken,
+  DEVICE_AUDIENCE,
+  GATEWAY_AUDIENCE,
+  generateKeys,
+  issueToken,
+  type KeySource,
+  loadSigningKey,
+  loadVerifyingKey,
+  TOKEN_ALGORITHMS,
+  type TokenAlgorithm,
+  TokenVerifier,
+} from '@fleetgate/common';
 import { DEVICE_ID } from '@fleetgate/gateway';
 
 export function tokenCommand(): Command {
@@ -15,14 +27,19 @@ export function tokenCommand(): Command {
   token
     .command('keygen')
     .description('make key material: an Ed25519 pair (fleet.key signs, fleet.pub verifies) or an HS256 secret')
-    .addOption(new Option('--alg <alg>', 'EdDSA: the verifier holds only the public key; HS256: one shared secret').choices(TOKEN_ALGORITHMS as TokenAlgorithm[]).default('EdDSA'))
+    .addOption(
+      new Option('--alg <alg>', 'EdDSA: the verifier holds only the public key; HS256: one shared secret')
+        .choices(TOKEN_ALGORITHMS as TokenAlgorithm[])
+        .default('EdDSA'),
+    )
     .option('--out <dir>', 'folder for the key files', './keys')
     .option('--name <name>', 'file name without extension', 'fleet')
     .action(async (flags: { alg: TokenAlgorithm; out: string; name: string }) => {
       await run(async () => {
         const { files } = await generateKeys(flags.alg, flags.out, flags.name);
         process.stdout.write(`wrote ${files.join(', ')}\n`);
-        if (flags.alg === 'EdDSA') process.stdout.write('give gateways and backends the .pub file only; keep the .key where tokens are issued\n');
+        if (flags.alg === 'EdDSA')
+          process.stdout.write('give gateways and backends the .pub file only; keep the .key where tokens are issued\n');
       });
     });
 
@@ -36,34 +53,46 @@ export function tokenCommand(): Command {
     .option('--secret-file <file>', 'HS256 secret to sign with')
     .option('--audience <aud>', `aud claim (default ${DEVICE_AUDIENCE} for devices, ${GATEWAY_AUDIENCE} for gateways)`)
     .option('--out <file>', 'write the token to this file (owner-only) instead of standard output')
-    .action(async (flags: { device?: string; gateway?: string; ttl: string; key?: string; secretFile?: string; audience?: string; out?: string }) => {
-      await run(async () => {
-        if ((flags.device === undefined) === (flags.gateway === undefined)) throw new ConfigError('--device', 'give exactly one of --device ID or --gateway ID');
-        const subject = (flags.device ?? flags.gateway)!;
-        const field = flags.device !== undefined ? '--device' : '--gateway';
-        if (!DEVICE_ID.test(subject)) throw new ConfigError(field, `"${subject}" must be 1-128 characters of [A-Za-z0-9._:-]`);
-        const ttlMs = ms(flags.ttl as ms.StringValue);
-        if (typeof ttlMs !== 'number' || !(ttlMs >= 1000)) throw new ConfigError('--ttl', `"${flags.ttl}" is not a duration of at least 1s (like 30d, 12h, 15m)`);
-        const key = await loadSigningKey(keySource(flags, '--key', '--secret-file'));
-        const audience = flags.audience ?? (flags.device !== undefined ? DEVICE_AUDIENCE : GATEWAY_AUDIENCE);
-        const jwt = await issueToken({ key, subject, audience, ttlSeconds: Math.floor(ttlMs / 1000) });
-        if (flags.out) {
-          writeFileSync(flags.out, jwt + '\n', { mode: 0o600 });
-          chmodSync(flags.out, 0o600);
-          process.stderr.write(`wrote a token for ${subject} to ${flags.out}\n`);
-        } else {
-          process.stdout.write(jwt + '\n');
-        }
-      });
-    });
+    .action(
+      async (flags: {
+        device?: string;
+        gateway?: string;
+        ttl: string;
+        key?: string;
+        secretFile?: string;
+        audience?: string;
+        out?: string;
+      }) => {
+        await run(async () => {
+          if ((flags.device === undefined) === (flags.gateway === undefined))
+            throw new ConfigError('--device', 'give exactly one of --device ID or --gateway ID');
+          const subject = (flags.device ?? flags.gateway)!;
+          const field = flags.device !== undefined ? '--device' : '--gateway';
+          if (!DEVICE_ID.test(subject)) throw new ConfigError(field, `"${subject}" must be 1-128 characters of [A-Za-z0-9._:-]`);
+          const ttlMs = ms(flags.ttl as ms.StringValue);
+          if (typeof ttlMs !== 'number' || !(ttlMs >= 1000))
+            throw new ConfigError('--ttl', `"${flags.ttl}" is not a duration of at least 1s (like 30d, 12h, 15m)`);
+          const key = await loadSigningKey(keySource(flags, '--key', '--secret-file'));
+          const audience = flags.audience ?? (flags.device !== undefined ? DEVICE_AUDIENCE : GATEWAY_AUDIENCE);
+          const jwt = await issueToken({ key, subject, audience, ttlSeconds: Math.floor(ttlMs / 1000) });
+          if (flags.out) {
+            writeFileSync(flags.out, jwt + '\n', { mode: 0o600 });
+            chmodSync(flags.out, 0o600);
+            process.stderr.write(`wrote a token for ${subject} to ${flags.out}\n`);
+          } else {
+            process.stdout.write(jwt + '\n');
+          }
+        });
+      },
+    );
 
   token
     .command('inspect')
-    .description('show a token\'s claims and expiry (never any secret); with a key, also check its signature')
+    .description("show a token's claims and expiry (never any secret); with a key, also check its signature")
     .argument('<token>', 'the token, or - to read it from standard input (keeps it out of shell history)')
     .option('--key <file>', 'Ed25519 public key (PEM) to verify with')
     .option('--secret-file <file>', 'HS256 secret to verify with')
-    .option('--audience <aud>', 'audience to verify against (default: the token\'s own)')
+    .option('--audience <aud>', "audience to verify against (default: the token's own)")
     .action(async (value: string, flags: { key?: string; secretFile?: string; audience?: string }) => {
       await run(async () => {
         const jwt = (value === '-' ? readFileSync(0, 'utf8') : value).trim();
@@ -82,7 +111,12 @@ export function tokenCommand(): Command {
           jti: claims.jti,
           issuedAt: typeof claims.iat === 'number' ? new Date(claims.iat * 1000).toISOString() : undefined,
           expiresAt: exp === undefined ? undefined : new Date(exp).toISOString(),
-          expiresIn: exp === undefined ? undefined : exp > Date.now() ? ms(exp - Date.now(), { long: true }) : `expired ${ms(Date.now() - exp, { long: true })} ago`,
+          expiresIn:
+            exp === undefined
+              ? undefined
+              : exp > Date.now()
+                ? ms(exp - Date.now(), { long: true })
+                : `expired ${ms(Date.now() - exp, { long: true })} ago`,
         };
         if (flags.key || flags.secretFile) {
           const key = await loadVerifyingKey(keySource(flags, '--key', '--secret-file'));

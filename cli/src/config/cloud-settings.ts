@@ -5,7 +5,17 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError, type Durability, type HostPort } from '@fleetgate/core';
-import { GATEWAY_AUDIENCE, type KeySource, loadTlsServer, loadVerifyingKey, type LogLevel, RevocationList, type TlsServerFiles, type TlsServerMaterial, type TokenKey } from '@fleetgate/common';
+import {
+  GATEWAY_AUDIENCE,
+  type KeySource,
+  loadTlsServer,
+  loadVerifyingKey,
+  type LogLevel,
+  RevocationList,
+  type TlsServerFiles,
+  type TlsServerMaterial,
+  type TokenKey,
+} from '@fleetgate/common';
 import type { JetStreamBackend } from '@fleetgate/cloud-stub';
 import { durabilityOption, hostPortOption, integerOption, listOption, logLevelOption } from './options.ts';
 import { parseFlags, Settings, withConfigFile } from './settings.ts';
@@ -43,26 +53,51 @@ export interface ResolvedCloud {
 export function addSinkOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--sink <kind>', 'where records go: sqlite (files in --data) or jetstream (a NATS JetStream cluster that replicas share)')
+      new Option(
+        '--sink <kind>',
+        'where records go: sqlite (files in --data) or jetstream (a NATS JetStream cluster that replicas share)',
+      )
         .choices(['sqlite', 'jetstream'])
         .default('sqlite'),
     )
     .addOption(listOption('--nats <url,...>', 'NATS servers of the JetStream cluster (with --sink jetstream)'))
-    .addOption(integerOption('--nats-replicas <n>', 'replicas of the stream and KV buckets when they are created (default: 3 on a cluster of 3 or more, else 1)', undefined, 1))
+    .addOption(
+      integerOption(
+        '--nats-replicas <n>',
+        'replicas of the stream and KV buckets when they are created (default: 3 on a cluster of 3 or more, else 1)',
+        undefined,
+        1,
+      ),
+    )
     .option('--stream <name>', 'the JetStream stream (default FLEETGATE); subjects and buckets derive from it');
 }
 
 /** The JetStream backend the sink flags name, or undefined for SQLite; a ConfigError for a half-given one. */
-export function jetStreamBackend(flags: { sink: string; nats?: string[]; natsReplicas?: number; stream?: string }): JetStreamBackend | undefined {
+export function jetStreamBackend(flags: {
+  sink: string;
+  nats?: string[];
+  natsReplicas?: number;
+  stream?: string;
+}): JetStreamBackend | undefined {
   if (flags.sink !== 'jetstream') {
     if (flags.nats) throw new ConfigError('--nats', 'only with --sink jetstream');
     return undefined;
   }
-  if (!flags.nats || flags.nats.length === 0) throw new ConfigError('--nats', '--sink jetstream needs the NATS servers, e.g. --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223');
+  if (!flags.nats || flags.nats.length === 0)
+    throw new ConfigError(
+      '--nats',
+      '--sink jetstream needs the NATS servers, e.g. --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223',
+    );
   for (const url of flags.nats) {
-    if (!/^(nats|tls):\/\/[^\s/]+:\d{1,5}$|^[^\s/:]+:\d{1,5}$/.test(url)) throw new ConfigError('--nats', `"${url}" is not nats://HOST:PORT`);
+    if (!/^(nats|tls):\/\/[^\s/]+:\d{1,5}$|^[^\s/:]+:\d{1,5}$/.test(url))
+      throw new ConfigError('--nats', `"${url}" is not nats://HOST:PORT`);
   }
-  return { kind: 'jetstream', servers: flags.nats, ...(flags.natsReplicas ? { replicas: flags.natsReplicas } : {}), ...(flags.stream ? { stream: flags.stream } : {}) };
+  return {
+    kind: 'jetstream',
+    servers: flags.nats,
+    ...(flags.natsReplicas ? { replicas: flags.natsReplicas } : {}),
+    ...(flags.stream ? { stream: flags.stream } : {}),
+  };
 }
 
 /** The `serve` command with all its settings and no action. */
@@ -71,7 +106,13 @@ export function cloudServeSettingsCommand(): Command {
     .description('run the cloud-stub (the default: `fleetgate cloud` is `fleetgate cloud serve`)')
     .addOption(hostPortOption('--listen <host:port>', 'gRPC listener for gateways', CLOUD_DEFAULTS.listen, '0.0.0.0'))
     .option('--data <dir>', 'folder of the sink', CLOUD_DEFAULTS.dataDir)
-    .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, /v1/stats, /v1/records (NDJSON), /v1/gaps; POST /v1/faults, /v1/commands', CLOUD_DEFAULTS.admin))
+    .addOption(
+      hostPortOption(
+        '--admin <host:port>',
+        'admin HTTP listener: GET /healthz, /v1/stats, /v1/records (NDJSON), /v1/gaps; POST /v1/faults, /v1/commands',
+        CLOUD_DEFAULTS.admin,
+      ),
+    )
     .addOption(durabilityOption())
     .option('--allow-anonymous', 'accept gateways without tokens, trusting the id in their Hello (labs only)', false)
     .option('--gateway-key <file>', 'Ed25519 public key (PEM) that verifies gateway tokens')
@@ -82,7 +123,13 @@ export function cloudServeSettingsCommand(): Command {
     .option('--tls-key <file>', 'its private key (PEM)')
     .option('--tls-ca <file>', 'CA (PEM) that gateway certificates must chain to (with --tls-client-auth)')
     .option('--tls-client-auth', 'mTLS: gateways must present a certificate signed by --tls-ca', false)
-    .addOption(integerOption('--credit <batches>', 'batches each gateway may have in flight: the first credit, topped up as they commit', CLOUD_DEFAULTS.credit))
+    .addOption(
+      integerOption(
+        '--credit <batches>',
+        'batches each gateway may have in flight: the first credit, topped up as they commit',
+        CLOUD_DEFAULTS.credit,
+      ),
+    )
     .addOption(logLevelOption());
   return withConfigFile(command, '; see deploy/cloud.example.yaml');
 }
@@ -92,14 +139,22 @@ export function cloudFromCommand(command: Command, env: NodeJS.ProcessEnv): Reso
   const settings = Settings.layer(command, env);
   const s = settings;
   try {
-    const backend = jetStreamBackend({ sink: s.get('sink'), nats: s.get('nats'), natsReplicas: s.get('nats-replicas'), stream: s.get('stream') });
+    const backend = jetStreamBackend({
+      sink: s.get('sink'),
+      nats: s.get('nats'),
+      natsReplicas: s.get('nats-replicas'),
+      stream: s.get('stream'),
+    });
     const gatewayKey: KeySource | undefined = s.get<string | undefined>('gateway-key')
       ? { keyFile: s.get('gateway-key'), field: s.field('gateway-key') }
       : s.get<string | undefined>('gateway-secret-file')
         ? { secretFile: s.get('gateway-secret-file'), field: s.field('gateway-secret-file') }
         : undefined;
     if (s.get('allow-anonymous') && gatewayKey) {
-      throw new ConfigError('--allow-anonymous', 'cannot go with --gateway-key / --gateway-secret-file: choose tokens or anonymous gateways');
+      throw new ConfigError(
+        '--allow-anonymous',
+        'cannot go with --gateway-key / --gateway-secret-file: choose tokens or anonymous gateways',
+      );
     }
     if (!s.get('allow-anonymous') && !gatewayKey) {
       throw new ConfigError(
@@ -107,7 +162,11 @@ export function cloudFromCommand(command: Command, env: NodeJS.ProcessEnv): Reso
         'no gateway authentication is configured: give --gateway-key FILE (Ed25519 public key) or --gateway-secret-file FILE (HS256), or --allow-anonymous for a lab',
       );
     }
-    const [tlsCert, tlsKey, tlsCa] = [s.get<string | undefined>('tls-cert'), s.get<string | undefined>('tls-key'), s.get<string | undefined>('tls-ca')];
+    const [tlsCert, tlsKey, tlsCa] = [
+      s.get<string | undefined>('tls-cert'),
+      s.get<string | undefined>('tls-key'),
+      s.get<string | undefined>('tls-ca'),
+    ];
     const options: CloudServeOptions = {
       listen: s.get('listen'),
       admin: s.get('admin'),
@@ -119,7 +178,14 @@ export function cloudFromCommand(command: Command, env: NodeJS.ProcessEnv): Reso
       gatewayAudience: s.get('gateway-audience'),
       ...(s.get<string | undefined>('revocations') ? { revocationsFile: s.get<string>('revocations') } : {}),
       ...(tlsCert || tlsKey
-        ? { tls: { certFile: tlsCert ?? '', keyFile: tlsKey ?? '', clientAuth: s.get<boolean>('tls-client-auth'), ...(tlsCa ? { caFile: tlsCa } : {}) } }
+        ? {
+            tls: {
+              certFile: tlsCert ?? '',
+              keyFile: tlsKey ?? '',
+              clientAuth: s.get<boolean>('tls-client-auth'),
+              ...(tlsCa ? { caFile: tlsCa } : {}),
+            },
+          }
         : {}),
     };
     return { options, logLevel: s.get('log-level'), settings };
@@ -144,10 +210,17 @@ export interface CloudMaterial {
 export async function loadCloudMaterial({ options, settings }: ResolvedCloud, watchRevocations: boolean): Promise<CloudMaterial> {
   let revocations: RevocationList | undefined;
   try {
-    revocations = options.revocationsFile ? new RevocationList(options.revocationsFile, settings.field('revocations'), watchRevocations) : undefined;
+    revocations = options.revocationsFile
+      ? new RevocationList(options.revocationsFile, settings.field('revocations'), watchRevocations)
+      : undefined;
     const gatewayKey = options.gatewayKey ? await loadVerifyingKey(options.gatewayKey) : undefined;
     const tls = options.tls
-      ? loadTlsServer(options.tls, { cert: settings.field('tls-cert'), key: settings.field('tls-key'), ca: settings.field('tls-ca'), clientAuth: settings.field('tls-client-auth') })
+      ? loadTlsServer(options.tls, {
+          cert: settings.field('tls-cert'),
+          key: settings.field('tls-key'),
+          ca: settings.field('tls-ca'),
+          clientAuth: settings.field('tls-client-auth'),
+        })
       : undefined;
     return { ...(revocations ? { revocations } : {}), ...(gatewayKey ? { gatewayKey } : {}), ...(tls ? { tls } : {}) };
   } catch (err: unknown) {

@@ -25,7 +25,10 @@ export interface CheckedConfig {
  * Throws the ConfigError a start would refuse with. `kind` absent: guessed from the keys (gateway unless only
  * cloud-stub keys are there). `env`: the FLEETGATE_* variables to layer over the file, none by default.
  */
-export async function checkConfigFile(path: string, { kind, env = {} }: { kind?: ConfigKind; env?: NodeJS.ProcessEnv } = {}): Promise<CheckedConfig> {
+export async function checkConfigFile(
+  path: string,
+  { kind, env = {} }: { kind?: ConfigKind; env?: NodeJS.ProcessEnv } = {},
+): Promise<CheckedConfig> {
   const chosen = kind ?? guessKind(loadConfigFile(path));
   if (chosen === 'gateway') {
     const resolved = resolveGatewayOptions(['--config', path], env);
@@ -52,7 +55,8 @@ function summarizeGateway(o: GatewayOptions): string[] {
     o.admin && `admin ${formatHostPort(o.admin)}`,
   ].filter(Boolean);
   const upstreams = o.upstreams.map(
-    (u) => `${u.name} -> ${u.addresses.join(', ')}${u.tls ? (u.tls.certFile ? ' (mTLS)' : ' (TLS)') : ''}${u.tokenFile ? ', token' : ''}`,
+    (u) =>
+      `${u.name} -> ${u.addresses.join(', ')}${u.tls ? (u.tls.certFile ? ' (mTLS)' : ' (TLS)') : ''}${u.tokenFile ? ', token' : ''}`,
   );
   const routes = o.routes.map((r) => `${r.topic} -> ${r.to.join(', ')}`);
   const limits = [
@@ -65,7 +69,9 @@ function summarizeGateway(o: GatewayOptions): string[] {
     `listeners: ${listeners.join(', ')}`,
     `devices: ${o.allowAnonymous ? 'anonymous (no credentials)' : `tokens verified with ${o.deviceKey && 'keyFile' in o.deviceKey ? o.deviceKey.keyFile : o.deviceKey?.secretFile}`}`,
     `upstreams: ${upstreams.join('; ')}`,
-    routes.length === 0 ? 'routes: none (every record goes to every upstream)' : `routes (first match decides, unmatched records go to every upstream): ${routes.join('; ')}`,
+    routes.length === 0
+      ? 'routes: none (every record goes to every upstream)'
+      : `routes (first match decides, unmatched records go to every upstream): ${routes.join('; ')}`,
     `journal: ${o.dataDir}, durability ${o.durability}, ${limits.join(', ')}`,
   ];
 }
@@ -80,7 +86,14 @@ function summarizeCloud(o: CloudServeOptions): string[] {
 
 /** 500000000 -> "500MB", 2147483648 -> "2GiB": the largest unit that divides it. */
 function bytes(n: number): string {
-  const units: Array<[string, number]> = [['GiB', 1024 ** 3], ['GB', 1e9], ['MiB', 1024 ** 2], ['MB', 1e6], ['KiB', 1024], ['KB', 1e3]];
+  const units: Array<[string, number]> = [
+    ['GiB', 1024 ** 3],
+    ['GB', 1e9],
+    ['MiB', 1024 ** 2],
+    ['MB', 1e6],
+    ['KiB', 1024],
+    ['KB', 1e3],
+  ];
   const unit = units.find(([, size]) => n % size === 0);
   return unit ? `${n / unit[1]}${unit[0]}` : `${n} bytes`;
 }

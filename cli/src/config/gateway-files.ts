@@ -16,12 +16,24 @@ export async function checkGatewayFiles({ options, settings }: ResolvedGateway):
   const fromFile = upstreamsFromFile(settings);
   const checks: Array<() => unknown> = [
     () => options.deviceKey && loadVerifyingKey(options.deviceKey),
-    () => options.tls && loadTlsServer(options.tls, { cert: field('tls-cert'), key: field('tls-key'), ca: field('tls-ca'), clientAuth: field('tls-client-auth') }),
+    () =>
+      options.tls &&
+      loadTlsServer(options.tls, {
+        cert: field('tls-cert'),
+        key: field('tls-key'),
+        ca: field('tls-ca'),
+        clientAuth: field('tls-client-auth'),
+      }),
     () => options.revocationsFile && new RevocationList(options.revocationsFile, field('revocations'), false).close(),
     () => options.aclFile && Acl.fromFile(options.aclFile, field('acl')),
     ...options.upstreams.map((upstream, i) => () => {
       const fields = fromFile
-        ? { ca: `upstreams[${i}].tls.ca`, cert: `upstreams[${i}].tls.cert`, key: `upstreams[${i}].tls.key`, token: `upstreams[${i}].token-file` }
+        ? {
+            ca: `upstreams[${i}].tls.ca`,
+            cert: `upstreams[${i}].tls.cert`,
+            key: `upstreams[${i}].tls.key`,
+            token: `upstreams[${i}].token-file`,
+          }
         : { ca: field('upstream-ca'), cert: field('upstream-cert'), key: field('upstream-key'), token: field('token-file') };
       if (upstream.tls) loadTlsClient(upstream.tls, fields);
       if (upstream.tokenFile) readToken(upstream.tokenFile, fields.token);
@@ -49,5 +61,6 @@ function readToken(file: string, field: string): void {
   } catch (err: unknown) {
     throw new ConfigError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (token === '') throw new ConfigError(field, `${file} is empty: it should hold this gateway's token (fleetgate token issue --gateway)`);
+  if (token === '')
+    throw new ConfigError(field, `${file} is empty: it should hold this gateway's token (fleetgate token issue --gateway)`);
 }

@@ -33,19 +33,23 @@ export function gatewaySettingsCommand(): Command {
   const d = GATEWAY_DEFAULTS;
   const command = new Command('gateway')
     .description('run the gateway: MQTT in, SQLite journal, gRPC uplink to one or more backends')
-    .option('--gateway-id <id>', 'this gateway\'s id at the backend', defaultGatewayId())
+    .option('--gateway-id <id>', "this gateway's id at the backend", defaultGatewayId())
     .addOption(
       new Option('--mqtt <host:port|off>', 'plain MQTT listener, or off')
         .argParser(wrap((value) => (value === 'off' ? null : parseHostPort('--mqtt', value, '0.0.0.0'))))
         .default(d.mqtt, '0.0.0.0:1883'),
     )
     .addOption(
-      new Option('--mqtts [host:port]', `MQTT over TLS listener (needs --tls-cert and --tls-key; port ${d.mqttsPort} if not given)`).argParser(
-        wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0')),
-      ),
+      new Option(
+        '--mqtts [host:port]',
+        `MQTT over TLS listener (needs --tls-cert and --tls-key; port ${d.mqttsPort} if not given)`,
+      ).argParser(wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0'))),
     )
     .addOption(
-      new Option('--device-grpc <host:port|off>', 'device link listener (gRPC, for the device SDK); on TLS when --tls-cert is given')
+      new Option(
+        '--device-grpc <host:port|off>',
+        'device link listener (gRPC, for the device SDK); on TLS when --tls-cert is given',
+      )
         .argParser(wrap((value) => (value === 'off' ? null : parseHostPort('--device-grpc', value, '0.0.0.0'))))
         .default(d.deviceGrpc, '0.0.0.0:50052'),
     )
@@ -58,13 +62,21 @@ export function gatewaySettingsCommand(): Command {
       `the backend's Uplink service (default ${d.upstreams[0]!.addresses.join(',')}); several (replicas of one backend): tried in turn. ` +
         'Given as a flag or variable, it replaces the config file\'s upstreams: and routes: with this one upstream, named "default"',
     )
-    .option('--upstream-tls', 'TLS to the backend, trusting the system\'s CAs (implied by the --upstream-* files)', false)
-    .option('--upstream-ca <file>', 'CA (PEM) the backend\'s certificate must chain to')
+    .option('--upstream-tls', "TLS to the backend, trusting the system's CAs (implied by the --upstream-* files)", false)
+    .option('--upstream-ca <file>', "CA (PEM) the backend's certificate must chain to")
     .option('--upstream-cert <file>', 'client certificate (PEM) for a backend that requires mTLS')
     .option('--upstream-key <file>', 'its private key (PEM)')
-    .option('--upstream-server-name <name>', 'the name the backend\'s certificate must carry, if not the --upstream host')
-    .option('--token-file <file>', 'this gateway\'s token for the backend (fleetgate token issue --gateway); re-read at every connection')
-    .addOption(listOption('--forget-upstreams <name,...>', 'upstreams no longer configured whose unacknowledged journal rows may be let go of (else such rows refuse a start)'))
+    .option('--upstream-server-name <name>', "the name the backend's certificate must carry, if not the --upstream host")
+    .option(
+      '--token-file <file>',
+      "this gateway's token for the backend (fleetgate token issue --gateway); re-read at every connection",
+    )
+    .addOption(
+      listOption(
+        '--forget-upstreams <name,...>',
+        'upstreams no longer configured whose unacknowledged journal rows may be let go of (else such rows refuse a start)',
+      ),
+    )
     .option('--data <dir>', 'folder of the journal', d.dataDir)
     .addOption(hostPortOption('--admin <host:port>', 'admin HTTP listener: GET /healthz, GET /v1/stats', d.admin))
     .addOption(durabilityOption())
@@ -75,24 +87,66 @@ export function gatewaySettingsCommand(): Command {
     .option('--revocations <file>', 'revoked tokens, one jti:<id> or sub:<id> per line; re-read on change and SIGHUP')
     .option('--acl <file>', 'ACL rules (YAML); re-read on SIGHUP. Default: each device under devices/{its id}/ only')
     .addOption(integerOption('--max-payload-bytes <n>', 'larger publishes are refused', d.maxPayloadBytes))
-    .addOption(integerOption('--max-unacked-per-connection <n>', 'QoS 1 PUBACKs pending on one connection before it is not read', d.maxUnackedPerConnection))
-    .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
-    .addOption(integerOption('--rate-limit <msgs/s>', 'messages per second per device; beyond it the device is slowed down, not refused (0: no limit)', 0, 0))
-    .addOption(integerOption('--rate-burst <n>', 'messages a device may send at once beyond the rate (0: the rate)', 0, 0))
-    .addOption(sizeOption('--journal-max-bytes <size>', 'payload held at most by the journal, e.g. 500MB, 2GiB (0: no limit)', 1e9, '1GB'))
-    .addOption(durationOption('--journal-max-age <duration>', 'records older than this are dropped, with a gap, e.g. 7d (0: no limit)', 0, '0'))
     .addOption(
-      new Option('--journal-full <policy>', 'when the journal is full: drop-oldest (reported as a gap) or reject-new (devices keep their data)')
+      integerOption(
+        '--max-unacked-per-connection <n>',
+        'QoS 1 PUBACKs pending on one connection before it is not read',
+        d.maxUnackedPerConnection,
+      ),
+    )
+    .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
+    .addOption(
+      integerOption(
+        '--rate-limit <msgs/s>',
+        'messages per second per device; beyond it the device is slowed down, not refused (0: no limit)',
+        0,
+        0,
+      ),
+    )
+    .addOption(integerOption('--rate-burst <n>', 'messages a device may send at once beyond the rate (0: the rate)', 0, 0))
+    .addOption(
+      sizeOption('--journal-max-bytes <size>', 'payload held at most by the journal, e.g. 500MB, 2GiB (0: no limit)', 1e9, '1GB'),
+    )
+    .addOption(
+      durationOption(
+        '--journal-max-age <duration>',
+        'records older than this are dropped, with a gap, e.g. 7d (0: no limit)',
+        0,
+        '0',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--journal-full <policy>',
+        'when the journal is full: drop-oldest (reported as a gap) or reject-new (devices keep their data)',
+      )
         .choices(['drop-oldest', 'reject-new'])
         .default(d.journalLimits.policy),
     )
-    .addOption(sizeOption('--journal-max-file-bytes <size>', 'a hard cap on the journal file (a small disk), e.g. 100MB (default: none)'))
-    .addOption(sizeOption('--tail-cache-size <size>', 'memory for the newest committed records, so that the uplink sends them without reading them back; shared by the upstreams (e.g. 4MiB on a small Pi)', d.tailCacheBytes, '16MiB'))
-    .addOption(integerOption('--drain-grace-ms <ms>', 'on SIGTERM, how long to wait for batches in flight to be acked', d.drainGraceMs, 0))
+    .addOption(
+      sizeOption('--journal-max-file-bytes <size>', 'a hard cap on the journal file (a small disk), e.g. 100MB (default: none)'),
+    )
+    .addOption(
+      sizeOption(
+        '--tail-cache-size <size>',
+        'memory for the newest committed records, so that the uplink sends them without reading them back; shared by the upstreams (e.g. 4MiB on a small Pi)',
+        d.tailCacheBytes,
+        '16MiB',
+      ),
+    )
+    .addOption(
+      integerOption('--drain-grace-ms <ms>', 'on SIGTERM, how long to wait for batches in flight to be acked', d.drainGraceMs, 0),
+    )
     .addOption(integerOption('--commit-interval-ms <ms>', 'least time between two journal commits', d.groupCommit.intervalMs, 0))
     .addOption(integerOption('--commit-max-rows <n>', 'commit at once when this many messages wait', d.groupCommit.maxRows))
     .addOption(integerOption('--uplink-window <n>', 'batches sent and not yet acked, at most', d.uplink.window))
-    .addOption(integerOption('--backlog-window <n>', 'of those, backlog batches (a replay after an outage), at most', d.uplink.backlogWindow))
+    .addOption(
+      integerOption(
+        '--backlog-window <n>',
+        'of those, backlog batches (a replay after an outage), at most',
+        d.uplink.backlogWindow,
+      ),
+    )
     .addOption(integerOption('--batch-max-records <n>', 'records per uplink batch, at most', d.uplink.maxBatchRecords))
     .addOption(integerOption('--batch-max-bytes <n>', 'payload bytes per uplink batch, about', d.uplink.maxBatchBytes))
     .addOption(integerOption('--reconnect-max-ms <ms>', 'ceiling of the uplink reconnect backoff', d.uplink.reconnectMaxMs))
@@ -138,7 +192,11 @@ function toGatewayOptions(s: Settings): GatewayOptions {
       : undefined;
   const mqttsFlag = s.get<HostPort | true | undefined>('mqtts');
   const mqtts = mqttsFlag === true ? { host: '0.0.0.0', port: d.mqttsPort } : mqttsFlag;
-  const [tlsCert, tlsKey, tlsCa] = [s.get<string | undefined>('tls-cert'), s.get<string | undefined>('tls-key'), s.get<string | undefined>('tls-ca')];
+  const [tlsCert, tlsKey, tlsCa] = [
+    s.get<string | undefined>('tls-cert'),
+    s.get<string | undefined>('tls-key'),
+    s.get<string | undefined>('tls-ca'),
+  ];
   const rateLimit = s.get<number>('rate-limit');
   const maxFileBytes = s.get<number | undefined>('journal-max-file-bytes');
   return {
@@ -147,7 +205,14 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     ...(mqtts ? { mqtts } : {}),
     deviceGrpc: s.get('device-grpc'),
     ...(tlsCert || tlsKey
-      ? { tls: { certFile: tlsCert ?? '', keyFile: tlsKey ?? '', clientAuth: s.get<boolean>('tls-client-auth'), ...(tlsCa ? { caFile: tlsCa } : {}) } }
+      ? {
+          tls: {
+            certFile: tlsCert ?? '',
+            keyFile: tlsKey ?? '',
+            clientAuth: s.get<boolean>('tls-client-auth'),
+            ...(tlsCa ? { caFile: tlsCa } : {}),
+          },
+        }
       : {}),
     ...upstreamsAndRoutes(s),
     forgetUpstreams: s.get<string[] | undefined>('forget-upstreams') ?? [...d.forgetUpstreams],

@@ -10,7 +10,9 @@ export function wrap<T>(parse: (value: string) => T): (value: string) => T {
     try {
       return parse(value);
     } catch (err: unknown) {
-      throw new InvalidArgumentError(err instanceof ConfigError ? err.message.slice(err.field.length + 2) : err instanceof Error ? err.message : String(err));
+      throw new InvalidArgumentError(
+        err instanceof ConfigError ? err.message.slice(err.field.length + 2) : err instanceof Error ? err.message : String(err),
+      );
     }
   };
 }
@@ -45,7 +47,12 @@ export function durationOption(flags: string, description: string, fallback?: nu
 
 /** A comma-separated list ("a,b"), as its trimmed non-empty items. */
 export function listOption(flags: string, description: string): Option {
-  return new Option(flags, description).argParser((value: string) => value.split(',').map((item) => item.trim()).filter(Boolean));
+  return new Option(flags, description).argParser((value: string) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
 }
 
 export function durabilityOption(): Option {
@@ -83,6 +90,7 @@ export function parseSize(field: string, value: string): number {
 export function parseDuration(field: string, value: string): number {
   if (value.trim() === '0') return 0;
   const parsed = ms(value as ms.StringValue);
-  if (typeof parsed !== 'number' || !(parsed > 0)) throw new ConfigError(field, `"${value}" is not a duration (like 7d, 12h, 30m, or 0)`);
+  if (typeof parsed !== 'number' || !(parsed > 0))
+    throw new ConfigError(field, `"${value}" is not a duration (like 7d, 12h, 30m, or 0)`);
   return parsed;
 }

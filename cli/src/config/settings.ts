@@ -44,7 +44,9 @@ export function settingKeys(command: Command): string[] {
 /** Adds --config to `command` (`more`: what else its help says of the file) and shows each setting's variable in --help. */
 export function withConfigFile(command: Command, more: string): Command {
   return command
-    .addOption(new Option('--config <file>', `YAML file of settings: its keys are these flags without --${more} (env ${CONFIG_ENV})`))
+    .addOption(
+      new Option('--config <file>', `YAML file of settings: its keys are these flags without --${more} (env ${CONFIG_ENV})`),
+    )
     .configureHelp({
       optionDescription(this: Help, option: Option): string {
         const key = settingKey(option);
@@ -159,7 +161,9 @@ export class Settings {
       const field = this.field(key);
       return field === err.field ? err : new ConfigError(field, message);
     }
-    const listKey = this.fileOnly.find((name) => err.field === name || err.field.startsWith(`${name}[`) || err.field.startsWith(`${name}.`));
+    const listKey = this.fileOnly.find(
+      (name) => err.field === name || err.field.startsWith(`${name}[`) || err.field.startsWith(`${name}.`),
+    );
     if (listKey && this.file?.entries.has(listKey)) return new ConfigError(`${this.file.path}: ${err.field}`, message);
     return err;
   }
@@ -174,7 +178,9 @@ export class Settings {
 /** Several refusals as one ConfigError (named after the first), one per line. */
 export function joinProblems([first, ...more]: ConfigError[]): ConfigError {
   if (!first) throw new Error('no problems to join');
-  return more.length === 0 ? first : new ConfigError(first.field, [messageOf(first), ...more.map((problem) => problem.message)].join('\n'));
+  return more.length === 0
+    ? first
+    : new ConfigError(first.field, [messageOf(first), ...more.map((problem) => problem.message)].join('\n'));
 }
 
 /** A ConfigError's message without its field. */
@@ -222,7 +228,8 @@ function fromFile(option: Option, value: unknown, field: string, file: ConfigFil
   }
   let text: string;
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') text = String(value);
-  else if (Array.isArray(value) && value.every((item) => typeof item === 'string' || typeof item === 'number')) text = value.join(',');
+  else if (Array.isArray(value) && value.every((item) => typeof item === 'string' || typeof item === 'number'))
+    text = value.join(',');
   else throw new ConfigError(field, `${show(value)} is not a value for ${option.flags}`);
   // Paths in the file are relative to the file's folder, wherever the command is started from.
   if (/<(file|dir)>/.test(option.flags)) text = pathInFile(file, text);

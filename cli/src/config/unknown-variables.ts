@@ -21,13 +21,18 @@ export interface UnknownVariable {
 
 /** The FLEETGATE_* variables of `env` that are no setting of `fleetgate gateway` or `fleetgate cloud`. */
 export function unknownVariables(env: NodeJS.ProcessEnv): UnknownVariable[] {
-  const known = new Set([...settingKeys(gatewaySettingsCommand()), ...settingKeys(cloudServeSettingsCommand())].map(envName).concat(OTHER_VARIABLES));
+  const known = new Set(
+    [...settingKeys(gatewaySettingsCommand()), ...settingKeys(cloudServeSettingsCommand())].map(envName).concat(OTHER_VARIABLES),
+  );
   return Object.keys(env)
     .filter((name) => name.startsWith(PREFIX) && !known.has(name))
     .sort()
     .map((name) => {
       // Compared without the prefix they all share, or any two names would look alike.
-      const guess = didYouMean(name.slice(PREFIX.length), [...known].map((k) => k.slice(PREFIX.length)));
+      const guess = didYouMean(
+        name.slice(PREFIX.length),
+        [...known].map((k) => k.slice(PREFIX.length)),
+      );
       return guess ? { name, didYouMean: PREFIX + guess } : { name };
     });
 }

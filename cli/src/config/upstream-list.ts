@@ -16,7 +16,13 @@
  * Names, addresses and routes are checked by validateGatewayOptions; this reads their shape.
  */
 import { ConfigError } from '@fleetgate/core';
-import { DEFAULT_UPSTREAM_NAME, GATEWAY_DEFAULTS, type GatewayOptions, type RouteOptions, type UpstreamOptions } from '@fleetgate/gateway';
+import {
+  DEFAULT_UPSTREAM_NAME,
+  GATEWAY_DEFAULTS,
+  type GatewayOptions,
+  type RouteOptions,
+  type UpstreamOptions,
+} from '@fleetgate/gateway';
 import { pathInFile, show, unknownKey, type ConfigFile } from './config-file.ts';
 import type { Settings } from './settings.ts';
 
@@ -24,7 +30,15 @@ import type { Settings } from './settings.ts';
 export const UPSTREAM_LIST_KEYS = ['upstreams', 'routes'] as const;
 
 /** The settings of the one upstream a gateway has without `upstreams:` in its file. */
-const SINGLE_UPSTREAM = ['upstream', 'upstream-tls', 'upstream-ca', 'upstream-cert', 'upstream-key', 'upstream-server-name', 'token-file'];
+const SINGLE_UPSTREAM = [
+  'upstream',
+  'upstream-tls',
+  'upstream-ca',
+  'upstream-cert',
+  'upstream-key',
+  'upstream-server-name',
+  'token-file',
+];
 
 const UPSTREAM_KEYS = ['name', 'address', 'tls', 'token-file'];
 const TLS_KEYS = ['ca', 'cert', 'key', 'server-name'];
@@ -40,7 +54,11 @@ export function upstreamsAndRoutes(settings: Settings): Pick<GatewayOptions, 'up
   const given = SINGLE_UPSTREAM.filter((key) => settings.given(key));
   if (file && file.entries.get('upstreams') != null) {
     const inFile = given.find((key) => settings.source(key) === 'config');
-    if (inFile) throw new ConfigError(settings.field(inFile), 'cannot go with upstreams: in the same file: set address, tls and token-file per upstream there');
+    if (inFile)
+      throw new ConfigError(
+        settings.field(inFile),
+        'cannot go with upstreams: in the same file: set address, tls and token-file per upstream there',
+      );
     if (upstreamsFromFile(settings)) {
       const other = given[0];
       if (other) {
@@ -67,9 +85,17 @@ function singleUpstream(settings: Settings): UpstreamOptions {
   const tls = settings.get<boolean>('upstream-tls') || ca || cert || key;
   return {
     name: DEFAULT_UPSTREAM_NAME,
-    addresses: address !== undefined ? address.split(',').map((item) => item.trim()) : [...GATEWAY_DEFAULTS.upstreams[0]!.addresses],
+    addresses:
+      address !== undefined ? address.split(',').map((item) => item.trim()) : [...GATEWAY_DEFAULTS.upstreams[0]!.addresses],
     ...(tls
-      ? { tls: { ...(ca ? { caFile: ca } : {}), ...(cert ? { certFile: cert } : {}), ...(key ? { keyFile: key } : {}), ...(serverName ? { serverName } : {}) } }
+      ? {
+          tls: {
+            ...(ca ? { caFile: ca } : {}),
+            ...(cert ? { certFile: cert } : {}),
+            ...(key ? { keyFile: key } : {}),
+            ...(serverName ? { serverName } : {}),
+          },
+        }
       : {}),
     ...(tokenFile ? { tokenFile } : {}),
   };
@@ -80,9 +106,11 @@ function readUpstreams(file: ConfigFile): UpstreamOptions[] {
   return list(file.entries.get('upstreams'), 'upstreams', 'upstreams (- name: NAME, address: HOST:PORT)').map((item, i) => {
     const field = `upstreams[${i}]`;
     const entry = mapping(item, field, UPSTREAM_KEYS, 'an upstream (name, address, tls, token-file)');
-    if (entry.name == null) throw new ConfigError(`${field}.name`, 'missing: every upstream has a name (routes, stats and the journal use it)');
+    if (entry.name == null)
+      throw new ConfigError(`${field}.name`, 'missing: every upstream has a name (routes, stats and the journal use it)');
     const tls = readTls(entry.tls, `${field}.tls`, file);
-    const tokenFile = entry['token-file'] == null ? undefined : pathInFile(file, text(entry['token-file'], `${field}.token-file`));
+    const tokenFile =
+      entry['token-file'] == null ? undefined : pathInFile(file, text(entry['token-file'], `${field}.token-file`));
     return {
       name: text(entry.name, `${field}.name`),
       addresses: names(entry.address, `${field}.address`),
@@ -100,7 +128,12 @@ function readTls(value: unknown, field: string, file: ConfigFile): UpstreamOptio
   const path = (key: string) => (entry[key] == null ? undefined : pathInFile(file, text(entry[key], `${field}.${key}`)));
   const [caFile, certFile, keyFile] = [path('ca'), path('cert'), path('key')];
   const serverName = entry['server-name'] == null ? undefined : text(entry['server-name'], `${field}.server-name`);
-  return { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}), ...(serverName ? { serverName } : {}) };
+  return {
+    ...(caFile ? { caFile } : {}),
+    ...(certFile ? { certFile } : {}),
+    ...(keyFile ? { keyFile } : {}),
+    ...(serverName ? { serverName } : {}),
+  };
 }
 
 function readRoutes(file: ConfigFile): RouteOptions[] {
@@ -108,7 +141,11 @@ function readRoutes(file: ConfigFile): RouteOptions[] {
   return list(file.entries.get('routes'), 'routes', 'routes (- topic: FILTER, to: UPSTREAM)').map((item, i) => {
     const field = `routes[${i}]`;
     const entry = mapping(item, field, ROUTE_KEYS, 'a route (topic, to)');
-    if (entry.topic == null) throw new ConfigError(`${field}.topic`, 'missing: the MQTT topic filter the route matches, like devices/+/telemetry/alarms/#');
+    if (entry.topic == null)
+      throw new ConfigError(
+        `${field}.topic`,
+        'missing: the MQTT topic filter the route matches, like devices/+/telemetry/alarms/#',
+      );
     return { topic: text(entry.topic, `${field}.topic`), to: names(entry.to, `${field}.to`) };
   });
 }
@@ -119,7 +156,8 @@ function list(value: unknown, field: string, expected: string): unknown[] {
 }
 
 function mapping(value: unknown, field: string, keys: readonly string[], expected: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(field, `${show(value)} is not ${expected}`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(field, `${show(value)} is not ${expected}`);
   const entry = value as Record<string, unknown>;
   for (const key of Object.keys(entry)) {
     if (!keys.includes(key)) throw unknownKey(`${field}.${key}`, key, keys);
@@ -136,5 +174,9 @@ function text(value: unknown, field: string): string {
 function names(value: unknown, field: string): string[] {
   if (value == null) return [];
   const items = Array.isArray(value) ? value : [value];
-  return items.flatMap((item, i) => text(item, Array.isArray(value) ? `${field}[${i}]` : field).split(',').map((part) => part.trim()));
+  return items.flatMap((item, i) =>
+    text(item, Array.isArray(value) ? `${field}[${i}]` : field)
+      .split(',')
+      .map((part) => part.trim()),
+  );
 }

@@ -72,15 +72,25 @@ export class CommandRouter {
     const current = await this.store.location(status.deviceId);
     // An "offline" from a gateway the device has left since does not move it back.
     if (!status.online && current && current.gatewayId !== link.gatewayId) return;
-    await this.store.locate(status.deviceId, { gatewayId: link.gatewayId, online: status.online, protocol: status.protocol, updatedAtMs: status.timeMs || Date.now() });
+    await this.store.locate(status.deviceId, {
+      gatewayId: link.gatewayId,
+      online: status.online,
+      protocol: status.protocol,
+      updatedAtMs: status.timeMs || Date.now(),
+    });
     if (status.online) for (const command of await this.store.pending(status.deviceId)) this.send(link, command);
   }
 
   async commandResult(link: GatewayLink, result: CommandResult): Promise<void> {
     const state = STATE_OF_STATUS[result.status];
     if (state) {
-      const updated = await this.store.update(result.commandId, state, { result: result.payload, message: result.message, gatewayId: link.gatewayId });
-      if (updated?.state === state) this.logger.info({ commandId: result.commandId, state, gatewayId: link.gatewayId }, 'command status');
+      const updated = await this.store.update(result.commandId, state, {
+        result: result.payload,
+        message: result.message,
+        gatewayId: link.gatewayId,
+      });
+      if (updated?.state === state)
+        this.logger.info({ commandId: result.commandId, state, gatewayId: link.gatewayId }, 'command status');
     }
     // Confirmed even when unknown or stale, so that the gateway can let go of it.
     link.sendCommandAck(result.commandId, result.status);
@@ -114,7 +124,13 @@ export class CommandRouter {
   }
 
   private send(link: GatewayLink, command: CloudCommand): void {
-    link.sendCommand({ commandId: command.commandId, deviceId: command.deviceId, name: command.name, payload: command.payload, expiresAtMs: command.expiresAtMs });
+    link.sendCommand({
+      commandId: command.commandId,
+      deviceId: command.deviceId,
+      name: command.name,
+      payload: command.payload,
+      expiresAtMs: command.expiresAtMs,
+    });
   }
 
   private sweeping = false;
@@ -134,7 +150,9 @@ export class CommandRouter {
 
   private async expireUnconfirmed(): Promise<void> {
     for (const command of await this.store.unconfirmedExpired(Date.now())) {
-      await this.store.update(command.commandId, 'expired', { message: 'no gateway took it before it expired (the device was never reported, or its gateway was away)' });
+      await this.store.update(command.commandId, 'expired', {
+        message: 'no gateway took it before it expired (the device was never reported, or its gateway was away)',
+      });
     }
   }
 }

@@ -11,7 +11,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StringCodec, type KV, type KvEntry, type NatsConnection, type Subscription } from 'nats';
-import { advanced, type CloudCommand, type CommandUpdate, type CloudCommandStore, type CommandBus, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
+import {
+  advanced,
+  type CloudCommand,
+  type CommandUpdate,
+  type CloudCommandStore,
+  type CommandBus,
+  type CommandState,
+  type DeviceLocation,
+  type NewCommand,
+} from './command-store.ts';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 const CAS_ATTEMPTS = 10;
@@ -21,8 +30,16 @@ interface StoredCommand extends Omit<CloudCommand, 'payload' | 'result'> {
   result: string;
 }
 
-const toStored = (c: CloudCommand): StoredCommand => ({ ...c, payload: c.payload.toString('base64'), result: c.result.toString('base64') });
-const fromStored = (s: StoredCommand): CloudCommand => ({ ...s, payload: Buffer.from(s.payload, 'base64'), result: Buffer.from(s.result, 'base64') });
+const toStored = (c: CloudCommand): StoredCommand => ({
+  ...c,
+  payload: c.payload.toString('base64'),
+  result: c.result.toString('base64'),
+});
+const fromStored = (s: StoredCommand): CloudCommand => ({
+  ...s,
+  payload: Buffer.from(s.payload, 'base64'),
+  result: Buffer.from(s.result, 'base64'),
+});
 const deviceKey = (deviceId: string) => Buffer.from(deviceId).toString('base64url');
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
@@ -46,20 +63,35 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
     private readonly subject: string,
   ) {}
 
-  static async open(nc: NatsConnection, { prefix = 'fleetgate', replicas }: JetStreamCommandStoreOptions): Promise<JetStreamCommandStore> {
+  static async open(
+    nc: NatsConnection,
+    { prefix = 'fleetgate', replicas }: JetStreamCommandStoreOptions,
+  ): Promise<JetStreamCommandStore> {
     const js = nc.jetstream();
     const commandsKv = await js.views.kv(`${prefix}-commands`, { replicas, history: 1, ttl: WEEK_MS });
     const devicesKv = await js.views.kv(`${prefix}-devices`, { replicas, history: 1 });
     const store = new JetStreamCommandStore(nc, commandsKv, devicesKv, `${prefix}.cmd.new`);
-    await Promise.all([store.mirror(commandsKv, (e) => store.applyCommand(e)), store.mirror(devicesKv, (e) => store.applyLocation(e))]);
+    await Promise.all([
+      store.mirror(commandsKv, (e) => store.applyCommand(e)),
+      store.mirror(devicesKv, (e) => store.applyLocation(e)),
+    ]);
     return store;
   }
 
   async create({ deviceId, name, payload, expiresAtMs }: NewCommand): Promise<CloudCommand> {
     const now = Date.now();
     const command: CloudCommand = {
-      commandId: randomUUID(), deviceId, name, payload, state: 'pending', result: Buffer.alloc(0), message: '', gatewayId: null,
-      createdAtMs: now, updatedAtMs: now, expiresAtMs,
+      commandId: randomUUID(),
+      deviceId,
+      name,
+      payload,
+      state: 'pending',
+      result: Buffer.alloc(0),
+      message: '',
+      gatewayId: null,
+      createdAtMs: now,
+      updatedAtMs: now,
+      expiresAtMs,
     };
     const revision = await this.commandsKv.create(command.commandId, encode(toStored(command)));
     this.remember(command, revision);
@@ -103,7 +135,9 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   }
 
   async unconfirmedExpired(nowMs: number): Promise<CloudCommand[]> {
-    return [...this.commands.values()].map(({ command }) => command).filter((c) => c.state === 'pending' && c.expiresAtMs <= nowMs);
+    return [...this.commands.values()]
+      .map(({ command }) => command)
+      .filter((c) => c.state === 'pending' && c.expiresAtMs <= nowMs);
   }
 
   async locate(deviceId: string, location: DeviceLocation): Promise<void> {
@@ -123,7 +157,9 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   }
 
   onAnnounce(handler: (commandId: string) => void): void {
-    this.subscription = this.nc.subscribe(this.subject, { callback: (err, msg) => err || handler(StringCodec().decode(msg.data)) });
+    this.subscription = this.nc.subscribe(this.subject, {
+      callback: (err, msg) => err || handler(StringCodec().decode(msg.data)),
+    });
   }
 
   async close(): Promise<void> {
@@ -149,7 +185,8 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
       return;
     }
     const known = this.commands.get(entry.key);
-    if (!known || known.revision < entry.revision) this.commands.set(entry.key, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
+    if (!known || known.revision < entry.revision)
+      this.commands.set(entry.key, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
   }
 
   private applyLocation(entry: KvEntry): void {

@@ -7,7 +7,15 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Durability } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
-import { advanced, type CloudCommand, type CommandUpdate, type CloudCommandStore, type CommandState, type DeviceLocation, type NewCommand } from './command-store.ts';
+import {
+  advanced,
+  type CloudCommand,
+  type CommandUpdate,
+  type CloudCommandStore,
+  type CommandState,
+  type DeviceLocation,
+  type NewCommand,
+} from './command-store.ts';
 
 interface Row {
   command_id: string;
@@ -57,9 +65,15 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
     this.statements = {
       insert: this.db.prepare("INSERT INTO commands VALUES (?, ?, ?, ?, 'pending', x'', '', NULL, ?, ?, ?)"),
       get: this.db.prepare<[string], Row>('SELECT * FROM commands WHERE command_id = ?'),
-      update: this.db.prepare('UPDATE commands SET state = ?, result = ?, message = ?, gateway_id = ?, updated = ? WHERE command_id = ?'),
-      pendingFor: this.db.prepare<[string, number], Row>("SELECT * FROM commands WHERE state = 'pending' AND device_id = ? AND expires > ? ORDER BY created"),
-      pendingAll: this.db.prepare<[number], Row>("SELECT * FROM commands WHERE state = 'pending' AND expires > ? ORDER BY created"),
+      update: this.db.prepare(
+        'UPDATE commands SET state = ?, result = ?, message = ?, gateway_id = ?, updated = ? WHERE command_id = ?',
+      ),
+      pendingFor: this.db.prepare<[string, number], Row>(
+        "SELECT * FROM commands WHERE state = 'pending' AND device_id = ? AND expires > ? ORDER BY created",
+      ),
+      pendingAll: this.db.prepare<[number], Row>(
+        "SELECT * FROM commands WHERE state = 'pending' AND expires > ? ORDER BY created",
+      ),
       expired: this.db.prepare<[number], Row>("SELECT * FROM commands WHERE state = 'pending' AND expires <= ?"),
       locate: this.db.prepare('INSERT OR REPLACE INTO device_locations VALUES (?, ?, ?, ?, ?)'),
       location: this.db.prepare<[string], { gateway_id: string; online: number; protocol: string; updated: number }>(
@@ -90,7 +104,9 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
 
   async pending(deviceId?: string): Promise<CloudCommand[]> {
     const now = Date.now();
-    return (deviceId === undefined ? this.statements.pendingAll.all(now) : this.statements.pendingFor.all(deviceId, now)).map(toCommand);
+    return (deviceId === undefined ? this.statements.pendingAll.all(now) : this.statements.pendingFor.all(deviceId, now)).map(
+      toCommand,
+    );
   }
 
   async unconfirmedExpired(nowMs: number): Promise<CloudCommand[]> {

@@ -9,7 +9,15 @@ export type CommandState = 'pending' | 'queued' | 'delivered' | 'succeeded' | 'f
 
 export const FINAL_STATES: ReadonlySet<CommandState> = new Set(['succeeded', 'failed', 'expired', 'rejected']);
 
-const ORDER: Record<CommandState, number> = { pending: 0, queued: 1, delivered: 2, succeeded: 3, failed: 3, expired: 3, rejected: 3 };
+const ORDER: Record<CommandState, number> = {
+  pending: 0,
+  queued: 1,
+  delivered: 2,
+  succeeded: 3,
+  failed: 3,
+  expired: 3,
+  rejected: 3,
+};
 
 /** States only move forward; a final state never changes. */
 export function isForward(from: CommandState, to: CommandState): boolean {

@@ -103,7 +103,11 @@ function recordProblem(r: SinkRecord): string | undefined {
   if (typeof r.deviceId !== 'string') return 'deviceId must be a string';
   if (typeof r.stream !== 'string') return 'stream must be a string';
   if (typeof r.contentType !== 'string') return 'contentType must be a string';
-  for (const [field, value] of [['deviceSeq', r.deviceSeq], ['deviceTimeMs', r.deviceTimeMs], ['gatewayTimeMs', r.gatewayTimeMs]] as const) {
+  for (const [field, value] of [
+    ['deviceSeq', r.deviceSeq],
+    ['deviceTimeMs', r.deviceTimeMs],
+    ['gatewayTimeMs', r.gatewayTimeMs],
+  ] as const) {
     if (!Number.isSafeInteger(value)) return `${field} must be an integer`;
   }
   if (!(r.payload instanceof Uint8Array)) return 'payload must be bytes';

@@ -53,7 +53,9 @@ export function gapSubject(prefix: string, gatewayId: string): string {
 }
 
 /** The gateway and device of a record subject, the gateway of a gap subject. */
-export function parseSubject(subject: string): { kind: 'rec'; gatewayId: string; deviceId: string } | { kind: 'gap'; gatewayId: string } {
+export function parseSubject(
+  subject: string,
+): { kind: 'rec'; gatewayId: string; deviceId: string } | { kind: 'gap'; gatewayId: string } {
   const [, kind, gateway, device, extra] = subject.split('.');
   if (kind === 'rec' && gateway !== undefined && device !== undefined && extra === undefined) {
     return { kind, gatewayId: decodeToken(gateway), deviceId: decodeToken(device) };

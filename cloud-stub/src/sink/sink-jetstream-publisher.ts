@@ -89,7 +89,14 @@ export class JetStreamPublisher {
         continue;
       }
       // The idle timer starts with a run's first message, and restarts with each of its PubAcks.
-      run.timer ??= setTimeout(() => this.fail(run, new PublishError(`no PubAck for ${this.timeoutMs} ms (${run.acked} of ${run.items.length} acknowledged)`)), this.timeoutMs);
+      run.timer ??= setTimeout(
+        () =>
+          this.fail(
+            run,
+            new PublishError(`no PubAck for ${this.timeoutMs} ms (${run.acked} of ${run.items.length} acknowledged)`),
+          ),
+        this.timeoutMs,
+      );
       const index = run.next++;
       const item = run.items[index]!;
       const id = ++this.lastId;

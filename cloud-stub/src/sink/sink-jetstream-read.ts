@@ -16,7 +16,18 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, FleetgateError } from '@fleetgate/core';
-import { AckPolicy, createInbox, DeliverPolicy, nanos, nuid, type JetStreamManager, type Msg, type MsgHdrs, type MsgRequest, type NatsConnection } from 'nats';
+import {
+  AckPolicy,
+  createInbox,
+  DeliverPolicy,
+  nanos,
+  nuid,
+  type JetStreamManager,
+  type Msg,
+  type MsgHdrs,
+  type MsgRequest,
+  type NatsConnection,
+} from 'nats';
 
 /** One message of the stream, read back by consumer or by get. */
 export interface StreamMessage {
@@ -48,7 +59,13 @@ export interface ReadOptions {
 }
 
 /** Every message on `filter` that is in the stream when the read starts (and those added while it goes on). */
-export async function* readPulled(nc: NatsConnection, jsm: JetStreamManager, stream: string, filter: string, options: ReadOptions = {}): AsyncGenerator<StreamMessage> {
+export async function* readPulled(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  stream: string,
+  filter: string,
+  options: ReadOptions = {},
+): AsyncGenerator<StreamMessage> {
   const { headersOnly = false, batch = 1000, pullTimeoutMs = 2000, stallMs = 60_000 } = options;
   const first = await getNext(jsm, stream, filter, 1);
   if (!first) return;
@@ -57,7 +74,10 @@ export async function* readPulled(nc: NatsConnection, jsm: JetStreamManager, str
   let lastError: unknown;
   for (;;) {
     if (Date.now() - lastProgress > stallMs) {
-      throw new StreamReadError(`reading ${stream} ${filter}: nothing for ${stallMs} ms${lastError ? ` (${errorMessage(lastError)})` : ''}`, { cause: lastError });
+      throw new StreamReadError(
+        `reading ${stream} ${filter}: nothing for ${stallMs} ms${lastError ? ` (${errorMessage(lastError)})` : ''}`,
+        { cause: lastError },
+      );
     }
     const name = `fleetgate_read_${nuid.next()}`;
     try {
@@ -100,7 +120,13 @@ export async function* readPulled(nc: NatsConnection, jsm: JetStreamManager, str
  * One pull of up to `batch` messages without waiting for new ones (`no_wait`). Ends at `batch` messages, at the
  * last one pending, at a status (404 no messages, 408, 409), or after `timeoutMs`.
  */
-function pull(nc: NatsConnection, stream: string, consumer: string, batch: number, timeoutMs: number): Promise<{ messages: StreamMessage[]; pending: number }> {
+function pull(
+  nc: NatsConnection,
+  stream: string,
+  consumer: string,
+  batch: number,
+  timeoutMs: number,
+): Promise<{ messages: StreamMessage[]; pending: number }> {
   return new Promise((resolve) => {
     const inbox = createInbox();
     const messages: StreamMessage[] = [];
@@ -143,7 +169,7 @@ function ackInfo(m: Msg): { streamSeq: number; pending: number } | undefined {
 
 /** Every message on `filter`, one leader get each: for filters that match few messages. */
 export async function* readByGet(jsm: JetStreamManager, stream: string, filter: string): AsyncGenerator<StreamMessage> {
-  for (let seq = 1; ; ) {
+  for (let seq = 1; ;) {
     const m = await getNext(jsm, stream, filter, seq);
     if (!m) return;
     yield m;
@@ -152,7 +178,12 @@ export async function* readByGet(jsm: JetStreamManager, stream: string, filter: 
 }
 
 /** The first message on `filter` at or after `seq`, if any. */
-export async function getNext(jsm: JetStreamManager, stream: string, filter: string, seq: number): Promise<StreamMessage | undefined> {
+export async function getNext(
+  jsm: JetStreamManager,
+  stream: string,
+  filter: string,
+  seq: number,
+): Promise<StreamMessage | undefined> {
   try {
     // next_by_subj is in nats-server 2.9's STREAM.MSG.GET; nats.js types it for direct gets only.
     const m = await jsm.streams.getMessage(stream, { seq, next_by_subj: filter } as unknown as MsgRequest);

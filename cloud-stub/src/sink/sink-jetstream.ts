@@ -39,7 +39,18 @@
  * works on nats-server 2.9.
  */
 import { type Clock, ConfigError, errorMessage, FleetgateError, systemClock } from '@fleetgate/core';
-import { connect, DiscardPolicy, nanos, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
+import {
+  connect,
+  DiscardPolicy,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type KV,
+  type NatsConnection,
+  type StreamConfig,
+} from 'nats';
 import { checkBatches, decodeGap, decodeRecord, encodeGap, recordHeaders, recordSeq } from './sink-jetstream-codec.ts';
 import {
   DEFAULT_STREAM,
@@ -129,7 +140,10 @@ export class JetStreamSink implements Sink {
     const timeoutMs = positive('publishTimeoutMs', options.publishTimeoutMs ?? DEFAULT_TIMEOUT_MS);
     const maxInFlight = positive('maxInFlight', options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     const duplicateWindowMs = positive('duplicateWindowMs', options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS);
-    if (options.replicas !== undefined && !(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 5)) {
+    if (
+      options.replicas !== undefined &&
+      !(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 5)
+    ) {
       throw new ConfigError('replicas', `${options.replicas} is not a whole number from 1 to 5`);
     }
     if (servers.length === 0) throw new ConfigError('servers', 'at least one NATS URL is needed');
@@ -138,15 +152,34 @@ export class JetStreamSink implements Sink {
     // Reconnects forever, quickly: a replica that lost its server must find another. A commit under way when the
     // connection drops fails at once; one started while disconnected waits in nats.js's buffer and fails at the
     // PubAck timeout if no server takes it in time.
-    const nc = await connect({ servers: [...servers], name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: timeoutMs, pingInterval: 10_000 });
+    const nc = await connect({
+      servers: [...servers],
+      name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      timeout: timeoutMs,
+      pingInterval: 10_000,
+    });
     try {
       const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
       const js = nc.jetstream({ timeout: timeoutMs });
       const replicas = options.replicas ?? defaultReplicas(nc, servers.length);
-      const streamReplicas = await ensureStream(jsm, names, replicas, options.replicas !== undefined, options.duplicateWindowMs !== undefined ? duplicateWindowMs : undefined);
+      const streamReplicas = await ensureStream(
+        jsm,
+        names,
+        replicas,
+        options.replicas !== undefined,
+        options.duplicateWindowMs !== undefined ? duplicateWindowMs : undefined,
+      );
       // allow_direct off: gets go to the bucket's leader, so a read sees every acknowledged write (a direct get
       // may be answered by a follower that is behind).
-      const kv = await js.views.kv(names.kvBucket, { replicas: streamReplicas, history: 1, storage: StorageType.File, allow_direct: false, timeout: timeoutMs });
+      const kv = await js.views.kv(names.kvBucket, {
+        replicas: streamReplicas,
+        history: 1,
+        storage: StorageType.File,
+        allow_direct: false,
+        timeout: timeoutMs,
+      });
       if (options.replicas !== undefined) await scaleStream(jsm, `KV_${names.kvBucket}`, replicas);
       return new JetStreamSink(names, streamReplicas, nc, jsm, js, kv, timeoutMs, maxInFlight, clock);
     } catch (err: unknown) {
@@ -172,7 +205,11 @@ export class JetStreamSink implements Sink {
           continue;
         }
         seen.add(id);
-        publications.push({ subject: recordSubject(this.names.prefix, gatewayId, r.deviceId), data: r.payload, headers: recordHeaders(gatewayId, r, receivedTime) });
+        publications.push({
+          subject: recordSubject(this.names.prefix, gatewayId, r.deviceId),
+          data: r.payload,
+          headers: recordHeaders(gatewayId, r, receivedTime),
+        });
         batchOf.push(i);
       }
     });
@@ -211,16 +248,28 @@ export class JetStreamSink implements Sink {
     let held = 0;
     if (gap.fromSeq <= (await this.lastSeq(gatewayId))) {
       const seqs = new Set<number>();
-      for await (const m of readPulled(this.nc, this.jsm, this.names.stream, gatewayRecordsFilter(this.names.prefix, gatewayId), { headersOnly: true })) {
+      for await (const m of readPulled(this.nc, this.jsm, this.names.stream, gatewayRecordsFilter(this.names.prefix, gatewayId), {
+        headersOnly: true,
+      })) {
         const seq = recordSeq(m);
         if (seq >= gap.fromSeq && seq <= gap.toSeq) seqs.add(seq);
       }
       held = seqs.size;
     }
     const lost = Math.max(0, Math.min(gap.count, gap.toSeq - gap.fromSeq + 1 - held));
-    const data = encodeGap({ fromSeq: gap.fromSeq, toSeq: gap.toSeq, reason: gap.reason, count: lost, time: gap.timeMs, receivedTime: this.clock.now() });
+    const data = encodeGap({
+      fromSeq: gap.fromSeq,
+      toSeq: gap.toSeq,
+      reason: gap.reason,
+      count: lost,
+      time: gap.timeMs,
+      receivedTime: this.clock.now(),
+    });
     try {
-      await this.js.publish(gapSubject(this.names.prefix, gatewayId), data, { msgID: gapMsgId(gatewayId, gap.fromSeq), timeout: this.timeoutMs });
+      await this.js.publish(gapSubject(this.names.prefix, gatewayId), data, {
+        msgID: gapMsgId(gatewayId, gap.fromSeq),
+        timeout: this.timeoutMs,
+      });
     } catch (err: unknown) {
       throw new JetStreamStoreError(`JetStream did not store the gap: ${errorMessage(err)}`, { cause: err });
     }
@@ -299,7 +348,9 @@ export class JetStreamSink implements Sink {
 
   /** Raises the gateway's KV entry to at least `maxSeq` and adds `duplicates`, after the raises before it. */
   private raiseEntry(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
-    const raised = (this.raising.get(gatewayId) ?? Promise.resolve()).catch(() => {}).then(() => this.raiseNow(gatewayId, maxSeq, duplicates));
+    const raised = (this.raising.get(gatewayId) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.raiseNow(gatewayId, maxSeq, duplicates));
     this.raising.set(gatewayId, raised);
     const forget = () => {
       if (this.raising.get(gatewayId) === raised) this.raising.delete(gatewayId);
@@ -318,12 +369,14 @@ export class JetStreamSink implements Sink {
       const next = { lastSeq: Math.max(current.lastSeq, maxSeq), duplicates: current.duplicates + duplicates };
       const value = JSON.stringify(next);
       try {
-        const revision = current.revision === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, current.revision);
+        const revision =
+          current.revision === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, current.revision);
         this.entries.set(gatewayId, { ...next, revision });
         return;
       } catch (err: unknown) {
         this.entries.delete(gatewayId);
-        if (jsErrorCode(err) !== WRONG_LAST_SEQUENCE) throw new JetStreamStoreError(`JetStream did not store lastSeq of ${gatewayId}: ${errorMessage(err)}`, { cause: err });
+        if (jsErrorCode(err) !== WRONG_LAST_SEQUENCE)
+          throw new JetStreamStoreError(`JetStream did not store lastSeq of ${gatewayId}: ${errorMessage(err)}`, { cause: err });
       }
     }
     throw new JetStreamStoreError(`lastSeq of ${gatewayId}: ${MAX_CAS_ATTEMPTS} compare-and-set conflicts in a row`);
@@ -336,7 +389,10 @@ export class JetStreamSink implements Sink {
     } catch (err: unknown) {
       throw new JetStreamStoreError(`JetStream did not answer for lastSeq of ${gatewayId}: ${errorMessage(err)}`, { cause: err });
     }
-    const entry = e && e.operation === 'PUT' ? { ...parseEntry(e.string()), revision: e.revision } : { lastSeq: 0, duplicates: 0, revision: 0 };
+    const entry =
+      e && e.operation === 'PUT'
+        ? { ...parseEntry(e.string()), revision: e.revision }
+        : { lastSeq: 0, duplicates: 0, revision: 0 };
     this.entries.set(gatewayId, entry);
     return entry;
   }
@@ -348,11 +404,13 @@ export class JetStreamSink implements Sink {
     const keys = Object.keys(state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
     const entries = new Map<string, GatewayEntry>();
     for (let i = 0; i < keys.length; i += 64) {
-      await Promise.all(keys.slice(i, i + 64).map(async (key) => {
-        const id = decodeKey(key);
-        const entry = await this.readEntry(id);
-        if (entry.revision !== 0) entries.set(id, entry);
-      }));
+      await Promise.all(
+        keys.slice(i, i + 64).map(async (key) => {
+          const id = decodeKey(key);
+          const entry = await this.readEntry(id);
+          if (entry.revision !== 0) entries.set(id, entry);
+        }),
+      );
     }
     return entries;
   }
@@ -369,7 +427,13 @@ function defaultReplicas(nc: NatsConnection, configured: number): number {
  * Creates the stream, or checks an existing one: file storage is required; missing subjects are added; replicas
  * and the duplicate window are changed only when the options name them (both can change on a live stream).
  */
-async function ensureStream(jsm: JetStreamManager, names: JetStreamNames, replicas: number, scale: boolean, duplicateWindowMs: number | undefined): Promise<number> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  names: JetStreamNames,
+  replicas: number,
+  scale: boolean,
+  duplicateWindowMs: number | undefined,
+): Promise<number> {
   const subjects = [names.records, names.gaps];
   let config: StreamConfig;
   try {
@@ -388,12 +452,14 @@ async function ensureStream(jsm: JetStreamManager, names: JetStreamNames, replic
     });
     return replicas;
   }
-  if (config.storage !== StorageType.File) throw new ConfigError('stream', `${names.stream} exists with ${config.storage} storage; the sink needs file storage`);
+  if (config.storage !== StorageType.File)
+    throw new ConfigError('stream', `${names.stream} exists with ${config.storage} storage; the sink needs file storage`);
   const update: Partial<StreamConfig> = {};
   const missing = subjects.filter((s) => !config.subjects.includes(s));
   if (missing.length > 0) update.subjects = [...config.subjects, ...missing];
   if (scale && config.num_replicas !== replicas) update.num_replicas = replicas;
-  if (duplicateWindowMs !== undefined && config.duplicate_window !== nanos(duplicateWindowMs)) update.duplicate_window = nanos(duplicateWindowMs);
+  if (duplicateWindowMs !== undefined && config.duplicate_window !== nanos(duplicateWindowMs))
+    update.duplicate_window = nanos(duplicateWindowMs);
   if (Object.keys(update).length > 0) await jsm.streams.update(names.stream, update);
   return update.num_replicas ?? config.num_replicas;
 }

@@ -15,7 +15,17 @@
 import { dirname, join } from 'node:path';
 import { type Clock, type Durability, systemClock } from '@fleetgate/core';
 import { BulkInsert, openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
-import type { ExportedGap, ExportedRecord, GatewayStats, Sink, SinkBatch, SinkGap, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
+import type {
+  ExportedGap,
+  ExportedRecord,
+  GatewayStats,
+  Sink,
+  SinkBatch,
+  SinkGap,
+  SinkOutcome,
+  SinkRecord,
+  SinkStats,
+} from './sink.ts';
 
 export const SINK_FILE = 'sink.db';
 
@@ -72,11 +82,17 @@ export class SqliteSink implements Sink {
         UNIQUE (gateway_id, from_seq)
       );
     `);
-    const columns = 'INTO records (gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time, received_time, content_type, payload)';
+    const columns =
+      'INTO records (gateway_id, seq, device_id, stream, device_seq, device_time, gateway_time, received_time, content_type, payload)';
     // One path for fresh records and resends (lanes send seqs out of order): the unique key decides, and RETURNING
     // says which rows went in. Not INSERT OR IGNORE: that would also skip a row breaking NOT NULL, silently.
     const insert = new BulkInsert<SinkRecord>(
-      this.db, `INSERT ${columns}`, 10, (r, p, o) => bindRecord(r, p, o, this.committing), 16, 'ON CONFLICT (gateway_id, seq) DO NOTHING RETURNING device_id AS d',
+      this.db,
+      `INSERT ${columns}`,
+      10,
+      (r, p, o) => bindRecord(r, p, o, this.committing),
+      16,
+      'ON CONFLICT (gateway_id, seq) DO NOTHING RETURNING device_id AS d',
     );
     const addGateway = this.db.prepare(
       `INSERT INTO gateways (gateway_id, last_seq, records, duplicates) VALUES (?, ?, ?, ?)
@@ -87,9 +103,15 @@ export class SqliteSink implements Sink {
       `INSERT INTO devices (device_id, records) VALUES (?, ?)
        ON CONFLICT (device_id) DO UPDATE SET records = records + excluded.records`,
     );
-    this.countHeld = this.db.prepare<[string, number, number], { n: number }>('SELECT count(*) AS n FROM records WHERE gateway_id = ? AND seq BETWEEN ? AND ?');
-    this.insertGap = this.db.prepare('INSERT OR IGNORE INTO gaps (gateway_id, from_seq, to_seq, reason, count, time, received_time) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (const row of this.db.prepare<[], { gateway_id: string; last_seq: number }>('SELECT gateway_id, last_seq FROM gateways').iterate()) {
+    this.countHeld = this.db.prepare<[string, number, number], { n: number }>(
+      'SELECT count(*) AS n FROM records WHERE gateway_id = ? AND seq BETWEEN ? AND ?',
+    );
+    this.insertGap = this.db.prepare(
+      'INSERT OR IGNORE INTO gaps (gateway_id, from_seq, to_seq, reason, count, time, received_time) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const row of this.db
+      .prepare<[], { gateway_id: string; last_seq: number }>('SELECT gateway_id, last_seq FROM gateways')
+      .iterate()) {
       this.lastSeqs.set(row.gateway_id, row.last_seq);
     }
 
@@ -200,10 +222,14 @@ function readStats(db: SqliteDatabase): SinkStats {
     duplicates += stats.duplicates;
   }
   const devices: Record<string, number> = {};
-  for (const row of db.prepare<[], { device_id: string; records: number }>('SELECT device_id, records FROM devices ORDER BY device_id').iterate()) {
+  for (const row of db
+    .prepare<[], { device_id: string; records: number }>('SELECT device_id, records FROM devices ORDER BY device_id')
+    .iterate()) {
     devices[row.device_id] = row.records;
   }
-  const gaps = db.prepare<[], { n: number; lost: number }>('SELECT count(*) AS n, coalesce(sum(count), 0) AS lost FROM gaps').get()!;
+  const gaps = db
+    .prepare<[], { n: number; lost: number }>('SELECT count(*) AS n, coalesce(sum(count), 0) AS lost FROM gaps')
+    .get()!;
   return { records, duplicates, gateways, devices, gaps: gaps.n, recordsLostInGaps: gaps.lost };
 }
 

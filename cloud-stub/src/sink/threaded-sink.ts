@@ -35,7 +35,8 @@ export type SinkRequest =
   | { op: 'stats'; id: number }
   | { op: 'close'; id: number };
 
-export type SinkReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string } | { id: 0; ok: false; fatal: string };
+export type SinkReply =
+  { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string } | { id: 0; ok: false; fatal: string };
 
 export class SinkThreadError extends FleetgateError {
   override name = 'SinkThreadError';

@@ -27,7 +27,8 @@ export type KeySource = { secretFile: string; field: string } | { keyFile: strin
 export async function loadSigningKey(source: KeySource): Promise<TokenKey> {
   if ('secretFile' in source) return { alg: 'HS256', key: readSecret(source.secretFile, source.field) };
   const pem = readKeyFile(source.keyFile, source.field);
-  if (!pem.includes('PRIVATE KEY')) throw new ConfigError(source.field, `${source.keyFile} is not a private key (PKCS#8 PEM); signing needs the private key`);
+  if (!pem.includes('PRIVATE KEY'))
+    throw new ConfigError(source.field, `${source.keyFile} is not a private key (PKCS#8 PEM); signing needs the private key`);
   try {
     return { alg: 'EdDSA', key: await importPKCS8(pem, 'EdDSA') };
   } catch (err: unknown) {
@@ -40,7 +41,10 @@ export async function loadVerifyingKey(source: KeySource): Promise<TokenKey> {
   if ('secretFile' in source) return { alg: 'HS256', key: readSecret(source.secretFile, source.field) };
   const pem = readKeyFile(source.keyFile, source.field);
   if (!pem.includes('PUBLIC KEY')) {
-    throw new ConfigError(source.field, `${source.keyFile} is not a public key (SPKI PEM): give verifiers the .pub file, never the private key`);
+    throw new ConfigError(
+      source.field,
+      `${source.keyFile} is not a public key (SPKI PEM): give verifiers the .pub file, never the private key`,
+    );
   }
   try {
     return { alg: 'EdDSA', key: await importSPKI(pem, 'EdDSA') };
@@ -74,7 +78,10 @@ function readSecret(file: string, field: string): Uint8Array {
   const text = readKeyFile(file, field).trim();
   const secret = Buffer.from(text, 'base64url');
   if (secret.length < MIN_SECRET_BYTES || secret.toString('base64url') !== text.replace(/=+$/, '')) {
-    throw new ConfigError(field, `${file} must hold at least ${MIN_SECRET_BYTES} random bytes, base64url-encoded (make one with \`fleetgate token keygen --alg HS256\`)`);
+    throw new ConfigError(
+      field,
+      `${file} must hold at least ${MIN_SECRET_BYTES} random bytes, base64url-encoded (make one with \`fleetgate token keygen --alg HS256\`)`,
+    );
   }
   return new Uint8Array(secret);
 }

@@ -37,7 +37,10 @@ export class RevocationList extends EventEmitter<{ changed: [RevocationEntries];
   }
 
   isRevoked(claims: { jti?: string; sub?: string }): boolean {
-    return (claims.jti !== undefined && this.entries.jtis.has(claims.jti)) || (claims.sub !== undefined && this.entries.subjects.has(claims.sub));
+    return (
+      (claims.jti !== undefined && this.entries.jtis.has(claims.jti)) ||
+      (claims.sub !== undefined && this.entries.subjects.has(claims.sub))
+    );
   }
 
   get size(): number {
@@ -65,7 +68,10 @@ export class RevocationList extends EventEmitter<{ changed: [RevocationEntries];
       this.version = fileVersion(this.file);
       text = readFileSync(this.file, 'utf8');
     } catch (err: unknown) {
-      throw new ConfigError(this.field, `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ConfigError(
+        this.field,
+        `cannot read ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     const jtis = new Set<string>();
     const subjects = new Set<string>();
@@ -73,7 +79,8 @@ export class RevocationList extends EventEmitter<{ changed: [RevocationEntries];
       const line = raw.replace(/#.*/, '').trim();
       if (line === '') return;
       const match = /^(jti|sub):(\S+)$/.exec(line);
-      if (!match) throw new ConfigError(this.field, `${this.file} line ${i + 1}: "${line.slice(0, 60)}" is not jti:<id> or sub:<id>`);
+      if (!match)
+        throw new ConfigError(this.field, `${this.file} line ${i + 1}: "${line.slice(0, 60)}" is not jti:<id> or sub:<id>`);
       (match[1] === 'jti' ? jtis : subjects).add(match[2]!);
     });
     return { jtis, subjects };

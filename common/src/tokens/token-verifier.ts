@@ -62,7 +62,8 @@ export class TokenVerifier {
       claims = result.claims;
       this.cache.set(key, claims, { ttl: Math.max(1, claims.exp * 1000 - nowMs) });
     }
-    if (this.options.revocations?.isRevoked(claims)) return { ok: false, reason: 'revoked', message: `token ${claims.jti} of ${claims.sub} is revoked` };
+    if (this.options.revocations?.isRevoked(claims))
+      return { ok: false, reason: 'revoked', message: `token ${claims.jti} of ${claims.sub} is revoked` };
     return { ok: true, claims };
   }
 
@@ -95,7 +96,8 @@ export class TokenVerifier {
 function refusal(err: unknown): VerifyResult & { ok: false } {
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', message: 'token expired' };
-  if (err instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'bad-signature', message: 'token signature does not verify' };
+  if (err instanceof errors.JWSSignatureVerificationFailed)
+    return { ok: false, reason: 'bad-signature', message: 'token signature does not verify' };
   if (err instanceof errors.JOSEAlgNotAllowed) return { ok: false, reason: 'wrong-algorithm', message };
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'aud') return { ok: false, reason: 'wrong-audience', message: 'token is not meant for this service (aud)' };

@@ -29,7 +29,13 @@ export interface IssueOptions {
   now?: number;
 }
 
-export async function issueToken({ key, subject, audience, ttlSeconds, now = Math.floor(Date.now() / 1000) }: IssueOptions): Promise<string> {
+export async function issueToken({
+  key,
+  subject,
+  audience,
+  ttlSeconds,
+  now = Math.floor(Date.now() / 1000),
+}: IssueOptions): Promise<string> {
   return new SignJWT({})
     .setProtectedHeader({ alg: key.alg, typ: 'JWT' })
     .setSubject(subject)

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { assertRoom, DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
+import {
+  assertRoom,
+  DEFAULT_OUTBOX_LIMITS,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxLimits,
+  type OutboxMessage,
+} from './outbox.ts';
 
 /** The default outbox: bounded, in memory, lost with the process (its epoch too). */
 export class MemoryOutbox implements Outbox {

@@ -12,7 +12,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Durability } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
-import { assertRoom, DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox.ts';
+import {
+  assertRoom,
+  DEFAULT_OUTBOX_LIMITS,
+  type Outbox,
+  type OutboxEntry,
+  type OutboxLimits,
+  type OutboxMessage,
+} from './outbox.ts';
 
 export interface SqliteOutboxOptions extends Partial<OutboxLimits> {
   path: string;
@@ -41,12 +48,19 @@ export class SqliteOutbox implements Outbox {
       );
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     `);
-    const meta = new Map(this.db.prepare<[], { key: string; value: string }>('SELECT key, value FROM meta').all().map((r) => [r.key, r.value]));
+    const meta = new Map(
+      this.db
+        .prepare<[], { key: string; value: string }>('SELECT key, value FROM meta')
+        .all()
+        .map((r) => [r.key, r.value]),
+    );
     this.epoch = meta.get('epoch') ?? randomUUID();
     if (!meta.has('epoch')) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('epoch', this.epoch);
-    const held = this.db.prepare<[], { n: number; bytes: number; maxSeq: number | null }>(
-      'SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq FROM outbox',
-    ).get()!;
+    const held = this.db
+      .prepare<[], { n: number; bytes: number; maxSeq: number | null }>(
+        'SELECT count(*) AS n, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq FROM outbox',
+      )
+      .get()!;
     this.last = Math.max(Number(meta.get('last_seq') ?? 0), held.maxSeq ?? 0);
     this.count = held.n;
     this.heldBytes = held.bytes;

@@ -34,7 +34,9 @@ export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxMessages: 10_000, maxByt
 /** Throws OutboxFullError if an outbox holding `size` messages of `bytes` cannot take `payloadBytes` more. */
 export function assertRoom(size: number, bytes: number, payloadBytes: number, limits: OutboxLimits): void {
   if (size >= limits.maxMessages || bytes + payloadBytes > limits.maxBytes) {
-    throw new OutboxFullError(`the outbox holds ${size} messages (${bytes} bytes), its limit: ${limits.maxMessages} / ${limits.maxBytes}`);
+    throw new OutboxFullError(
+      `the outbox holds ${size} messages (${bytes} bytes), its limit: ${limits.maxMessages} / ${limits.maxBytes}`,
+    );
   }
 }
 

@@ -12,7 +12,15 @@
  * Commit latency: the journal thread counts every commit's duration into buckets (GroupCommitStats
  * .commitDurations); they are exported as they are, as the histogram fleetgate_journal_commit_seconds.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry, type LabelValues, type Metric, type MetricValueWithName } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Registry,
+  type LabelValues,
+  type Metric,
+  type MetricValueWithName,
+} from 'prom-client';
 import type { CommitDurations } from '../journal/group-commit.ts';
 import { ConnectivityState } from '@fleetgate/core';
 import type { GatewayStats } from '../stats.ts';
@@ -112,11 +120,21 @@ export class GatewayMetrics {
     setOrClear(m.limitBytes, {}, risk.limitBytes);
 
     // Gauges per upstream start over each scrape, so an upstream no longer in stats leaves no stale series.
-    for (const g of [m.upstreamUp, m.upstreamState, m.upstreamInFlight, m.upstreamCredit, m.upstreamPendingRows, m.upstreamPendingBytes, m.upstreamOldestAge]) g.reset();
+    for (const g of [
+      m.upstreamUp,
+      m.upstreamState,
+      m.upstreamInFlight,
+      m.upstreamCredit,
+      m.upstreamPendingRows,
+      m.upstreamPendingBytes,
+      m.upstreamOldestAge,
+    ])
+      g.reset();
     for (const u of stats.upstreams) {
       const upstream = { upstream: u.name };
       m.upstreamUp.set(upstream, u.state === ConnectivityState.READY ? 1 : 0);
-      for (const state of Object.values(ConnectivityState)) m.upstreamState.set({ upstream: u.name, state }, u.state === state ? 1 : 0);
+      for (const state of Object.values(ConnectivityState))
+        m.upstreamState.set({ upstream: u.name, state }, u.state === state ? 1 : 0);
       m.upstreamInFlight.set(upstream, u.batchesInFlight);
       m.upstreamCredit.set(upstream, u.credit);
       m.upstreamBatches.set(upstream, u.batchesSent);
@@ -145,7 +163,8 @@ export class GatewayMetrics {
 
 /** Every gateway metric, registered in `registry`. */
 function defineMetrics(registry: Registry) {
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new MirroredCounter<L>(registry, name, help, labelNames);
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new MirroredCounter<L>(registry, name, help, labelNames);
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Gauge<L>({ name: METRICS_PREFIX + name, help, labelNames, registers: [registry] });
   return {
@@ -155,32 +174,64 @@ function defineMetrics(registry: Registry) {
     ingressMessages: counter('ingress_messages_total', 'Telemetry messages from devices handed to the journal.', ['protocol']),
     ingressBytes: counter('ingress_bytes_total', 'Payload bytes of those messages.', ['protocol']),
     ingressRefusals: counter('ingress_refusals_total', 'Connections and messages refused, by reason.', ['protocol', 'reason']),
-    ingressDisconnects: counter('ingress_disconnects_total', 'Device connections the gateway ended, by reason.', ['protocol', 'reason']),
+    ingressDisconnects: counter('ingress_disconnects_total', 'Device connections the gateway ended, by reason.', [
+      'protocol',
+      'reason',
+    ]),
     devicesOnline: gauge('devices_online', 'Devices connected now.', ['protocol']),
     mqttPublishes: counter('mqtt_telemetry_publishes_total', 'Telemetry PUBLISHes journaled, by QoS.', ['qos']),
-    mqttLocalMessages: counter('mqtt_local_messages_total', 'PUBLISHes on other allowed topics (passed on over MQTT, not journaled).'),
-    mqttClientErrors: counter('mqtt_client_errors_total', 'MQTT connections that ended in an error (refusals, protocol errors, resets).'),
-    mqttHeld: counter('mqtt_held_for_backpressure_total', 'PUBLISHes held back while too many PUBACKs were pending on their connection.'),
+    mqttLocalMessages: counter(
+      'mqtt_local_messages_total',
+      'PUBLISHes on other allowed topics (passed on over MQTT, not journaled).',
+    ),
+    mqttClientErrors: counter(
+      'mqtt_client_errors_total',
+      'MQTT connections that ended in an error (refusals, protocol errors, resets).',
+    ),
+    mqttHeld: counter(
+      'mqtt_held_for_backpressure_total',
+      'PUBLISHes held back while too many PUBACKs were pending on their connection.',
+    ),
     mqttRateLimited: counter('mqtt_rate_limited_total', 'PUBLISHes that waited for their device rate limit.'),
 
     // The journal.
-    journalRows: gauge('journal_rows', 'Rows in the journal: accepted from devices and not yet acknowledged by every upstream they go to.'),
+    journalRows: gauge(
+      'journal_rows',
+      'Rows in the journal: accepted from devices and not yet acknowledged by every upstream they go to.',
+    ),
     journalPayloadBytes: gauge('journal_payload_bytes', 'Payload bytes of the rows in the journal.'),
     journalFileBytes: gauge('journal_file_bytes', 'Size of the journal files on disk.'),
-    journalOldestAge: gauge('journal_oldest_unacked_age_seconds', 'Age of the oldest row in the journal; absent when it is empty.'),
+    journalOldestAge: gauge(
+      'journal_oldest_unacked_age_seconds',
+      'Age of the oldest row in the journal; absent when it is empty.',
+    ),
     journalCommits: counter('journal_commits_total', 'Journal transactions committed (group commits).'),
     journalCommitFailures: counter('journal_commit_failures_total', 'Journal commits that failed (their appends were refused).'),
     journalCommittedRows: counter('journal_committed_rows_total', 'Rows appended to the journal by committed transactions.'),
-    journalRejectedAppends: counter('journal_rejected_appends_total', 'Appends refused because the journal (limit, reject-new) or the disk was full.'),
+    journalRejectedAppends: counter(
+      'journal_rejected_appends_total',
+      'Appends refused because the journal (limit, reject-new) or the disk was full.',
+    ),
     journalLastCommit: gauge('journal_last_commit_seconds', 'Duration of the last journal commit.'),
-    journalCommitSeconds: new ExportedHistogram(registry, 'journal_commit_seconds', 'Duration of journal commits (the transaction, its fsync included).'),
+    journalCommitSeconds: new ExportedHistogram(
+      registry,
+      'journal_commit_seconds',
+      'Duration of journal commits (the transaction, its fsync included).',
+    ),
     journalWaiting: gauge('journal_waiting_records', 'Records waiting for the next group commit.'),
     journalDiskFull: gauge('journal_disk_full', '1 while the disk (or --journal-max-file-bytes) refuses journal writes.'),
-    journalDropped: counter('journal_dropped_total', 'Records the journal let go of before an upstream had them (reported upstream as gaps), by reason.', ['reason']),
+    journalDropped: counter(
+      'journal_dropped_total',
+      'Records the journal let go of before an upstream had them (reported upstream as gaps), by reason.',
+      ['reason'],
+    ),
     journalPendingGaps: gauge('journal_pending_gaps', 'Gaps recorded and not yet acknowledged by the upstreams.'),
     journalDeadLetters: gauge('journal_dead_letters', 'Records set aside after the backend rejected them too many times.'),
     journalAppendedBytes: counter('journal_appended_bytes_total', 'Payload bytes appended to the journal.'),
-    journalFreedBytes: counter('journal_freed_bytes_total', 'Payload bytes freed from the journal: acknowledged by the upstreams, or dropped.'),
+    journalFreedBytes: counter(
+      'journal_freed_bytes_total',
+      'Payload bytes freed from the journal: acknowledged by the upstreams, or dropped.',
+    ),
     tailCacheBytes: gauge('journal_tail_cache_bytes', 'Memory held by the cache of the newest committed records.'),
     tailCacheHits: counter('journal_tail_cache_hits_total', 'Uplink reads served from the tail cache.'),
     tailCacheMisses: counter('journal_tail_cache_misses_total', 'Uplink reads that went to SQLite.'),
@@ -189,33 +240,62 @@ function defineMetrics(registry: Registry) {
     riskBytes: gauge('data_at_risk_bytes', 'Payload bytes acknowledged to devices and not yet acknowledged by every upstream.'),
     riskRows: gauge('data_at_risk_rows', 'Records acknowledged to devices and not yet acknowledged by every upstream.'),
     riskOldestAge: gauge('data_at_risk_oldest_age_seconds', 'Age of the oldest of those records; absent when there is none.'),
-    secondsUntilFull: gauge('journal_seconds_until_full', 'At the last minute\'s rates in and out, seconds until the journal limit is reached; absent when the journal is not growing or has no limit.'),
+    secondsUntilFull: gauge(
+      'journal_seconds_until_full',
+      "At the last minute's rates in and out, seconds until the journal limit is reached; absent when the journal is not growing or has no limit.",
+    ),
     limitBytes: gauge('journal_limit_bytes', 'The journal limit (--journal-max-bytes); absent without one.'),
 
     // Upstreams, by name.
     upstreamUp: gauge('upstream_up', '1 while the upstream session is ready (streaming), else 0.', ['upstream']),
-    upstreamState: gauge('upstream_state', '1 for the upstream session\'s current state, 0 for the others.', ['upstream', 'state']),
+    upstreamState: gauge('upstream_state', "1 for the upstream session's current state, 0 for the others.", [
+      'upstream',
+      'state',
+    ]),
     upstreamInFlight: gauge('upstream_batches_in_flight', 'Batches sent to the upstream and not acknowledged yet.', ['upstream']),
     upstreamCredit: gauge('upstream_credit', 'Batches the upstream lets the gateway send now.', ['upstream']),
     upstreamBatches: counter('upstream_batches_sent_total', 'Batches sent to the upstream.', ['upstream']),
     upstreamRecords: counter('upstream_records_sent_total', 'Records sent to the upstream (resends included).', ['upstream']),
-    upstreamResent: counter('upstream_records_resent_total', 'Records sent again after a reconnect (sent before, not acknowledged then).', ['upstream']),
+    upstreamResent: counter(
+      'upstream_records_resent_total',
+      'Records sent again after a reconnect (sent before, not acknowledged then).',
+      ['upstream'],
+    ),
     upstreamAcks: counter('upstream_acks_total', 'Batch acknowledgements from the upstream.', ['upstream']),
-    upstreamGaps: counter('upstream_gaps_sent_total', 'Gaps (records the journal let go of) reported to the upstream.', ['upstream']),
+    upstreamGaps: counter('upstream_gaps_sent_total', 'Gaps (records the journal let go of) reported to the upstream.', [
+      'upstream',
+    ]),
     upstreamRejections: counter('upstream_rejections_total', 'Records the upstream rejected.', ['upstream']),
-    upstreamDeadLettered: counter('upstream_dead_lettered_total', 'Records set aside after the upstream rejected them too many times.', ['upstream']),
-    upstreamDrainWaits: counter('upstream_drain_waits_total', 'Times the stream took no more and the sender waited for it to drain.', ['upstream']),
+    upstreamDeadLettered: counter(
+      'upstream_dead_lettered_total',
+      'Records set aside after the upstream rejected them too many times.',
+      ['upstream'],
+    ),
+    upstreamDrainWaits: counter(
+      'upstream_drain_waits_total',
+      'Times the stream took no more and the sender waited for it to drain.',
+      ['upstream'],
+    ),
     upstreamSessions: counter('upstream_sessions_total', 'Sessions (connection attempts) started.', ['upstream']),
     upstreamFailures: counter('upstream_failures_total', 'Sessions that ended in a failure.', ['upstream']),
-    upstreamPendingRows: gauge('upstream_pending_rows', 'Rows routed to the upstream that it has not acknowledged yet.', ['upstream']),
+    upstreamPendingRows: gauge('upstream_pending_rows', 'Rows routed to the upstream that it has not acknowledged yet.', [
+      'upstream',
+    ]),
     upstreamPendingBytes: gauge('upstream_pending_bytes', 'Payload bytes of those rows.', ['upstream']),
-    upstreamOldestAge: gauge('upstream_oldest_pending_age_seconds', 'Age of the oldest of those rows; absent when there is none.', ['upstream']),
+    upstreamOldestAge: gauge(
+      'upstream_oldest_pending_age_seconds',
+      'Age of the oldest of those rows; absent when there is none.',
+      ['upstream'],
+    ),
 
     // Commands from the backend to devices.
     commandsReceived: counter('commands_received_total', 'Commands received from the backend.'),
     commandsDelivered: counter('commands_delivered_total', 'Commands delivered to their device.'),
     commandsFinished: counter('commands_total', 'Commands that reached a final state, by outcome.', ['outcome']),
-    commandUnknownResults: counter('command_results_unknown_total', 'Command results from devices for commands the gateway does not know.'),
+    commandUnknownResults: counter(
+      'command_results_unknown_total',
+      'Command results from devices for commands the gateway does not know.',
+    ),
     commandsStored: gauge('commands_stored', 'Commands held by the gateway (pending, or kept after their outcome).'),
   };
 }
@@ -229,7 +309,12 @@ class MirroredCounter<L extends string> {
   private readonly counter: Counter<L>;
   private readonly last = new Map<string, number>();
 
-  constructor(registry: Registry, name: string, help: string, private readonly labelNames: readonly L[]) {
+  constructor(
+    registry: Registry,
+    name: string,
+    help: string,
+    private readonly labelNames: readonly L[],
+  ) {
     this.counter = new Counter<L>({ name: METRICS_PREFIX + name, help, labelNames, registers: [registry] });
   }
 

@@ -60,7 +60,8 @@ export class Readiness {
     else if (failedCommits > this.lastCommits.failedCommits) this.commitsFailing = true;
     this.lastCommits = { commits, failedCommits };
 
-    if (diskFull) return { ok: false, reason: 'the disk (or --journal-max-file-bytes) refuses journal writes: appends are refused' };
+    if (diskFull)
+      return { ok: false, reason: 'the disk (or --journal-max-file-bytes) refuses journal writes: appends are refused' };
     if (this.commitsFailing) return { ok: false, reason: `journal commits are failing (${failedCommits} failed since start)` };
     const { limitBytes, whenFull, unackedBytes } = stats.dataAtRisk;
     if (whenFull === 'reject-new' && limitBytes !== null && unackedBytes >= limitBytes) {
@@ -79,7 +80,11 @@ function processCheck({ failure, closing }: GatewayCondition): Check {
 /** The listeners are bound at start (the gateway does not start without them) and closed only by a stop. */
 function listenersCheck(stats: GatewayStats, { closing }: GatewayCondition): Check {
   const { mqtt, mqtts } = stats.ingress.listeners;
-  const listening = [mqtt && `mqtt ${mqtt}`, mqtts && `mqtts ${mqtts}`, stats.deviceLink && `grpc ${stats.deviceLink.listen}`].filter(Boolean);
+  const listening = [
+    mqtt && `mqtt ${mqtt}`,
+    mqtts && `mqtts ${mqtts}`,
+    stats.deviceLink && `grpc ${stats.deviceLink.listen}`,
+  ].filter(Boolean);
   if (closing) return { ok: false, reason: 'closing' };
   if (listening.length === 0) return { ok: false, reason: 'no device listener' };
   return { ok: true, reason: listening.join(', ') };

@@ -34,7 +34,10 @@ export interface CommandCenterOptions {
   timers?: Timers;
 }
 
-export type CommandCounters = Record<'received' | 'delivered' | 'succeeded' | 'failed' | 'expired' | 'rejected' | 'unknownResults', number>;
+export type CommandCounters = Record<
+  'received' | 'delivered' | 'succeeded' | 'failed' | 'expired' | 'rejected' | 'unknownResults',
+  number
+>;
 
 const STATUS_COUNTER: Partial<Record<CommandStatus, keyof CommandCounters>> = {
   [CommandStatus.COMMAND_STATUS_DELIVERED]: 'delivered',
@@ -48,7 +51,15 @@ export class CommandCenter {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private expiryTimer: TimerHandle | undefined;
-  private readonly counters: CommandCounters = { received: 0, delivered: 0, succeeded: 0, failed: 0, expired: 0, rejected: 0, unknownResults: 0 };
+  private readonly counters: CommandCounters = {
+    received: 0,
+    delivered: 0,
+    succeeded: 0,
+    failed: 0,
+    expired: 0,
+    rejected: 0,
+    unknownResults: 0,
+  };
 
   constructor(private readonly options: CommandCenterOptions) {
     this.clock = options.clock ?? systemClock;
@@ -131,14 +142,21 @@ export class CommandCenter {
     this.options.registry.channel(command.deviceId)?.deliver(command);
   }
 
-  private advance(commandId: string, status: CommandStatus, result?: { payload?: Buffer; message?: string }): StoredCommand | undefined {
+  private advance(
+    commandId: string,
+    status: CommandStatus,
+    result?: { payload?: Buffer; message?: string },
+  ): StoredCommand | undefined {
     const before = this.options.store.get(commandId);
     const after = this.options.store.advance(commandId, status, result);
     if (after && before && after.status !== before.status) {
       const counter = STATUS_COUNTER[after.status];
       if (counter) this.counters[counter]++;
       if (FINAL_STATUSES.has(after.status)) {
-        this.options.logger.info({ commandId, deviceId: after.deviceId, name: after.name, status: CommandStatus[after.status] }, 'command finished');
+        this.options.logger.info(
+          { commandId, deviceId: after.deviceId, name: after.name, status: CommandStatus[after.status] },
+          'command finished',
+        );
       }
       return after;
     }
@@ -156,7 +174,16 @@ export class CommandCenter {
     for (const [origin, list] of byOrigin) {
       this.options.upstream.send(
         list.map((c) => ({
-          frame: { $case: 'commandResult', value: { commandId: c.commandId, deviceId: c.deviceId, status: c.status, payload: c.resultPayload, message: c.message } },
+          frame: {
+            $case: 'commandResult',
+            value: {
+              commandId: c.commandId,
+              deviceId: c.deviceId,
+              status: c.status,
+              payload: c.resultPayload,
+              message: c.message,
+            },
+          },
         })),
         origin === '' ? undefined : origin,
       );
@@ -164,19 +191,24 @@ export class CommandCenter {
   }
 
   private reportDevice(deviceId: string, online: boolean, protocol: DeviceProtocol): void {
-    this.options.upstream.send([{ frame: { $case: 'deviceStatus', value: { deviceId, online, protocol, timeMs: this.clock.now() } } }]);
+    this.options.upstream.send([
+      { frame: { $case: 'deviceStatus', value: { deviceId, online, protocol, timeMs: this.clock.now() } } },
+    ]);
   }
 
   private scheduleExpiry(): void {
     if (this.expiryTimer !== undefined) this.timers.clearTimeout(this.expiryTimer);
     const next = this.options.store.nextExpiryMs();
     if (next === undefined) return;
-    this.expiryTimer = this.timers.setTimeout(() => {
-      this.expiryTimer = undefined;
-      const expired = this.options.store.expiredAt(this.clock.now()).map((c) => this.expire(c) ?? c);
-      this.report(expired);
-      this.scheduleExpiry();
-    }, Math.min(Math.max(0, next - this.clock.now()), 2 ** 31 - 1));
+    this.expiryTimer = this.timers.setTimeout(
+      () => {
+        this.expiryTimer = undefined;
+        const expired = this.options.store.expiredAt(this.clock.now()).map((c) => this.expire(c) ?? c);
+        this.report(expired);
+        this.scheduleExpiry();
+      },
+      Math.min(Math.max(0, next - this.clock.now()), 2 ** 31 - 1),
+    );
     this.expiryTimer.unref?.();
   }
 }

@@ -52,7 +52,12 @@ export class SqliteCommandStore implements CommandStore {
       CREATE INDEX IF NOT EXISTS commands_by_device ON commands (device_id, created);
     `);
     // The upstream a command came from (added with several upstreams; older rows: "", any).
-    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(commands)').all().some((c) => c.name === 'origin')) {
+    if (
+      !this.db
+        .prepare<[], { name: string }>('PRAGMA table_info(commands)')
+        .all()
+        .some((c) => c.name === 'origin')
+    ) {
       this.db.exec("ALTER TABLE commands ADD COLUMN origin TEXT NOT NULL DEFAULT ''");
     }
     this.statements = {
@@ -61,18 +66,30 @@ export class SqliteCommandStore implements CommandStore {
       ),
       get: this.db.prepare<[string], Row>('SELECT * FROM commands WHERE command_id = ?'),
       update: this.db.prepare('UPDATE commands SET status = ?, result_payload = ?, message = ? WHERE command_id = ?'),
-      pendingFor: this.db.prepare<[string], Row>(`SELECT * FROM commands WHERE device_id = ? AND status NOT IN (${FINAL}) ORDER BY created`),
+      pendingFor: this.db.prepare<[string], Row>(
+        `SELECT * FROM commands WHERE device_id = ? AND status NOT IN (${FINAL}) ORDER BY created`,
+      ),
       unreported: this.db.prepare<[], Row>('SELECT * FROM commands WHERE status != reported_status ORDER BY created'),
       confirm: this.db.prepare('UPDATE commands SET reported_status = ? WHERE command_id = ?'),
       forget: this.db.prepare(`DELETE FROM commands WHERE command_id = ? AND status IN (${FINAL}) AND status = reported_status`),
       expired: this.db.prepare<[number], Row>(`SELECT * FROM commands WHERE status NOT IN (${FINAL}) AND expires_at <= ?`),
-      nextExpiry: this.db.prepare<[], { t: number | null }>(`SELECT min(expires_at) AS t FROM commands WHERE status NOT IN (${FINAL})`),
+      nextExpiry: this.db.prepare<[], { t: number | null }>(
+        `SELECT min(expires_at) AS t FROM commands WHERE status NOT IN (${FINAL})`,
+      ),
       count: this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM commands'),
     };
   }
 
   add(command: Command, origin: string): StoredCommand {
-    this.statements.insert.run(command.commandId, command.deviceId, command.name, command.payload, command.expiresAtMs, Date.now(), origin);
+    this.statements.insert.run(
+      command.commandId,
+      command.deviceId,
+      command.name,
+      command.payload,
+      command.expiresAtMs,
+      Date.now(),
+      origin,
+    );
     return this.get(command.commandId)!;
   }
 
@@ -81,7 +98,11 @@ export class SqliteCommandStore implements CommandStore {
     return row && toCommand(row);
   }
 
-  advance(commandId: string, status: CommandStatus, result: { payload?: Buffer; message?: string } = {}): StoredCommand | undefined {
+  advance(
+    commandId: string,
+    status: CommandStatus,
+    result: { payload?: Buffer; message?: string } = {},
+  ): StoredCommand | undefined {
     const current = this.get(commandId);
     if (!current || !isAdvance(current.status, status)) return current;
     const payload = result.payload ?? current.resultPayload;

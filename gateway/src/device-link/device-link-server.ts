@@ -9,7 +9,13 @@ import { HealthImplementation } from 'grpc-health-check';
 import { formatHostPort, type HostPort, LogSampler } from '@fleetgate/core';
 import { GrpcHealth, grpcServiceName, ListenError, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
-import { DEVICE_LINK_REFUSALS, DeviceSession, type DeviceCall, type DeviceLinkRefusal, type DeviceSessionDeps } from './device-session.ts';
+import {
+  DEVICE_LINK_REFUSALS,
+  DeviceSession,
+  type DeviceCall,
+  type DeviceLinkRefusal,
+  type DeviceSessionDeps,
+} from './device-session.ts';
 
 export interface DeviceLinkStats {
   listen: string;
@@ -23,7 +29,10 @@ export interface DeviceLinkStats {
   disconnects: { 'token-expired': number; 'token-revoked': number; 'taken-over': number };
 }
 
-export type DeviceLinkOptions = Omit<DeviceSessionDeps, 'sessions' | 'refuse' | 'counters'> & { listen: HostPort; tls?: TlsServerMaterial };
+export type DeviceLinkOptions = Omit<DeviceSessionDeps, 'sessions' | 'refuse' | 'counters'> & {
+  listen: HostPort;
+  tls?: TlsServerMaterial;
+};
 
 export class DeviceLinkServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 4 << 20 });
@@ -43,7 +52,8 @@ export class DeviceLinkServer {
       refuse: (reason, fields) => {
         this.refusals[reason]++;
         const suppressed = this.sampler.take(reason);
-        if (suppressed !== undefined) options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, 'device link refused');
+        if (suppressed !== undefined)
+          options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, 'device link refused');
       },
     };
     this.server.addService(DeviceLinkService, { connect: (call: DeviceCall) => new DeviceSession(call, deps) });
@@ -58,7 +68,13 @@ export class DeviceLinkServer {
       : ServerCredentials.createInsecure();
     link.address = await new Promise((resolve, reject) => {
       link.server.bindAsync(formatHostPort(options.listen), credentials, (err, port) => {
-        if (err) reject(new ListenError(`device link listener (--device-grpc) cannot listen on ${formatHostPort(options.listen)}: ${err.message}`, { cause: err }));
+        if (err)
+          reject(
+            new ListenError(
+              `device link listener (--device-grpc) cannot listen on ${formatHostPort(options.listen)}: ${err.message}`,
+              { cause: err },
+            ),
+          );
         else resolve({ host: options.listen.host, port });
       });
     });
@@ -75,7 +91,11 @@ export class DeviceLinkServer {
       bytes: this.counters.bytes,
       resent: this.counters.resent,
       refusals: { ...this.refusals },
-      disconnects: { 'token-expired': this.counters.tokenExpired, 'token-revoked': this.revoked, 'taken-over': this.counters.takenOver },
+      disconnects: {
+        'token-expired': this.counters.tokenExpired,
+        'token-revoked': this.revoked,
+        'taken-over': this.counters.takenOver,
+      },
     };
   }
 

@@ -27,9 +27,25 @@ import { JournalFullError } from '../journal/journal.ts';
 export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;
 
 export const DEVICE_LINK_REFUSALS = [
-  'identifier-rejected', 'token-missing', 'token-malformed', 'token-bad-signature', 'token-wrong-algorithm', 'token-expired',
-  'token-not-yet-valid', 'token-missing-claims', 'token-wrong-audience', 'token-revoked', 'client-id-mismatch',
-  'too-many-connections', 'protocol', 'payload-too-large', 'invalid-stream', 'seq-not-increasing', 'seq-skipped', 'journal-unavailable', 'journal-full',
+  'identifier-rejected',
+  'token-missing',
+  'token-malformed',
+  'token-bad-signature',
+  'token-wrong-algorithm',
+  'token-expired',
+  'token-not-yet-valid',
+  'token-missing-claims',
+  'token-wrong-audience',
+  'token-revoked',
+  'client-id-mismatch',
+  'too-many-connections',
+  'protocol',
+  'payload-too-large',
+  'invalid-stream',
+  'seq-not-increasing',
+  'seq-skipped',
+  'journal-unavailable',
+  'journal-full',
 ] as const satisfies readonly (AuthRefusal | string)[];
 export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
 
@@ -87,7 +103,10 @@ export class DeviceSession {
     call.on('error', () => this.cleanup());
     call.on('cancelled', () => this.cleanup());
     call.on('end', () => this.end(status.OK, 'the device closed its side'));
-    this.timer = deps.timers.setTimeout(() => this.refuse('protocol', status.INVALID_ARGUMENT, `no Hello within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
+    this.timer = deps.timers.setTimeout(
+      () => this.refuse('protocol', status.INVALID_ARGUMENT, `no Hello within ${HELLO_TIMEOUT_MS} ms`),
+      HELLO_TIMEOUT_MS,
+    );
   }
 
   /** Ends the stream with a status (OK: cleanly). */
@@ -106,7 +125,8 @@ export class DeviceSession {
   private onFrame({ frame }: DeviceFrame): void {
     if (this.ended) return;
     if (frame?.$case === 'hello') return void this.onHello(frame.value);
-    if (this.deviceId === undefined || this.channel === undefined) return this.refuse('protocol', status.FAILED_PRECONDITION, 'the first frame must be Hello, and wait for Welcome');
+    if (this.deviceId === undefined || this.channel === undefined)
+      return this.refuse('protocol', status.FAILED_PRECONDITION, 'the first frame must be Hello, and wait for Welcome');
     switch (frame?.$case) {
       case 'telemetry':
         for (const message of frame.value.messages) {
@@ -124,7 +144,8 @@ export class DeviceSession {
 
   private async onHello(hello: DeviceHello): Promise<void> {
     if (this.deviceId !== undefined) return this.refuse('protocol', status.INVALID_ARGUMENT, 'Hello sent twice');
-    if (!/^[A-Za-z0-9-]{1,64}$/.test(hello.epoch)) return this.refuse('protocol', status.INVALID_ARGUMENT, 'Hello.epoch must be 1-64 of [A-Za-z0-9-]');
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(hello.epoch))
+      return this.refuse('protocol', status.INVALID_ARGUMENT, 'Hello.epoch must be 1-64 of [A-Za-z0-9-]');
     this.deps.timers.clearTimeout(this.timer!);
     this.timer = undefined;
     const header = this.call.metadata.get('authorization')[0];
@@ -161,7 +182,16 @@ export class DeviceSession {
       }, wait);
       this.timer.unref?.();
     }
-    this.call.write({ frame: { $case: 'welcome', value: { deviceId, lastDurableSeq, limits: { maxPayloadBytes: this.deps.maxPayloadBytes, maxUnackedMessages: this.deps.maxUnacked } } } });
+    this.call.write({
+      frame: {
+        $case: 'welcome',
+        value: {
+          deviceId,
+          lastDurableSeq,
+          limits: { maxPayloadBytes: this.deps.maxPayloadBytes, maxUnackedMessages: this.deps.maxUnacked },
+        },
+      },
+    });
     this.channel = { protocol: 'sdk', deliver: (command) => this.deliver(command) };
     this.deps.commands.registry.connected(deviceId, this.channel);
   }
@@ -179,17 +209,32 @@ export class DeviceSession {
       );
     }
     if (t.seq > expected && this.takingNew) {
-      return this.refuse('seq-skipped', status.INVALID_ARGUMENT, `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs are never skipped`);
+      return this.refuse(
+        'seq-skipped',
+        status.INVALID_ARGUMENT,
+        `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs are never skipped`,
+      );
     }
     if (t.payload.length > this.deps.maxPayloadBytes) {
-      return this.refuse('payload-too-large', status.INVALID_ARGUMENT, `seq ${t.seq}: a payload of ${t.payload.length} bytes, over the limit of ${this.deps.maxPayloadBytes}`);
+      return this.refuse(
+        'payload-too-large',
+        status.INVALID_ARGUMENT,
+        `seq ${t.seq}: a payload of ${t.payload.length} bytes, over the limit of ${this.deps.maxPayloadBytes}`,
+      );
     }
     if (!isValidStream(t.stream) || !isLabel(t.contentType)) {
-      return this.refuse('invalid-stream', status.INVALID_ARGUMENT, `seq ${t.seq}: stream or contentType is not up to 128 printable characters (no empty stream levels)`);
+      return this.refuse(
+        'invalid-stream',
+        status.INVALID_ARGUMENT,
+        `seq ${t.seq}: stream or contentType is not up to 128 printable characters (no empty stream levels)`,
+      );
     }
     if (!this.takingNew && t.seq > expected) {
       // Its predecessors went to another gateway, or to a journal that lost them: nothing the device can resend.
-      this.deps.logger.info({ deviceId: this.deviceId, epoch: this.epoch, from: expected, to: t.seq - 1 }, 'device seqs this gateway never saw');
+      this.deps.logger.info(
+        { deviceId: this.deviceId, epoch: this.epoch, from: expected, to: t.seq - 1 },
+        'device seqs this gateway never saw',
+      );
     }
     this.takingNew = true;
     this.lastSeq = t.seq;
@@ -218,7 +263,8 @@ export class DeviceSession {
       this.pending--;
       if (this.pending <= this.deps.maxUnacked && this.rateWaiting === 0) this.call.resume();
       // The device keeps what was not acked and sends it again after its backoff.
-      if (err instanceof JournalFullError) return this.refuse('journal-full', status.RESOURCE_EXHAUSTED, `journal full: ${err.message}`);
+      if (err instanceof JournalFullError)
+        return this.refuse('journal-full', status.RESOURCE_EXHAUSTED, `journal full: ${err.message}`);
       if (err) return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${err.message}`);
       if (seq > this.ackedThrough) this.ackedThrough = seq;
       this.scheduleAck();
@@ -245,7 +291,13 @@ export class DeviceSession {
 
   private deliver(command: StoredCommand): void {
     if (this.ended) return;
-    const frame: Command = { commandId: command.commandId, deviceId: command.deviceId, name: command.name, payload: command.payload, expiresAtMs: command.expiresAtMs };
+    const frame: Command = {
+      commandId: command.commandId,
+      deviceId: command.deviceId,
+      name: command.name,
+      payload: command.payload,
+      expiresAtMs: command.expiresAtMs,
+    };
     this.call.write({ frame: { $case: 'command', value: frame } });
     this.deps.commands.center.delivered(command.commandId);
   }

@@ -32,7 +32,9 @@ export interface AclRule {
 }
 
 /** A device publishes and subscribes only under devices/{itsOwnId}/. */
-export const DEFAULT_ACL: readonly AclRule[] = [{ action: 'allow', operations: ['publish', 'subscribe'], topic: 'devices/{deviceId}/#' }];
+export const DEFAULT_ACL: readonly AclRule[] = [
+  { action: 'allow', operations: ['publish', 'subscribe'], topic: 'devices/{deviceId}/#' },
+];
 
 interface CompiledRule extends AclRule {
   levels: Levels;
@@ -124,16 +126,19 @@ export class Acl {
 }
 
 function parseRule(raw: unknown, where: string): AclRule {
-  if (typeof raw !== 'object' || raw === null) throw new ConfigError(where, 'must be a mapping with "allow" or "deny" and "topic"');
+  if (typeof raw !== 'object' || raw === null)
+    throw new ConfigError(where, 'must be a mapping with "allow" or "deny" and "topic"');
   const rule = raw as Record<string, unknown>;
   const unknownKeys = Object.keys(rule).filter((k) => !['allow', 'deny', 'topic'].includes(k));
-  if (unknownKeys.length > 0) throw new ConfigError(where, `unknown field "${unknownKeys[0]}" (expected allow or deny, and topic)`);
-  if (('allow' in rule) === ('deny' in rule)) throw new ConfigError(where, 'needs exactly one of "allow" or "deny"');
+  if (unknownKeys.length > 0)
+    throw new ConfigError(where, `unknown field "${unknownKeys[0]}" (expected allow or deny, and topic)`);
+  if ('allow' in rule === 'deny' in rule) throw new ConfigError(where, 'needs exactly one of "allow" or "deny"');
   const action = 'allow' in rule ? 'allow' : 'deny';
   const value = rule[action];
   const operations = (Array.isArray(value) ? value : [value]) as unknown[];
   for (const op of operations) {
-    if (!OPERATIONS.includes(op as Operation)) throw new ConfigError(where, `"${action}: ${String(op)}" is not publish or subscribe`);
+    if (!OPERATIONS.includes(op as Operation))
+      throw new ConfigError(where, `"${action}: ${String(op)}" is not publish or subscribe`);
   }
   const topic = rule.topic;
   if (typeof topic !== 'string' || !isValidFilter(topic.replaceAll(DEVICE, 'x'))) {

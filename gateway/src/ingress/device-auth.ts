@@ -75,7 +75,8 @@ export class TokenAuth implements DeviceAuthenticator {
   async authenticate(clientId: string, password: Buffer | undefined): Promise<AuthResult> {
     if (!DEVICE_ID.test(clientId)) return identifierRejected(clientId);
     const result = await this.verifier.verify(password?.toString('utf8'));
-    if (!result.ok) return { ok: false, reason: `token-${result.reason}`, returnCode: TOKEN_CODES[result.reason], message: result.message };
+    if (!result.ok)
+      return { ok: false, reason: `token-${result.reason}`, returnCode: TOKEN_CODES[result.reason], message: result.message };
     if (result.claims.sub !== clientId) {
       return {
         ok: false,
@@ -90,8 +91,10 @@ export class TokenAuth implements DeviceAuthenticator {
   async identify(claimedId: string, token: string | undefined): Promise<AuthResult> {
     if (claimedId !== '') return this.authenticate(claimedId, token === undefined ? undefined : Buffer.from(token));
     const result = await this.verifier.verify(token);
-    if (!result.ok) return { ok: false, reason: `token-${result.reason}`, returnCode: TOKEN_CODES[result.reason], message: result.message };
-    return DEVICE_ID.test(result.claims.sub) ? { ok: true, deviceId: result.claims.sub, claims: result.claims } : identifierRejected(result.claims.sub);
+    if (!result.ok)
+      return { ok: false, reason: `token-${result.reason}`, returnCode: TOKEN_CODES[result.reason], message: result.message };
+    return DEVICE_ID.test(result.claims.sub)
+      ? { ok: true, deviceId: result.claims.sub, claims: result.claims }
+      : identifierRejected(result.claims.sub);
   }
 }
-

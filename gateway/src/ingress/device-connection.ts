@@ -96,7 +96,10 @@ export class DeviceConnection {
   /** Calls `onExpired` when the token expires (a timer waits at most ~24.8 days, so a longer wait re-arms). */
   expireAt(expiresAtMs: number, onExpired: () => void): void {
     const wait = Math.max(0, expiresAtMs - this.clock.now());
-    this.expiry = this.timers.setTimeout(() => (wait > MAX_TIMER_MS ? this.expireAt(expiresAtMs, onExpired) : onExpired()), Math.min(wait, MAX_TIMER_MS));
+    this.expiry = this.timers.setTimeout(
+      () => (wait > MAX_TIMER_MS ? this.expireAt(expiresAtMs, onExpired) : onExpired()),
+      Math.min(wait, MAX_TIMER_MS),
+    );
     this.expiry.unref?.();
   }
 

@@ -19,7 +19,15 @@
  * a line a second per reason); a connection ended by the gateway (token expired or revoked, taken over) too.
  */
 import type { Socket } from 'node:net';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
+import {
+  Aedes,
+  type AedesPublishPacket,
+  type AuthenticateError,
+  type Client,
+  type ConnectPacket,
+  type PublishPacket,
+  type Subscription,
+} from 'aedes';
 import { type Clock, formatHostPort, type HostPort, LogSampler, systemClock, systemTimers, type Timers } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import { CommandStatus } from '@fleetgate/protos';
@@ -132,7 +140,15 @@ export class MqttIngress {
   private readonly connectIds = new WeakMap<Client, string>();
   private readonly connections = new WeakMap<Client, DeviceConnection>();
   private readonly counters = {
-    messages: 0, bytes: 0, qos0: 0, qos1: 0, qos2: 0, localMessages: 0, clientErrors: 0, heldForBackpressure: 0, rateLimited: 0,
+    messages: 0,
+    bytes: 0,
+    qos0: 0,
+    qos1: 0,
+    qos2: 0,
+    localMessages: 0,
+    clientErrors: 0,
+    heldForBackpressure: 0,
+    rateLimited: 0,
   };
   private readonly refusals = zeroes(REFUSAL_REASONS);
   private readonly disconnects = zeroes(DISCONNECT_REASONS);
@@ -171,7 +187,11 @@ export class MqttIngress {
           onSocket: (socket) => {
             // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
             guardFrames(socket, options.maxPayloadBytes + 65_536 + 16, (reason) =>
-              ingress.count('packet-too-large', { remote: socket.remoteAddress, detail: reason }, 'connection closed: oversized packet'),
+              ingress.count(
+                'packet-too-large',
+                { remote: socket.remoteAddress, detail: reason },
+                'connection closed: oversized packet',
+              ),
             );
             broker.handle(socket);
           },
@@ -233,7 +253,11 @@ export class MqttIngress {
     const version = packet.protocolVersion ?? 4;
     if (version !== 3 && version !== 4) {
       const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
-      this.count('unsupported-protocol-version', { clientId: packet.clientId.slice(0, 140), returnCode: 1, detail }, 'connection refused');
+      this.count(
+        'unsupported-protocol-version',
+        { clientId: packet.clientId.slice(0, 140), returnCode: 1, detail },
+        'connection refused',
+      );
     }
     callback(null, true);
   };
@@ -298,10 +322,18 @@ export class MqttIngress {
     if (topic.kind === 'invalid-stream') return this.refuse(client, 'invalid-stream', packet, callback);
     // No named closure on this path: tsx (esbuild keepNames) would define its name on every message.
     if (!connection.rate) return this.journal(client, connection, packet, payload, topic.stream, callback);
-    if (connection.rate.submit(() => this.journal(client, connection, packet, payload, topic.stream, callback))) this.counters.rateLimited++;
+    if (connection.rate.submit(() => this.journal(client, connection, packet, payload, topic.stream, callback)))
+      this.counters.rateLimited++;
   };
 
-  private journal(client: Client, connection: DeviceConnection, packet: PublishPacket, payload: Buffer, stream: string, callback: (err?: Error | null) => void): void {
+  private journal(
+    client: Client,
+    connection: DeviceConnection,
+    packet: PublishPacket,
+    payload: Buffer,
+    stream: string,
+    callback: (err?: Error | null) => void,
+  ): void {
     const record: NewRecord = {
       deviceId: connection.deviceId,
       stream,
@@ -319,7 +351,12 @@ export class MqttIngress {
       case 0:
         this.accept(record, 'qos0');
         pipeline.append(record, (err) => {
-          if (err) this.count(journalRefusal(err), { deviceId: connection.deviceId, err: err.message }, 'QoS 0 message lost: not journaled');
+          if (err)
+            this.count(
+              journalRefusal(err),
+              { deviceId: connection.deviceId, err: err.message },
+              'QoS 0 message lost: not journaled',
+            );
         });
         return pipeline.congested ? connection.flow.admit(() => callback(null), true) : callback(null);
       case 1: {
@@ -342,7 +379,9 @@ export class MqttIngress {
         // PUBLISH aedes already holds is not journaled again [MQTT-4.3.3-2].
         const append = () => {
           this.accept(record, 'qos2');
-          pipeline.append(record, (err) => (err ? this.refuse(client, journalRefusal(err), packet, callback, err) : callback(null)));
+          pipeline.append(record, (err) =>
+            err ? this.refuse(client, journalRefusal(err), packet, callback, err) : callback(null),
+          );
         };
         if (!packet.dup) return append();
         this.runtime.persistence.incomingGetPacket(client, packet).then(() => callback(null), append);
@@ -363,7 +402,11 @@ export class MqttIngress {
     callback: (err: Error | null, subscription?: Subscription | null) => void,
   ) => {
     if (this.acl.canSubscribe(client.id, subscription.topic)) return callback(null, subscription);
-    this.count('subscribe-denied', { deviceId: client.id, filter: subscription.topic.slice(0, 200) }, 'subscription refused by the ACL');
+    this.count(
+      'subscribe-denied',
+      { deviceId: client.id, filter: subscription.topic.slice(0, 200) },
+      'subscription refused by the ACL',
+    );
     callback(null, null);
   };
 
@@ -371,9 +414,19 @@ export class MqttIngress {
   private readonly authorizeForward = (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null =>
     this.acl.canReceive(client.id, packet.topic) ? packet : null;
 
-  private refuse(client: Client, reason: RefusalReason, packet: PublishPacket, callback: (err: Error) => void, cause?: Error): void {
+  private refuse(
+    client: Client,
+    reason: RefusalReason,
+    packet: PublishPacket,
+    callback: (err: Error) => void,
+    cause?: Error,
+  ): void {
     const detail = cause?.message ?? packet.topic.slice(0, 200);
-    this.count(reason, { deviceId: client.id, topic: packet.topic.slice(0, 200), bytes: packet.payload.length, cause: cause?.message }, 'publish refused, connection closed');
+    this.count(
+      reason,
+      { deviceId: client.id, topic: packet.topic.slice(0, 200), bytes: packet.payload.length, cause: cause?.message },
+      'publish refused, connection closed',
+    );
     callback(new Error(`publish refused (${reason}): ${detail}`));
   }
 
@@ -393,7 +446,8 @@ export class MqttIngress {
 
   private noteDisconnect(client: Client, reason: DisconnectReason): void {
     this.disconnects[reason]++;
-    if (this.sampler.take(`disconnect:${reason}`) !== undefined) this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
+    if (this.sampler.take(`disconnect:${reason}`) !== undefined)
+      this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
   }
 
   /** A connected device is reachable for commands. */
@@ -410,7 +464,14 @@ export class MqttIngress {
    * to that connection; a device that reconnects before answering gets its unanswered commands again.
    */
   private deliverCommand(client: Client, command: StoredCommand): void {
-    const packet = { cmd: 'publish' as const, topic: commandTopic(command.deviceId, command.name, command.commandId), payload: command.payload, qos: 1 as const, retain: false, dup: false };
+    const packet = {
+      cmd: 'publish' as const,
+      topic: commandTopic(command.deviceId, command.name, command.commandId),
+      payload: command.payload,
+      qos: 1 as const,
+      retain: false,
+      dup: false,
+    };
     client.publish(packet, (err?: Error) => {
       if (!err) this.options.commands.center.delivered(command.commandId);
     });
@@ -446,7 +507,10 @@ const RESULT_STATUSES: Record<string, CommandStatus> = {
 };
 
 /** A command result published over MQTT: JSON {"status", "payload"?, "message"?}, or undefined if unreadable. */
-function parseCommandResult(commandId: string, payload: Buffer): { commandId: string; status: CommandStatus; payload: Buffer; message: string } | undefined {
+function parseCommandResult(
+  commandId: string,
+  payload: Buffer,
+): { commandId: string; status: CommandStatus; payload: Buffer; message: string } | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(payload.toString('utf8'));
@@ -456,7 +520,12 @@ function parseCommandResult(commandId: string, payload: Buffer): { commandId: st
   const { status, payload: value, message } = (doc ?? {}) as { status?: unknown; payload?: unknown; message?: unknown };
   const known = typeof status === 'string' ? RESULT_STATUSES[status] : undefined;
   if (known === undefined || (message !== undefined && typeof message !== 'string')) return undefined;
-  return { commandId, status: known, payload: value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value)), message: message ?? '' };
+  return {
+    commandId,
+    status: known,
+    payload: value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value)),
+    message: message ?? '',
+  };
 }
 
 /** Why the journal did not take a message: full (reject-new, or the disk), or failing. */

@@ -44,10 +44,13 @@ export class MqttListeners {
       }
       if (settings.tls) {
         const { cert, key, ca, clientAuth } = settings.tls.material;
-        const server = createTlsServer({ cert, key, ...(ca ? { ca } : {}), requestCert: clientAuth, rejectUnauthorized: clientAuth, minVersion: 'TLSv1.2' }, (socket) => {
-          socket.setNoDelay(true);
-          accept(socket);
-        });
+        const server = createTlsServer(
+          { cert, key, ...(ca ? { ca } : {}), requestCert: clientAuth, rejectUnauthorized: clientAuth, minVersion: 'TLSv1.2' },
+          (socket) => {
+            socket.setNoDelay(true);
+            accept(socket);
+          },
+        );
         server.maxConnections = settings.maxSockets;
         server.on('tlsClientError', (err) => events.onTlsError(err));
         listeners.servers.push(server);

@@ -37,7 +37,11 @@ export interface Replay extends NewRecord {
 
 type Row = Omit<DeadLetter, 'replay' | 'upstreams'> & { replay: number; upstreams: string };
 
-const toLetter = (r: Row): DeadLetter => ({ ...r, replay: r.replay === 1, upstreams: r.upstreams === '' ? [] : r.upstreams.split(',') });
+const toLetter = (r: Row): DeadLetter => ({
+  ...r,
+  replay: r.replay === 1,
+  upstreams: r.upstreams === '' ? [] : r.upstreams.split(','),
+});
 
 export class DeadLetters {
   private readonly statements;
@@ -67,12 +71,37 @@ export class DeadLetters {
 
   /** `upstream`: the one that refused it, when there are several. */
   add(record: JournalRecord, reason: string, nowMs: number, upstream = ''): void {
-    this.write().add.run(record.seq, record.deviceId, record.stream, record.contentType, record.deviceSeq, record.deviceTimeMs, record.gatewayTimeMs, record.payload, reason, nowMs, upstream);
+    this.write().add.run(
+      record.seq,
+      record.deviceId,
+      record.stream,
+      record.contentType,
+      record.deviceSeq,
+      record.deviceTimeMs,
+      record.gatewayTimeMs,
+      record.payload,
+      reason,
+      nowMs,
+      upstream,
+    );
   }
 
   /** Puts back a letter as it was (salvage of a damaged journal). */
   restore(l: DeadLetter): void {
-    this.write().restore.run(l.seq, l.deviceId, l.stream, l.contentType, l.deviceSeq, l.deviceTimeMs, l.gatewayTimeMs, l.payload, l.reason, l.deadAtMs, l.replay ? 1 : 0, l.upstreams.join(','));
+    this.write().restore.run(
+      l.seq,
+      l.deviceId,
+      l.stream,
+      l.contentType,
+      l.deviceSeq,
+      l.deviceTimeMs,
+      l.gatewayTimeMs,
+      l.payload,
+      l.reason,
+      l.deadAtMs,
+      l.replay ? 1 : 0,
+      l.upstreams.join(','),
+    );
   }
 
   /** Statements that write, prepared when first needed: a journal opened read-only (for salvage) has none. */
@@ -104,8 +133,15 @@ export class DeadLetters {
     const letters = this.statements.toReplay.all().map(toLetter);
     return {
       records: letters.map((l) => ({
-        deviceId: l.deviceId, stream: l.stream, contentType: l.contentType, payload: l.payload,
-        deviceSeq: 0, deviceEpoch: '', deviceTimeMs: l.deviceTimeMs, gatewayTimeMs: nowMs, upstreams: l.upstreams,
+        deviceId: l.deviceId,
+        stream: l.stream,
+        contentType: l.contentType,
+        payload: l.payload,
+        deviceSeq: 0,
+        deviceEpoch: '',
+        deviceTimeMs: l.deviceTimeMs,
+        gatewayTimeMs: nowMs,
+        upstreams: l.upstreams,
       })),
       done: () => {
         for (const l of letters) this.statements.drop.run(l.seq);
@@ -116,7 +152,10 @@ export class DeadLetters {
 
 /** Letters written before the upstreams column (a journal opened read-only, for salvage, is not brought up to date). */
 function hasUpstreams(db: SqliteDatabase): boolean {
-  return db.prepare<[], { name: string }>('PRAGMA table_info(dead_letters)').all().some((c) => c.name === 'upstreams');
+  return db
+    .prepare<[], { name: string }>('PRAGMA table_info(dead_letters)')
+    .all()
+    .some((c) => c.name === 'upstreams');
 }
 
 function prepareWrites(db: SqliteDatabase) {

@@ -83,7 +83,12 @@ export class GroupCommit {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly counters = { commits: 0, committedRows: 0, failedCommits: 0, rejectedAppends: 0, lastCommitMs: 0 };
-  private readonly durations: CommitDurations = { boundsMs: COMMIT_BUCKETS_MS, counts: COMMIT_BUCKETS_MS.map(() => 0).concat(0), sumMs: 0, count: 0 };
+  private readonly durations: CommitDurations = {
+    boundsMs: COMMIT_BUCKETS_MS,
+    counts: COMMIT_BUCKETS_MS.map(() => 0).concat(0),
+    sumMs: 0,
+    count: 0,
+  };
 
   constructor(private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? systemClock;
@@ -107,7 +112,12 @@ export class GroupCommit {
   }
 
   stats(): GroupCommitStats {
-    return { ...this.counters, diskFull: this.diskFull, waiting: this.records.length, commitDurations: { ...this.durations, counts: [...this.durations.counts] } };
+    return {
+      ...this.counters,
+      diskFull: this.diskFull,
+      waiting: this.records.length,
+      commitDurations: { ...this.durations, counts: [...this.durations.counts] },
+    };
   }
 
   /** Commits what is waiting, now. */
@@ -115,13 +125,17 @@ export class GroupCommit {
     this.cancelTimer();
     if (this.records.length === 0 && this.releases.length === 0) return;
     // Near the limit (reject-new), what the backend freed must count before appends are judged: commit it first.
-    if (this.releases.length > 0 && this.options.rejectWhenFull && !this.diskFull && this.admit().refused.length > 0) this.commit([], []);
+    if (this.releases.length > 0 && this.options.rejectWhenFull && !this.diskFull && this.admit().refused.length > 0)
+      this.commit([], []);
     const { taken, refused } = this.admit();
     this.records = [];
     this.appends = [];
     for (const a of refused) a.done(new JournalFullError(this.diskFull ? 'disk' : 'limit'));
     this.counters.rejectedAppends += refused.length;
-    this.commit(taken.flatMap((a) => a.records), taken);
+    this.commit(
+      taken.flatMap((a) => a.records),
+      taken,
+    );
   }
 
   /** One journal commit of `records` (the appends `taken`) and every release waiting. */

@@ -16,7 +16,16 @@ import { type Durability, errorMessage } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { DeadLetters } from './dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from './journal.ts';
-import { JOURNAL_FILE, PENDING_UNKNOWN, SqliteJournal, createJournalSchema, readSeqLease, RECORD_COLUMNS, SELECT_GAPS, type SqliteJournalOptions } from './journal-sqlite.ts';
+import {
+  JOURNAL_FILE,
+  PENDING_UNKNOWN,
+  SqliteJournal,
+  createJournalSchema,
+  readSeqLease,
+  RECORD_COLUMNS,
+  SELECT_GAPS,
+  type SqliteJournalOptions,
+} from './journal-sqlite.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
 
 export interface HealReport {
@@ -49,7 +58,10 @@ export function openJournal(options: SqliteJournalOptions, now = Date.now()): Op
     if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
   }
   const { salvaged, gaps } = salvage(movedTo, file, options.durability, readSeqLease(options.dir), now);
-  return { journal: new SqliteJournal(options), healed: { damage, movedTo, salvaged, gaps, lost: gaps.reduce((n, g) => n + g.count, 0) } };
+  return {
+    journal: new SqliteJournal(options),
+    healed: { damage, movedTo, salvaged, gaps, lost: gaps.reduce((n, g) => n + g.count, 0) },
+  };
 }
 
 /** What is wrong with the journal file, or undefined when it is sound (or does not exist yet). */
@@ -74,9 +86,23 @@ export function findDamage(file: string): string | undefined {
 }
 
 /** Copies what can be read from the damaged journal into a fresh one at `target`; returns what it could not. */
-function salvage(damaged: string, target: string, durability: Durability, seqLease: number, now: number): { salvaged: number; gaps: Gap[] } {
+function salvage(
+  damaged: string,
+  target: string,
+  durability: Durability,
+  seqLease: number,
+  now: number,
+): { salvaged: number; gaps: Gap[] } {
   const source = tryOpen(damaged);
-  const meta = new Map(tryRead(source, (db) => db.prepare<[], { key: string; value: number }>("SELECT key, value FROM meta WHERE key IN ('last_seq', 'acked_through', 'welcomed')").all()).map((r) => [r.key, r.value]));
+  const meta = new Map(
+    tryRead(source, (db) =>
+      db
+        .prepare<[], { key: string; value: number }>(
+          "SELECT key, value FROM meta WHERE key IN ('last_seq', 'acked_through', 'welcomed')",
+        )
+        .all(),
+    ).map((r) => [r.key, r.value]),
+  );
   const fresh = openSqlite(target, { durability });
   try {
     createJournalSchema(fresh, target);
@@ -122,9 +148,15 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
 
     // The small tables, as far as they can be read.
     const knownGaps = tryRead(source, (db) => db.prepare<[], Gap>(SELECT_GAPS).all());
-    const insertGap = fresh.prepare(`INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ${PENDING_UNKNOWN})`);
+    const insertGap = fresh.prepare(
+      `INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ${PENDING_UNKNOWN})`,
+    );
     for (const g of knownGaps) insertGap.run(g.from, g.to, g.reason, g.count, g.timeMs);
-    const deviceSeqs = tryRead(source, (db) => db.prepare<[], { device_id: string; epoch: string; last_seq: number }>('SELECT device_id, epoch, last_seq FROM device_seqs').all());
+    const deviceSeqs = tryRead(source, (db) =>
+      db
+        .prepare<[], { device_id: string; epoch: string; last_seq: number }>('SELECT device_id, epoch, last_seq FROM device_seqs')
+        .all(),
+    );
     const insertDeviceSeq = fresh.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)');
     for (const d of deviceSeqs) insertDeviceSeq.run(d.device_id, d.epoch, d.last_seq);
     const letters = tryRead(source, (db) => new DeadLetters(db).list());
@@ -135,7 +167,12 @@ function salvage(damaged: string, target: string, durability: Durability, seqLea
     const lastSeq = Math.max(meta.get('last_seq') ?? seqLease, maxSeq, scan.maxSeq);
     const low = ackedThrough ?? (Number.isFinite(minSeq) ? minSeq - 1 : 0);
     const accounted: SeqRange[] = [...knownGaps, ...letters.map((l) => ({ from: l.seq, to: l.seq }))];
-    const gaps = holes(fresh, low, lastSeq, accounted).map((range) => ({ ...range, reason: 'journal-damaged' as const, count: range.to - range.from + 1, timeMs: now }));
+    const gaps = holes(fresh, low, lastSeq, accounted).map((range) => ({
+      ...range,
+      reason: 'journal-damaged' as const,
+      count: range.to - range.from + 1,
+      timeMs: now,
+    }));
     for (const g of gaps) insertGap.run(g.from, g.to, g.reason, g.count, g.timeMs);
     const setMeta = fresh.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     setMeta.run('last_seq', lastSeq);
@@ -167,7 +204,9 @@ function* readAround(db: SqliteDatabase): Generator<JournalRecord[]> {
       return false;
     }
   };
-  const maxSeq = safe(() => db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM journal').get()?.m ?? 0) ?? Number.MAX_SAFE_INTEGER;
+  const maxSeq =
+    safe(() => db.prepare<[], { m: number | null }>('SELECT max(seq) AS m FROM journal').get()?.m ?? 0) ??
+    Number.MAX_SAFE_INTEGER;
   let after = 0;
   for (;;) {
     let rows: JournalRecord[];
@@ -209,7 +248,9 @@ function* readAround(db: SqliteDatabase): Generator<JournalRecord[]> {
 function holes(db: SqliteDatabase, low: number, high: number, accounted: readonly SeqRange[]): SeqRange[] {
   const missing: SeqRange[] = [];
   let expected = low + 1;
-  for (const { seq } of db.prepare<[number, number], { seq: number }>('SELECT seq FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq').iterate(low, high)) {
+  for (const { seq } of db
+    .prepare<[number, number], { seq: number }>('SELECT seq FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq')
+    .iterate(low, high)) {
     if (seq > expected) missing.push({ from: expected, to: seq - 1 });
     expected = seq + 1;
   }

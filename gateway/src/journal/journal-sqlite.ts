@@ -149,7 +149,16 @@ export class SqliteJournal implements Journal {
   private readonly probeTx: () => void;
   private readonly commitTx: (records: readonly NewRecord[], releases: readonly SeqRange[]) => TxOutcome;
 
-  constructor({ dir, durability, limits = NO_LIMITS, maxFileBytes, clock = systemClock, upstreams = ['default'], forgetUpstreams = [], route }: SqliteJournalOptions) {
+  constructor({
+    dir,
+    durability,
+    limits = NO_LIMITS,
+    maxFileBytes,
+    clock = systemClock,
+    upstreams = ['default'],
+    forgetUpstreams = [],
+    route,
+  }: SqliteJournalOptions) {
     this.dir = dir;
     this.file = join(dir, JOURNAL_FILE);
     this.limits = limits;
@@ -157,7 +166,10 @@ export class SqliteJournal implements Journal {
     this.db = openSqlite(this.file, { durability });
     createJournalSchema(this.db, this.file);
     this.db.pragma('journal_size_limit = 67108864');
-    if (maxFileBytes) this.db.pragma(`max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (this.db.pragma('page_size', { simple: true }) as number)))}`);
+    if (maxFileBytes)
+      this.db.pragma(
+        `max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (this.db.pragma('page_size', { simple: true }) as number)))}`,
+      );
     this.bits = registerUpstreams(this.db, upstreams, forgetUpstreams, this.file);
     this.allBits = this.bits.reduce((all, bit) => all | bit, 0);
     this.route = this.bits.length > 1 ? route : undefined;
@@ -190,7 +202,9 @@ export class SqliteJournal implements Journal {
       ),
       deleteRange: db.prepare('DELETE FROM journal WHERE seq BETWEEN ? AND ?'),
       deleteGapsIn: db.prepare('DELETE FROM gaps WHERE from_seq >= ? AND to_seq <= ?'),
-      insertGap: db.prepare('INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertGap: db.prepare(
+        'INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       selectGaps: db.prepare<[], Gap>(SELECT_GAPS),
       minSeq: db.prepare<[], { seq: number | null }>('SELECT min(seq) AS seq FROM journal'),
       oldest: db.prepare<[], { seq: number; bytes: number; t: number; pending: number }>(
@@ -200,7 +214,10 @@ export class SqliteJournal implements Journal {
       selectAfterFor: db.prepare<[number, number, number, number], JournalRecord>(
         `SELECT ${RECORD_COLUMNS} FROM journal WHERE seq > ? AND seq <= ? AND (pending & ?) != 0 ORDER BY seq LIMIT ?`,
       ),
-      measureRangeFor: db.prepare<{ from: number; to: number; bit: number }, { rows: number; bytes: number; freedRows: number; freedBytes: number }>(
+      measureRangeFor: db.prepare<
+        { from: number; to: number; bit: number },
+        { rows: number; bytes: number; freedRows: number; freedBytes: number }
+      >(
         `SELECT count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, coalesce(sum(pending = @bit), 0) AS freedRows,
            coalesce(sum(CASE WHEN pending = @bit THEN length(payload) ELSE 0 END), 0) AS freedBytes
          FROM journal WHERE seq BETWEEN @from AND @to AND (pending & @bit) != 0`,
@@ -208,11 +225,15 @@ export class SqliteJournal implements Journal {
       measureRangeByPending: db.prepare<[number, number], { pending: number; rows: number; bytes: number }>(
         'SELECT pending, count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes FROM journal WHERE seq BETWEEN ? AND ? GROUP BY pending',
       ),
-      deleteRangeFor: db.prepare<{ from: number; to: number; bit: number }>('DELETE FROM journal WHERE seq BETWEEN @from AND @to AND pending = @bit'),
+      deleteRangeFor: db.prepare<{ from: number; to: number; bit: number }>(
+        'DELETE FROM journal WHERE seq BETWEEN @from AND @to AND pending = @bit',
+      ),
       clearRangeFor: db.prepare<{ from: number; to: number; bit: number }>(
         'UPDATE journal SET pending = pending & ~@bit WHERE seq BETWEEN @from AND @to AND (pending & @bit) != 0',
       ),
-      clearGapsFor: db.prepare<{ from: number; to: number; bit: number }>('UPDATE gaps SET pending = pending & ~@bit WHERE from_seq >= @from AND to_seq <= @to'),
+      clearGapsFor: db.prepare<{ from: number; to: number; bit: number }>(
+        'UPDATE gaps SET pending = pending & ~@bit WHERE from_seq >= @from AND to_seq <= @to',
+      ),
       deleteClearedGaps: db.prepare<[number, number]>('DELETE FROM gaps WHERE from_seq >= ? AND to_seq <= ? AND pending = 0'),
       selectGapsFor: db.prepare<[number], Gap>(`${SELECT_GAPS.replace(' ORDER BY', ' WHERE (pending & ?) != 0 ORDER BY')}`),
       firstPendingFor: db.prepare<[number, number], { seq: number; t: number }>(
@@ -223,7 +244,12 @@ export class SqliteJournal implements Journal {
       upsertDeviceSeq: db.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)'),
     };
 
-    const meta = new Map(db.prepare<[], { key: string; value: number }>('SELECT key, value FROM meta').all().map((row) => [row.key, row.value]));
+    const meta = new Map(
+      db
+        .prepare<[], { key: string; value: number }>('SELECT key, value FROM meta')
+        .all()
+        .map((row) => [row.key, row.value]),
+    );
     const byPending = db
       .prepare<[], { pending: number; rows: number; bytes: number; maxSeq: number; minSeq: number }>(
         'SELECT pending, count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq, min(seq) AS minSeq FROM journal GROUP BY pending',
@@ -296,8 +322,20 @@ export class SqliteJournal implements Journal {
       const ackedThrough = min === null ? lastSeq : min - 1;
       this.statements.setMeta.run('acked_through', ackedThrough);
       return {
-        firstSeq, lastSeq, stored, duplicates: records.length - stored.length, released, gaps: gaps.map(({ from, to, reason, count, timeMs }) => ({ from, to, reason, count, timeMs })),
-        ...(routes ? { routes } : {}), storedBytes, releasedBytes, droppedRows, droppedBytes, ackedThrough, deviceSeqs, backlogDelta,
+        firstSeq,
+        lastSeq,
+        stored,
+        duplicates: records.length - stored.length,
+        released,
+        gaps: gaps.map(({ from, to, reason, count, timeMs }) => ({ from, to, reason, count, timeMs })),
+        ...(routes ? { routes } : {}),
+        storedBytes,
+        releasedBytes,
+        droppedRows,
+        droppedBytes,
+        ackedThrough,
+        deviceSeqs,
+        backlogDelta,
       };
     });
   }
@@ -319,7 +357,8 @@ export class SqliteJournal implements Journal {
       if (!(from >= 1 && to >= from && to <= this.last + records.length)) {
         throw new RangeError(`cannot release ${from}..${to}: seqs run from 1 to ${this.last + records.length}`);
       }
-      if (upstream !== undefined && !(upstream >= 0 && upstream < this.bits.length)) throw new RangeError(`cannot release for upstream ${upstream}: there are ${this.bits.length}`);
+      if (upstream !== undefined && !(upstream >= 0 && upstream < this.bits.length))
+        throw new RangeError(`cannot release for upstream ${upstream}: there are ${this.bits.length}`);
     }
     if (this.last + records.length > this.lease) {
       this.lease = this.last + records.length + SEQ_LEASE_BLOCK;
@@ -348,7 +387,13 @@ export class SqliteJournal implements Journal {
    * Reads as readAfter, but only the rows routed to `upstream` (its index in the configuration) that it has not
    * acknowledged; with one upstream, every row.
    */
-  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq = Number.MAX_SAFE_INTEGER, upstream?: number): JournalRecord[] {
+  readAfter(
+    afterSeq: number,
+    maxRecords: number,
+    maxBytes: number,
+    throughSeq = Number.MAX_SAFE_INTEGER,
+    upstream?: number,
+  ): JournalRecord[] {
     if (maxRecords <= 0) return [];
     const out: JournalRecord[] = [];
     let bytes = 0;
@@ -371,7 +416,9 @@ export class SqliteJournal implements Journal {
 
   /** Gaps not yet acknowledged (by `upstream`, if given: the gaps it still has to hear of). */
   gaps(upstream?: number): Gap[] {
-    return upstream !== undefined && this.bits.length > 1 ? this.statements.selectGapsFor.all(this.bits[upstream]!) : this.statements.selectGaps.all();
+    return upstream !== undefined && this.bits.length > 1
+      ? this.statements.selectGapsFor.all(this.bits[upstream]!)
+      : this.statements.selectGaps.all();
   }
 
   /** Records a gap that did not come from a commit (salvage after damage): every upstream hears of it. */
@@ -386,7 +433,12 @@ export class SqliteJournal implements Journal {
    */
   backlogOf(upstream: number): UpstreamBacklog {
     if (this.bits.length === 1) {
-      return { rows: this.rows, payloadBytes: this.payloadBytes, ackedThrough: this.acked, oldestTimeMs: this.rows > 0 ? (this.statements.oldestTime.get()?.t ?? null) : null };
+      return {
+        rows: this.rows,
+        payloadBytes: this.payloadBytes,
+        ackedThrough: this.acked,
+        oldestTimeMs: this.rows > 0 ? (this.statements.oldestTime.get()?.t ?? null) : null,
+      };
     }
     const backlog = this.backlog[upstream]!;
     if (backlog.rows === 0) {
@@ -421,7 +473,8 @@ export class SqliteJournal implements Journal {
   probe(): void {
     const fs = statfsSync(this.dir);
     const free = fs.bavail * fs.bsize;
-    if (free < PROBE_FREE_BYTES) throw Object.assign(new Error(`${free} bytes free on the journal's file system`), { code: 'SQLITE_FULL' });
+    if (free < PROBE_FREE_BYTES)
+      throw Object.assign(new Error(`${free} bytes free on the journal's file system`), { code: 'SQLITE_FULL' });
     try {
       this.probeTx();
     } catch (err: unknown) {
@@ -677,7 +730,8 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
   // Schema 4 remembers whether a backend has seen the journal; one written by an older gateway that has given
   // out seqs is taken to have been seen (renumbering rows a backend holds would duplicate them there).
-  if (version > 0 && version < 4) db.exec("INSERT OR IGNORE INTO meta (key, value) SELECT 'welcomed', 1 FROM meta WHERE key = 'last_seq' AND value > 0");
+  if (version > 0 && version < 4)
+    db.exec("INSERT OR IGNORE INTO meta (key, value) SELECT 'welcomed', 1 FROM meta WHERE key = 'last_seq' AND value > 0");
 }
 
 /**
@@ -686,9 +740,15 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
  * their upstreams (PENDING_UNKNOWN) go to every configured one. Returns the bits in configuration order.
  */
 function registerUpstreams(db: SqliteDatabase, names: readonly string[], forget: readonly string[], file: string): number[] {
-  if (names.length === 0 || names.length > MAX_UPSTREAMS) throw new RangeError(`${names.length} upstreams: 1 to ${MAX_UPSTREAMS} can be configured`);
+  if (names.length === 0 || names.length > MAX_UPSTREAMS)
+    throw new RangeError(`${names.length} upstreams: 1 to ${MAX_UPSTREAMS} can be configured`);
   return db.transaction(() => {
-    const known = new Map(db.prepare<[], { name: string; bit: number }>('SELECT name, bit FROM upstreams').all().map((r) => [r.name, r.bit]));
+    const known = new Map(
+      db
+        .prepare<[], { name: string; bit: number }>('SELECT name, bit FROM upstreams')
+        .all()
+        .map((r) => [r.name, r.bit]),
+    );
     // The unnamed upstream of an older journal is the first configured one.
     const legacy = known.get('');
     if (legacy !== undefined && !known.has(names[0]!)) {
@@ -698,7 +758,9 @@ function registerUpstreams(db: SqliteDatabase, names: readonly string[], forget:
     }
     for (const [name, bit] of known) {
       if (names.includes(name)) continue;
-      const waiting = db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM journal WHERE (pending & ?) != 0').get(bit)!.n;
+      const waiting = db
+        .prepare<[number], { n: number }>('SELECT count(*) AS n FROM journal WHERE (pending & ?) != 0')
+        .get(bit)!.n;
       if (waiting > 0 && !forget.includes(name)) {
         throw new ConfigError(
           'forget-upstreams',

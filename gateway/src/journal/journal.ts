@@ -9,7 +9,11 @@ import { FleetgateError } from '@fleetgate/core';
 export class JournalFullError extends FleetgateError {
   override name = 'JournalFullError';
   constructor(readonly reason: 'limit' | 'disk') {
-    super(reason === 'disk' ? 'the disk is full: the journal takes nothing until space returns' : 'the journal is full (reject-new): try again later');
+    super(
+      reason === 'disk'
+        ? 'the disk is full: the journal takes nothing until space returns'
+        : 'the journal is full (reject-new): try again later',
+    );
   }
 }
 

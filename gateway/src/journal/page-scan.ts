@@ -135,7 +135,12 @@ export function scanJournalRows(dbFile: string, walFile: string, onRow: (row: Jo
 function isWalHeader(header: Buffer): boolean {
   const magic = header.readUInt32BE(0);
   const pageSize = header.readUInt32BE(8);
-  return (magic === WAL_MAGIC_LE || magic === WAL_MAGIC_BE) && pageSize >= 512 && pageSize <= 65536 && (pageSize & (pageSize - 1)) === 0;
+  return (
+    (magic === WAL_MAGIC_LE || magic === WAL_MAGIC_BE) &&
+    pageSize >= 512 &&
+    pageSize <= 65536 &&
+    (pageSize & (pageSize - 1)) === 0
+  );
 }
 
 /**
@@ -204,7 +209,7 @@ function columnCount(page: Buffer, start: number): number | undefined {
 function journalRow(record: Buffer, seq: number): JournalRecord | undefined {
   const [headerBytes, first] = varint(record, 0);
   const types: number[] = [];
-  for (let at = first; at < headerBytes; ) {
+  for (let at = first; at < headerBytes;) {
     const [type, next] = varint(record, at);
     types.push(type);
     at = next;
@@ -212,8 +217,27 @@ function journalRow(record: Buffer, seq: number): JournalRecord | undefined {
   const isInt = (t: number) => (t >= 1 && t <= 6) || t === 8 || t === 9;
   const isText = (t: number) => t >= 13 && t % 2 === 1;
   const isBlob = (t: number) => t >= 12 && t % 2 === 0;
-  const [seqType, device, stream, deviceSeq, deviceTime, gatewayTime, contentType, payload, pending = 1] = types as [number, number, number, number, number, number, number, number, number?];
-  if (!JOURNAL_COLUMNS.includes(types.length) || !isInt(pending) || seqType !== 0 || !isText(device) || !isText(stream) || !isInt(deviceSeq) || !isInt(deviceTime)) return undefined;
+  const [seqType, device, stream, deviceSeq, deviceTime, gatewayTime, contentType, payload, pending = 1] = types as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number?,
+  ];
+  if (
+    !JOURNAL_COLUMNS.includes(types.length) ||
+    !isInt(pending) ||
+    seqType !== 0 ||
+    !isText(device) ||
+    !isText(stream) ||
+    !isInt(deviceSeq) ||
+    !isInt(deviceTime)
+  )
+    return undefined;
   if (!isInt(gatewayTime) || !isText(contentType) || !isBlob(payload)) return undefined;
   let at = headerBytes;
   const values: Array<string | number | Buffer> = [];

@@ -60,7 +60,16 @@ export class TailCache implements UplinkJournal {
         continue;
       }
       this.held++;
-      this.records.push({ seq: firstSeq + i, deviceId: r.deviceId, stream: r.stream, payload: r.payload, contentType: r.contentType, deviceSeq: r.deviceSeq, deviceTimeMs: r.deviceTimeMs, gatewayTimeMs: r.gatewayTimeMs });
+      this.records.push({
+        seq: firstSeq + i,
+        deviceId: r.deviceId,
+        stream: r.stream,
+        payload: r.payload,
+        contentType: r.contentType,
+        deviceSeq: r.deviceSeq,
+        deviceTimeMs: r.deviceTimeMs,
+        gatewayTimeMs: r.gatewayTimeMs,
+      });
       this.bytes += r.payload.length + RECORD_OVERHEAD_BYTES;
     }
     this.skipForgotten();

@@ -40,11 +40,13 @@ export interface UpstreamStats extends UplinkStats {
 }
 
 export interface PipelineStats {
-  journal: JournalStats & GroupCommitStats & ReturnType<TailCache['stats']> & {
-    deadLetters: number;
-    /** Set when the journal was found damaged at start and healed. */
-    healed?: { damage: string; movedTo: string; salvaged: number; lost: number };
-  };
+  journal: JournalStats &
+    GroupCommitStats &
+    ReturnType<TailCache['stats']> & {
+      deadLetters: number;
+      /** Set when the journal was found damaged at start and healed. */
+      healed?: { damage: string; movedTo: string; salvaged: number; lost: number };
+    };
   /** In configuration order. */
   upstreams: UpstreamStats[];
 }

@@ -48,7 +48,10 @@ try {
 }
 if (healed) {
   const { damage, movedTo, salvaged, lost, gaps } = healed;
-  logger.error({ damage, movedTo, salvaged, lost, gaps: gaps.length }, 'the journal was damaged: readable rows salvaged into a fresh journal, the rest reported upstream as gaps');
+  logger.error(
+    { damage, movedTo, salvaged, lost, gaps: gaps.length },
+    'the journal was damaged: readable rows salvaged into a fresh journal, the rest reported upstream as gaps',
+  );
 }
 const deadLetters = new DeadLetters(journal.db);
 
@@ -86,7 +89,8 @@ const several = settings.upstreams.length > 1;
 const upstreams = settings.upstreams.map((upstream, i) => {
   const view: UplinkJournal = several
     ? {
-        readAfter: (afterSeq, maxRecords, maxBytes, throughSeq) => journal.readAfter(afterSeq, maxRecords, maxBytes, throughSeq, i),
+        readAfter: (afterSeq, maxRecords, maxBytes, throughSeq) =>
+          journal.readAfter(afterSeq, maxRecords, maxBytes, throughSeq, i),
         get ackedThrough() {
           return journal.backlogOf(i).ackedThrough;
         },
@@ -145,7 +149,13 @@ function onWelcome(welcomed: Uplink, name: string, backendLastSeq: number): void
       if (uplink !== welcomed) uplink.restart('the journal was renumbered');
     }
     logger.error(
-      { upstream: name, backendLastSeq, journalLastSeq, moved, reason: fresh ? 'a journal the backend has not seen' : 'the backend is ahead of the journal' },
+      {
+        upstream: name,
+        backendLastSeq,
+        journalLastSeq,
+        moved,
+        reason: fresh ? 'a journal the backend has not seen' : 'the backend is ahead of the journal',
+      },
       'the backend holds seqs of this gateway that this journal did not give out (data folder lost or restored?): unsent records renumbered above them',
     );
   }
@@ -202,13 +212,29 @@ port.on('message', (message: ToWorker) => {
       );
       return;
     case 'upstream':
-      for (const { name, uplink } of upstreams) if (message.to === undefined || message.to === name) uplink.sendControl(message.frames);
+      for (const { name, uplink } of upstreams)
+        if (message.to === undefined || message.to === name) uplink.sendControl(message.frames);
       return;
     case 'last-device-seq':
       post({ type: 'last-device-seq', id: message.id, seq: journal.lastDeviceSeq(message.deviceId, message.epoch) });
       return;
     case 'stats':
-      post({ type: 'stats', id: message.id, stats: { journal: { ...journal.stats(), ...commits.stats(), ...tailStats(), deadLetters: deadLetters.list().length, ...(healed ? { healed: { damage: healed.damage, movedTo: healed.movedTo, salvaged: healed.salvaged, lost: healed.lost } } : {}) }, upstreams: upstreamStats() } });
+      post({
+        type: 'stats',
+        id: message.id,
+        stats: {
+          journal: {
+            ...journal.stats(),
+            ...commits.stats(),
+            ...tailStats(),
+            deadLetters: deadLetters.list().length,
+            ...(healed
+              ? { healed: { damage: healed.damage, movedTo: healed.movedTo, salvaged: healed.salvaged, lost: healed.lost } }
+              : {}),
+          },
+          upstreams: upstreamStats(),
+        },
+      });
       return;
     case 'close':
       void close(message.id, message.graceMs);
@@ -224,7 +250,10 @@ async function close(id: number, graceMs: number): Promise<void> {
   if (graceMs > 0) {
     const drained = (await Promise.all(upstreams.map(({ uplink }) => uplink.drain(graceMs)))).every(Boolean);
     commits.flush(); // what the acks freed
-    logger.info({ drained, ackedThrough: journal.ackedThrough, lastSeq: journal.lastSeq }, drained ? 'in-flight batches acked' : 'grace period over with batches in flight: they are resent at the next start');
+    logger.info(
+      { drained, ackedThrough: journal.ackedThrough, lastSeq: journal.lastSeq },
+      drained ? 'in-flight batches acked' : 'grace period over with batches in flight: they are resent at the next start',
+    );
   }
   for (const { uplink } of upstreams) uplink.close();
   try {
@@ -261,7 +290,10 @@ function readToken(file: string): string {
   return token;
 }
 
-logger.info({ file: journal.file, lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough, rows: journal.stats().rows }, 'journal open');
+logger.info(
+  { file: journal.file, lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough, rows: journal.stats().rows },
+  'journal open',
+);
 replayDeadLetters();
 for (const { uplink } of upstreams) uplink.start();
 post({ type: 'ready', lastSeq: journal.lastSeq, ackedThrough: journal.ackedThrough });

@@ -85,12 +85,15 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   /** The highest seq journaled for this device-SDK device in this epoch (0 if none). */
   lastDeviceSeq(deviceId: string, epoch: string): Promise<number> {
-    return this.request({ type: 'last-device-seq', id: 0, deviceId, epoch }).then((message) => (message.type === 'last-device-seq' ? message.seq : 0));
+    return this.request({ type: 'last-device-seq', id: 0, deviceId, epoch }).then((message) =>
+      message.type === 'last-device-seq' ? message.seq : 0,
+    );
   }
 
   /** Frames other than telemetry for the upstream `to` (all if absent); dropped where the uplink is not ready (Uplink.sendControl). */
   sendUpstream(frames: UplinkFrame[], to?: string): void {
-    if (frames.length > 0 && !this.failure && !this.closing) this.post({ type: 'upstream', frames, ...(to === undefined ? {} : { to }) });
+    if (frames.length > 0 && !this.failure && !this.closing)
+      this.post({ type: 'upstream', frames, ...(to === undefined ? {} : { to }) });
   }
 
   stats(): Promise<PipelineStats> {

@@ -42,7 +42,10 @@ export class Router {
    * to those still configured (the others may have taken it), else it is routed as any record.
    */
   route(record: { deviceId: string; stream: string; upstreams?: readonly string[] }): number {
-    const named = (record.upstreams ?? []).reduce((bits, name) => (this.upstreams.includes(name) ? bits | (1 << this.upstreams.indexOf(name)) : bits), 0);
+    const named = (record.upstreams ?? []).reduce(
+      (bits, name) => (this.upstreams.includes(name) ? bits | (1 << this.upstreams.indexOf(name)) : bits),
+      0,
+    );
     return named !== 0 ? named : this.mask(record.deviceId, record.stream);
   }
 

@@ -32,9 +32,28 @@
  * ping policy applies, and its answer comes from the backend's stream handler, not just its HTTP/2 stack.
  */
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
-import { Backoff, type Clock, ConnectivityState, ConnectivityTracker, errorMessage, LogSampler, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import {
+  Backoff,
+  type Clock,
+  ConnectivityState,
+  ConnectivityTracker,
+  errorMessage,
+  LogSampler,
+  systemClock,
+  systemTimers,
+  type TimerHandle,
+  type Timers,
+} from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
-import { UplinkClient, type Ack, type Command, type CommandAck, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
+import {
+  UplinkClient,
+  type Ack,
+  type Command,
+  type CommandAck,
+  type DownlinkFrame,
+  type UplinkFrame,
+  type Welcome,
+} from '@fleetgate/protos';
 import type { Gap, JournalRecord, SeqRange } from '../journal/journal.ts';
 
 export interface UplinkSettings {
@@ -231,25 +250,60 @@ export class Uplink {
   private watchdog: TimerHandle | undefined;
   private heartbeatId = 0;
   private readonly counters = {
-    batchesSent: 0, recordsSent: 0, recordsResent: 0, acks: 0, gapsSent: 0, rejections: 0, deadLettered: 0, drainWaits: 0,
-    heartbeatsSent: 0, heartbeatsAnswered: 0, sessions: 0, failures: 0,
+    batchesSent: 0,
+    recordsSent: 0,
+    recordsResent: 0,
+    acks: 0,
+    gapsSent: 0,
+    rejections: 0,
+    deadLettered: 0,
+    drainWaits: 0,
+    heartbeatsSent: 0,
+    heartbeatsAnswered: 0,
+    sessions: 0,
+    failures: 0,
   };
   private lastError: string | null = null;
 
   constructor(private readonly options: UplinkOptions) {
-    const { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow, deadAfterMs, keepaliveTimeMs } = options;
-    this.settings = { target, window, maxBatchRecords, maxBatchBytes, welcomeTimeoutMs, reconnectMaxMs, maxAttempts, backlogWindow, deadAfterMs, keepaliveTimeMs };
+    const {
+      target,
+      window,
+      maxBatchRecords,
+      maxBatchBytes,
+      welcomeTimeoutMs,
+      reconnectMaxMs,
+      maxAttempts,
+      backlogWindow,
+      deadAfterMs,
+      keepaliveTimeMs,
+    } = options;
+    this.settings = {
+      target,
+      window,
+      maxBatchRecords,
+      maxBatchBytes,
+      welcomeTimeoutMs,
+      reconnectMaxMs,
+      maxAttempts,
+      backlogWindow,
+      deadAfterMs,
+      keepaliveTimeMs,
+    };
     this.logger = options.logger.child({ upstream: options.name ?? target });
     this.timers = options.timers ?? systemTimers;
     this.clock = options.clock ?? systemClock;
     this.backoff =
-      options.backoff ?? new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
+      options.backoff ??
+      new Backoff({ initialMs: Math.min(100, reconnectMaxMs), maxMs: reconnectMaxMs, multiplier: 2, timers: this.timers });
     this.clients = target.split(',').map((address) => ({
       target: address,
       client: new UplinkClient(address, options.credentials ?? grpcCredentials.createInsecure(), {
         ...CHANNEL_OPTIONS,
         'grpc.keepalive_time_ms': keepaliveTimeMs,
-        ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
+        ...(options.serverName
+          ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName }
+          : {}),
       }),
     }));
     this.everSent = options.journal.ackedThrough;
@@ -287,7 +341,12 @@ export class Uplink {
       connectedTo: this.clients[this.current]!.target,
       ackedThrough: this.options.journal.ackedThrough,
       sentThrough: Math.max(this.liveSent, this.backlogSent),
-      lanes: { liveFrom: this.liveFrom, liveSentThrough: this.liveSent, backlogSentThrough: this.backlogSent, backlogRemaining: this.backlogSent < this.liveFrom },
+      lanes: {
+        liveFrom: this.liveFrom,
+        liveSentThrough: this.liveSent,
+        backlogSentThrough: this.backlogSent,
+        backlogRemaining: this.backlogSent < this.liveFrom,
+      },
       credit: this.credit,
       batchesInFlight: this.inflight.size,
       ...this.counters,
@@ -435,7 +494,10 @@ export class Uplink {
     const askAfter = Math.floor(deadAfterMs / 2);
     const quiet = this.clock.now() - this.heardAt;
     if (quiet >= deadAfterMs) {
-      return this.fail(call, new Error(`the backend sent nothing for ${quiet} ms, not even a heartbeat answer (dead after ${deadAfterMs} ms)`));
+      return this.fail(
+        call,
+        new Error(`the backend sent nothing for ${quiet} ms, not even a heartbeat answer (dead after ${deadAfterMs} ms)`),
+      );
     }
     if (quiet >= askAfter && this.askedAt !== this.heardAt) {
       this.askedAt = this.heardAt;
@@ -457,7 +519,11 @@ export class Uplink {
     let from = ack.fromSeq;
     if (from === 0) {
       const contiguous = this.backlogSent < this.liveFrom ? this.backlogSent : this.liveSent;
-      if (through > contiguous) return this.fail(call, new Error(`protocol error: ack through ${through}, but only ${contiguous} was sent without a hole`));
+      if (through > contiguous)
+        return this.fail(
+          call,
+          new Error(`protocol error: ack through ${through}, but only ${contiguous} was sent without a hole`),
+        );
       from = this.options.journal.ackedThrough + 1;
     } else if (this.inflight.get(through)?.from !== from && this.gapsSent.get(from) !== through) {
       return this.fail(call, new Error(`protocol error: ack for ${from}..${through}, which is no batch or gap in flight`));
@@ -557,7 +623,12 @@ export class Uplink {
       if (this.gapsSent.has(gap.from)) continue;
       this.gapsSent.set(gap.from, gap.to);
       this.counters.gapsSent++;
-      call.write({ frame: { $case: 'gap', value: { fromSeq: gap.from, toSeq: gap.to, reason: gap.reason, count: gap.count, timeMs: gap.timeMs } } });
+      call.write({
+        frame: {
+          $case: 'gap',
+          value: { fromSeq: gap.from, toSeq: gap.to, reason: gap.reason, count: gap.count, timeMs: gap.timeMs },
+        },
+      });
     }
   }
 

@@ -32,7 +32,10 @@ export function seconds(t: number): string {
 
 export function dateTime(msSinceEpoch: number): string {
   if (!Number.isFinite(msSinceEpoch)) return '?';
-  return new Date(msSinceEpoch).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return new Date(msSinceEpoch)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
 }
 
 export function duration(totalS: number): string {

@@ -75,7 +75,11 @@ function header(result: SimResult): string {
     v.duplicates > 0 ? `${int(v.duplicates)} duplicated` : '',
     v.outOfOrder > 0 ? `${int(v.outOfOrder)} out of order` : '',
   ].filter(Boolean);
-  const why = v.ok ? 'every acked message arrived, once, in order' : reasons.length > 0 ? reasons.join(' · ') : 'verification failed';
+  const why = v.ok
+    ? 'every acked message arrived, once, in order'
+    : reasons.length > 0
+      ? reasons.join(' · ')
+      : 'verification failed';
   const tiles: Array<[string, number, 'bad' | 'warn' | '']> = [
     ['sent', v.sent, ''],
     ['acked', v.acked, ''],
@@ -155,7 +159,9 @@ function eventsTable(phases: PhaseMarker[], faults: FaultMarker[]): string {
     ...faults.map((f) => ({ t: f.t, cls: 'fault', what: f.kind, detail: f.detail })),
   ].sort((a, b) => a.t - b.t);
   if (events.length === 0) return '';
-  const rows = events.map((e) => `<tr class="${e.cls}"><td class="num">${esc(seconds(e.t))}</td><td>${esc(e.what)}</td><td>${esc(e.detail)}</td></tr>`);
+  const rows = events.map(
+    (e) => `<tr class="${e.cls}"><td class="num">${esc(seconds(e.t))}</td><td>${esc(e.what)}</td><td>${esc(e.detail)}</td></tr>`,
+  );
   return `<section class="card events">
   <h2>Phases and faults</h2>
   <div class="scroll"><table><thead><tr><th class="num">at</th><th>what</th><th>detail</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>
@@ -230,7 +236,9 @@ function failing(d: DeviceVerification): boolean {
 
 function devicesTable(perDevice: DeviceVerification[]): string {
   // Worst first: a reader scrolls to the device that lost the most, not to the one that sorts first.
-  const bad = perDevice.filter(failing).sort((a, b) => b.lost - a.lost || b.duplicates - a.duplicates || b.outOfOrder - a.outOfOrder);
+  const bad = perDevice
+    .filter(failing)
+    .sort((a, b) => b.lost - a.lost || b.duplicates - a.duplicates || b.outOfOrder - a.outOfOrder);
   const good = perDevice.filter((d) => !failing(d));
   const shownGood = perDevice.length > DEVICE_ROWS_LIMIT ? good.slice(0, DEVICE_ROWS_LIMIT) : good;
   const omitted = good.length - shownGood.length;

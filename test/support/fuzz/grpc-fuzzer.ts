@@ -41,19 +41,35 @@ const RawUplink = makeGenericClientConstructor(
     },
   },
   'RawUplink',
-) as unknown as new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & {
+) as unknown as new (
+  address: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+) => Client & {
   connect(metadata: Metadata): ClientDuplexStream<Buffer, Buffer>;
 };
 
 function validFrames(gatewayId: string, random: Random): Buffer[] {
   const enc = (frame: UplinkFrame) => Buffer.from(UplinkFrame.encode(frame).finish());
   const seq = 1 + random.int(1000);
-  const record = (s: number) => ({ seq: s, deviceId: `fuzz-dev-${random.int(5)}`, stream: '', deviceSeq: 0, deviceTimeMs: 0, gatewayTimeMs: Date.now(), payload: random.bytes(random.int(64)), contentType: '' });
+  const record = (s: number) => ({
+    seq: s,
+    deviceId: `fuzz-dev-${random.int(5)}`,
+    stream: '',
+    deviceSeq: 0,
+    deviceTimeMs: 0,
+    gatewayTimeMs: Date.now(),
+    payload: random.bytes(random.int(64)),
+    contentType: '',
+  });
   return [
-    enc({ frame: { $case: 'hello', value: { gatewayId, version: 'fuzz', lastAckedSeq: random.int(10), heartbeatIntervalMs: 0 } } }),
+    enc({
+      frame: { $case: 'hello', value: { gatewayId, version: 'fuzz', lastAckedSeq: random.int(10), heartbeatIntervalMs: 0 } },
+    }),
     enc({ frame: { $case: 'batch', value: { records: [record(seq), record(seq + 1)] } } }),
     enc({ frame: { $case: 'batch', value: { records: [record(seq + 10)] } } }),
-    enc({ frame: { $case: 'hello', value: { gatewayId: 'gw-test', version: 'impostor', lastAckedSeq: 0, heartbeatIntervalMs: 0 } } }),
+    enc({
+      frame: { $case: 'hello', value: { gatewayId: 'gw-test', version: 'impostor', lastAckedSeq: 0, heartbeatIntervalMs: 0 } },
+    }),
   ];
 }
 
@@ -66,7 +82,14 @@ function tamper(token: string, random: Random): string {
   return chars.slice(0, random.next() < 0.2 ? random.int(chars.length) : chars.length).join('');
 }
 
-export async function fuzzGrpc({ port, frames, concurrency, token, gatewayId, random }: GrpcFuzzOptions): Promise<GrpcFuzzResult> {
+export async function fuzzGrpc({
+  port,
+  frames,
+  concurrency,
+  token,
+  gatewayId,
+  random,
+}: GrpcFuzzOptions): Promise<GrpcFuzzResult> {
   const result: GrpcFuzzResult = { frames: 0, streams: 0, rawConnections: 0, statuses: {} };
   const client = new RawUplink(`127.0.0.1:${port}`, credentials.createInsecure());
   const stream = async () => {
@@ -99,7 +122,8 @@ export async function fuzzGrpc({ port, frames, concurrency, token, gatewayId, ra
       socket.on('error', () => {});
       socket.on('close', () => resolve());
       socket.on('connect', () => {
-        const preface = random.next() < 0.5 ? Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n').subarray(0, random.int(25)) : Buffer.alloc(0);
+        const preface =
+          random.next() < 0.5 ? Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n').subarray(0, random.int(25)) : Buffer.alloc(0);
         socket.write(Buffer.concat([preface, random.bytes(1 + random.int(500))]));
         setTimeout(() => socket.destroy(), 200);
       });

@@ -31,9 +31,24 @@ function corpus(clientId: string): Buffer[] {
     g({ cmd: 'publish', topic: own, payload: Buffer.from('fuzz'), qos: 0, retain: false, dup: false }),
     g({ cmd: 'publish', topic: `${own}/stream`, payload: Buffer.alloc(300, 1), qos: 1, messageId: 1, retain: false, dup: false }),
     g({ cmd: 'publish', topic: own, payload: Buffer.from('two'), qos: 2, messageId: 2, retain: false, dup: false }),
-    g({ cmd: 'publish', topic: 'devices/other/telemetry', payload: Buffer.from('x'), qos: 1, messageId: 3, retain: true, dup: false }),
+    g({
+      cmd: 'publish',
+      topic: 'devices/other/telemetry',
+      payload: Buffer.from('x'),
+      qos: 1,
+      messageId: 3,
+      retain: true,
+      dup: false,
+    }),
     g({ cmd: 'publish', topic: '$SYS/broker/x', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }),
-    g({ cmd: 'subscribe', messageId: 4, subscriptions: [{ topic: `devices/${clientId}/#`, qos: 1 }, { topic: '#', qos: 2 }] }),
+    g({
+      cmd: 'subscribe',
+      messageId: 4,
+      subscriptions: [
+        { topic: `devices/${clientId}/#`, qos: 1 },
+        { topic: '#', qos: 2 },
+      ],
+    }),
     g({ cmd: 'unsubscribe', messageId: 5, unsubscriptions: ['#', `devices/${clientId}/x`] }),
     g({ cmd: 'puback', messageId: 6 }),
     g({ cmd: 'pubrec', messageId: 7 }),
@@ -47,9 +62,16 @@ function corpus(clientId: string): Buffer[] {
 
 function connectPacket(clientId: string, random: Random): Buffer {
   return mqttPacket.generate({
-    cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: random.next() < 0.8, keepalive: random.int(120),
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clientId,
+    clean: random.next() < 0.8,
+    keepalive: random.int(120),
     ...(random.next() < 0.2 ? { username: 'u', password: random.bytes(random.int(40)) } : {}),
-    ...(random.next() < 0.2 ? { will: { topic: `devices/${clientId}/status`, payload: Buffer.from('gone'), qos: 1, retain: false } } : {}),
+    ...(random.next() < 0.2
+      ? { will: { topic: `devices/${clientId}/status`, payload: Buffer.from('gone'), qos: 1, retain: false } }
+      : {}),
   } as mqttPacket.IConnectPacket);
 }
 
@@ -82,7 +104,8 @@ export async function fuzzMqtt({ port, packets, concurrency, random }: MqttFuzzO
     const kind = random.next();
     if (kind < 0.75) frames.push(connectPacket(clientId, random));
     else if (kind < 0.9) frames.push(random.mutate(connectPacket(clientId, random)));
-    for (let i = 5 + random.int(50); i > 0; i--) frames.push(kind < 0.95 ? fuzzPacket(valid, random) : random.bytes(1 + random.int(200)));
+    for (let i = 5 + random.int(50); i > 0; i--)
+      frames.push(kind < 0.95 ? fuzzPacket(valid, random) : random.bytes(1 + random.int(200)));
     result.packets += frames.length;
     result.connections++;
     if (await send(port, frames, random)) result.closedByBroker++;
