@@ -2,21 +2,25 @@
  * Child processes of the benchmarks: the loader, the subscriber, bare brokers (fleetgate's own processes are
  * test/support/fleetgate-process.ts'). Each is tracked from spawn to exit; `stopChildren` ends those still
  * running, by pid, so that a benchmark that fails half-way leaves nothing behind.
+ *
+ * Every process a benchmark measures or loads with runs as plain `node` on built JavaScript, as the gateway
+ * does: the loaders and the subscriber are compiled by `npm run bench` (tsconfig.bench.json, into
+ * build/bench/), the bare aedes baseline is a .js file. Only this orchestrating process runs through tsx.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { SOURCE_NODE_ARGS } from '../../test/support/source-node.ts';
 import type { LoadResult, LoadSettings } from './mqtt-load.ts';
 import type { SubscriberResult, SubscriberSettings } from './mqtt-subscriber.ts';
 
+const BUILT = new URL('../../build/bench/', import.meta.url);
 const LOADERS = {
-  mqtt: fileURLToPath(new URL('./mqtt-load.ts', import.meta.url)),
-  sdk: fileURLToPath(new URL('./sdk-load.ts', import.meta.url)),
+  mqtt: fileURLToPath(new URL('mqtt-load.js', BUILT)),
+  sdk: fileURLToPath(new URL('sdk-load.js', BUILT)),
 };
-const SUBSCRIBER = fileURLToPath(new URL('./mqtt-subscriber.ts', import.meta.url));
+const SUBSCRIBER = fileURLToPath(new URL('mqtt-subscriber.js', BUILT));
 
 /** A server child: where it listens, its pid, and how to stop it. */
 export interface ChildServer {
@@ -65,7 +69,7 @@ export async function runLoader(
   onEvent: (event: string, data: LoaderEvent) => void = () => {},
   kind: keyof typeof LOADERS = 'mqtt',
 ): Promise<LoadResult> {
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, LOADERS[kind], JSON.stringify(settings)], {
+  const child = spawn(process.execPath, [LOADERS[kind], JSON.stringify(settings)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   track(child);
@@ -87,7 +91,7 @@ export async function startSubscriber(settings: SubscriberSettings): Promise<{
   result: (window: { from: number; to: number }) => Promise<SubscriberResult>;
   stop: () => Promise<void>;
 }> {
-  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, SUBSCRIBER, JSON.stringify(settings)], {
+  const child = spawn(process.execPath, [SUBSCRIBER, JSON.stringify(settings)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const stop = track(child);
@@ -116,12 +120,10 @@ export async function startSubscriber(settings: SubscriberSettings): Promise<{
 }
 
 /**
- * Starts a server that prints {"port": N} first (plain `node` for a .js module, tsx for TypeScript); returns
- * the port and a stop function.
+ * Starts a JavaScript server (plain `node`) that prints {"port": N} first; returns the port and a stop function.
  */
 export async function startServer(module: URL): Promise<ChildServer> {
-  const args = module.pathname.endsWith('.js') ? [] : SOURCE_NODE_ARGS;
-  const child = spawn(process.execPath, [...args, fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(module)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = track(child);
   const [line] = (await Promise.race([
     once(createInterface({ input: child.stdout! }), 'line'),

@@ -3,7 +3,7 @@
  * it measures. It is deliberately lean (raw sockets, one pre-encoded PUBLISH per connection whose message id
  * is patched in place, PUBACKs parsed by hand) so that the broker under test, not the loader, is the limit.
  *
- *   node --conditions=@fleetgate/source --import tsx bench/lib/mqtt-load.ts '<json LoadSettings>'
+ *   node build/bench/mqtt-load.js '<json LoadSettings>'
  *
  * Every connection connects at once (a connect storm: the time until the last CONNACK is reported; with
  * `connectConcurrency`, at most that many attempts are under way at a time), stays silent for `idleSeconds`, then loads the broker in one of three ways, always QoS 1:

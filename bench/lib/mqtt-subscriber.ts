@@ -5,7 +5,7 @@
  * performance.timeOrigin + performance.now(), comparable across processes), and minus its scheduled time
  * (the next 8 bytes).
  *
- *   node --conditions=@fleetgate/source --import tsx bench/lib/mqtt-subscriber.ts '{"host":"127.0.0.1","port":1883,"topic":"devices/+/telemetry"}'
+ *   node build/bench/mqtt-subscriber.js '{"host":"127.0.0.1","port":1883,"topic":"devices/+/telemetry"}'
  *
  * stdout: {"event":"ready"} once subscribed. stdin: one line {"from": ms, "to": ms} (the loader's measured
  * window); it answers, once deliveries have stopped for a moment, {"event":"result", ...SubscriberResult}

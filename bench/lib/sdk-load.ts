@@ -3,7 +3,7 @@
  * `inflight` sends unresolved and sending the next as each resolves (resolved = committed by the gateway).
  * stdout: {"event":"measuring"}, {"event":"measured"}, then {"event":"result", ...LoadResult} (mqtt-load.ts).
  *
- *   node --conditions=@fleetgate/source --import tsx bench/lib/sdk-load.ts '<json LoadSettings>'
+ *   node build/bench/sdk-load.js '<json LoadSettings>'
  */
 import { latencyHistogram, percentilesMs, recordMs } from './latency.ts';
 import { connect, ConnectivityState } from '@fleetgate/device-sdk';
