@@ -19,8 +19,8 @@ import type { CommandCenter } from '../commands/command-center.ts';
 import type { StoredCommand } from '../commands/command-store.ts';
 import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
 import type { AuthRefusal, DeviceAuthenticator } from '../ingress/device-auth.ts';
-import { RateQueue, type RateLimit } from '../ingress/device-connection.ts';
-import type { RecordAppender } from '../ingress/mqtt-ingress.ts';
+import { RateQueue, type RateLimit } from '../ingress/rate-queue.ts';
+import type { DeviceRecordAppender, RecordAppender } from '../ingress/record-appender.ts';
 import { isValidStream } from '../ingress/topics.ts';
 import { JournalFullError } from '../journal/journal.ts';
 
@@ -51,7 +51,7 @@ export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
 
 export interface DeviceSessionDeps {
   auth: DeviceAuthenticator;
-  pipeline: RecordAppender & { lastDeviceSeq(deviceId: string, epoch: string): Promise<number> };
+  pipeline: DeviceRecordAppender;
   commands: { registry: DeviceRegistry; center: CommandCenter };
   maxPayloadBytes: number;
   maxUnacked: number;

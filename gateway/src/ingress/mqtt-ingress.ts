@@ -37,17 +37,13 @@ import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.
 import { JournalFullError, type NewRecord } from '../journal/journal.ts';
 import { Acl } from './acl.ts';
 import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
-import { DeviceConnection, type RateLimit } from './device-connection.ts';
+import { DeviceConnection } from './device-connection.ts';
 import { guardFrames } from './frame-guard.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
+import type { RateLimit } from './rate-queue.ts';
+import type { RecordAppender } from './record-appender.ts';
 import { commandTopic, parseDeviceTopic } from './topics.ts';
-
-/** The part of the pipeline ingress needs. */
-export interface RecordAppender {
-  append(record: NewRecord, done: (err?: Error) => void): void;
-  readonly congested: boolean;
-}
 
 export interface MqttIngressOptions {
   listeners: Omit<ListenerSettings, 'maxSockets'>;
