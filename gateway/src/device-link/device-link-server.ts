@@ -9,13 +9,8 @@ import { HealthImplementation } from 'grpc-health-check';
 import { formatHostPort, type HostPort, LogSampler } from '@fleetgate/core';
 import { GrpcHealth, grpcServiceName, ListenError, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
-import {
-  DEVICE_LINK_REFUSALS,
-  DeviceSession,
-  type DeviceCall,
-  type DeviceLinkRefusal,
-  type DeviceSessionDeps,
-} from './device-session.ts';
+import { DEVICE_LINK_REFUSALS, REFUSALS, type DeviceLinkRefusal } from '../ingress/refusals.ts';
+import { DeviceSession, type DeviceCall, type DeviceSessionDeps } from './device-session.ts';
 
 export interface DeviceLinkStats {
   listen: string;
@@ -53,7 +48,7 @@ export class DeviceLinkServer {
         this.refusals[reason]++;
         const suppressed = this.sampler.take(reason);
         if (suppressed !== undefined)
-          options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, 'device link refused');
+          options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, REFUSALS[reason].log.grpc);
       },
     };
     this.server.addService(DeviceLinkService, { connect: (call: DeviceCall) => new DeviceSession(call, deps) });

@@ -18,36 +18,14 @@ import type { Command, DeviceFrame, DeviceHello, GatewayFrame, Telemetry } from 
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { StoredCommand } from '../commands/command-store.ts';
 import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
-import type { AuthRefusal, DeviceAuthenticator } from '../ingress/device-auth.ts';
+import type { DeviceAuthenticator } from '../ingress/device-authenticator.ts';
 import { RateQueue, type RateLimit } from '../ingress/rate-queue.ts';
 import type { DeviceRecordAppender, RecordAppender } from '../ingress/record-appender.ts';
+import { grpcStatus, type DeviceLinkRefusal } from '../ingress/refusals.ts';
 import { isValidStream } from '../ingress/topics.ts';
 import { JournalFullError } from '../journal/journal.ts';
 
 export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;
-
-export const DEVICE_LINK_REFUSALS = [
-  'identifier-rejected',
-  'token-missing',
-  'token-malformed',
-  'token-bad-signature',
-  'token-wrong-algorithm',
-  'token-expired',
-  'token-not-yet-valid',
-  'token-missing-claims',
-  'token-wrong-audience',
-  'token-revoked',
-  'client-id-mismatch',
-  'too-many-connections',
-  'protocol',
-  'payload-too-large',
-  'invalid-stream',
-  'seq-not-increasing',
-  'seq-skipped',
-  'journal-unavailable',
-  'journal-full',
-] as const satisfies readonly (AuthRefusal | string)[];
-export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
 
 export interface DeviceSessionDeps {
   auth: DeviceAuthenticator;
@@ -67,12 +45,6 @@ export interface DeviceSessionDeps {
   timers: Timers;
 }
 
-const AUTH_STATUS: Partial<Record<AuthRefusal, status>> = {
-  'identifier-rejected': status.INVALID_ARGUMENT,
-  'token-wrong-audience': status.PERMISSION_DENIED,
-  'token-revoked': status.PERMISSION_DENIED,
-  'client-id-mismatch': status.PERMISSION_DENIED,
-};
 const HELLO_TIMEOUT_MS = 10_000;
 
 export class DeviceSession {
@@ -152,7 +124,7 @@ export class DeviceSession {
     const token = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
     const result = await this.deps.auth.identify(hello.deviceId, token);
     if (this.ended) return;
-    if (!result.ok) return this.refuse(result.reason, AUTH_STATUS[result.reason] ?? status.UNAUTHENTICATED, result.message);
+    if (!result.ok) return this.refuse(result.reason, grpcStatus(result.reason), result.message);
     const deviceId = result.deviceId;
     const previous = this.deps.sessions.get(deviceId);
     if (!previous && this.deps.sessions.size >= this.deps.maxConnections) {

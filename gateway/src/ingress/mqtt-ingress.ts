@@ -36,13 +36,26 @@ import type { StoredCommand } from '../commands/command-store.ts';
 import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
 import { JournalFullError, type NewRecord } from '../journal/journal.ts';
 import { Acl } from './acl.ts';
-import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
+import type { DeviceAuthenticator } from './device-authenticator.ts';
 import { DeviceConnection } from './device-connection.ts';
 import { guardFrames } from './frame-guard.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
 import type { RateLimit } from './rate-queue.ts';
 import type { RecordAppender } from './record-appender.ts';
+import {
+  CONNACK,
+  connackCode,
+  DISCONNECT_LOG,
+  DISCONNECT_REASONS,
+  JOURNAL_REFUSAL_LOG,
+  MQTT_REFUSALS,
+  REFUSALS,
+  type ConnackCode,
+  type ConnectRefusal,
+  type DisconnectReason,
+  type MqttRefusal,
+} from './refusals.ts';
 import { commandTopic, parseDeviceTopic } from './topics.ts';
 
 export interface MqttIngressOptions {
@@ -65,37 +78,6 @@ export interface MqttIngressOptions {
   timers?: Timers;
 }
 
-export const REFUSAL_REASONS = [
-  'unsupported-protocol-version',
-  'identifier-rejected',
-  'token-missing',
-  'token-malformed',
-  'token-bad-signature',
-  'token-wrong-algorithm',
-  'token-expired',
-  'token-not-yet-valid',
-  'token-missing-claims',
-  'token-wrong-audience',
-  'token-revoked',
-  'client-id-mismatch',
-  'too-many-connections',
-  'tls-handshake',
-  'publish-denied',
-  'foreign-telemetry',
-  'invalid-stream',
-  'payload-too-large',
-  'packet-too-large',
-  'journal-unavailable',
-  'journal-full',
-  'subscribe-denied',
-  'invalid-command-result',
-] as const satisfies readonly (AuthRefusal | string)[];
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
-
-/** Why the gateway itself ended a connection it had accepted. */
-export const DISCONNECT_REASONS = ['token-expired', 'token-revoked', 'taken-over'] as const;
-export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
-
 export interface IngressStats {
   listeners: { mqtt?: string; mqtts?: string };
   auth: 'token' | 'anonymous';
@@ -108,7 +90,7 @@ export interface IngressStats {
   qos2: number;
   /** Publishes on other allowed topics (plain MQTT, not journaled). */
   localMessages: number;
-  refusals: Record<RefusalReason, number>;
+  refusals: Record<MqttRefusal, number>;
   disconnects: Record<DisconnectReason, number>;
   /** Connections that ended in an error (refusals, protocol errors, resets). */
   clientErrors: number;
@@ -146,7 +128,7 @@ export class MqttIngress {
     heldForBackpressure: 0,
     rateLimited: 0,
   };
-  private readonly refusals = zeroes(REFUSAL_REASONS);
+  private readonly refusals = zeroes(MQTT_REFUSALS);
   private readonly disconnects = zeroes(DISCONNECT_REASONS);
   private listeners: MqttListeners | undefined;
   private acl: Acl;
@@ -183,15 +165,11 @@ export class MqttIngress {
           onSocket: (socket) => {
             // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
             guardFrames(socket, options.maxPayloadBytes + 65_536 + 16, (reason) =>
-              ingress.count(
-                'packet-too-large',
-                { remote: socket.remoteAddress, detail: reason },
-                'connection closed: oversized packet',
-              ),
+              ingress.count('packet-too-large', { remote: socket.remoteAddress, detail: reason }),
             );
             broker.handle(socket);
           },
-          onTlsError: (err) => ingress.count('tls-handshake', { err: err.message }, 'TLS handshake failed'),
+          onTlsError: (err) => ingress.count('tls-handshake', { err: err.message }),
         },
       );
     } catch (err: unknown) {
@@ -249,11 +227,11 @@ export class MqttIngress {
     const version = packet.protocolVersion ?? 4;
     if (version !== 3 && version !== 4) {
       const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
-      this.count(
-        'unsupported-protocol-version',
-        { clientId: packet.clientId.slice(0, 140), returnCode: 1, detail },
-        'connection refused',
-      );
+      this.count('unsupported-protocol-version', {
+        clientId: packet.clientId.slice(0, 140),
+        returnCode: connackCode('unsupported-protocol-version'),
+        detail,
+      });
     }
     callback(null, true);
   };
@@ -265,16 +243,16 @@ export class MqttIngress {
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ) => {
     const clientId = this.connectIds.get(client) ?? '';
-    const refuse = (reason: RefusalReason, returnCode: number, message: string) => {
-      this.count(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message }, 'connection refused');
+    const refuse = (reason: ConnectRefusal, message: string, returnCode: ConnackCode = connackCode(reason)) => {
+      this.count(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message });
       done(Object.assign(new Error(message), { returnCode }) as AuthenticateError, false);
     };
     this.options.auth.authenticate(clientId, password).then(
       (result) => {
-        if (!result.ok) return refuse(result.reason, result.returnCode, result.message);
+        if (!result.ok) return refuse(result.reason, result.message);
         const existing = this.runtime.clients[result.deviceId];
         if (!existing && this.broker.connectedClients >= this.options.maxConnections) {
-          return refuse('too-many-connections', CONNACK.SERVER_UNAVAILABLE, `${this.options.maxConnections} devices connected`);
+          return refuse('too-many-connections', `${this.options.maxConnections} devices connected`);
         }
         if (existing) this.noteDisconnect(existing, 'taken-over'); // aedes closes it [MQTT-3.1.4-2]
         const connection = new DeviceConnection(result.deviceId, result.claims, {
@@ -288,7 +266,8 @@ export class MqttIngress {
         if (result.claims) connection.expireAt(result.claims.exp * 1000, () => this.endConnection(client, 'token-expired'));
         done(null, true);
       },
-      (err: unknown) => refuse('token-malformed', CONNACK.SERVER_UNAVAILABLE, `authentication failed: ${(err as Error).message}`),
+      // Not the device's fault, yet counted as token-malformed (as it always was); CONNACK 3, server unavailable.
+      (err: unknown) => refuse('token-malformed', `authentication failed: ${(err as Error).message}`, CONNACK.SERVER_UNAVAILABLE),
     );
   };
 
@@ -347,12 +326,7 @@ export class MqttIngress {
       case 0:
         this.accept(record, 'qos0');
         pipeline.append(record, (err) => {
-          if (err)
-            this.count(
-              journalRefusal(err),
-              { deviceId: connection.deviceId, err: err.message },
-              'QoS 0 message lost: not journaled',
-            );
+          if (err) this.count(journalRefusal(err), { deviceId: connection.deviceId, err: err.message }, JOURNAL_REFUSAL_LOG.qos0);
         });
         return pipeline.congested ? connection.flow.admit(() => callback(null), true) : callback(null);
       case 1: {
@@ -398,11 +372,7 @@ export class MqttIngress {
     callback: (err: Error | null, subscription?: Subscription | null) => void,
   ) => {
     if (this.acl.canSubscribe(client.id, subscription.topic)) return callback(null, subscription);
-    this.count(
-      'subscribe-denied',
-      { deviceId: client.id, filter: subscription.topic.slice(0, 200) },
-      'subscription refused by the ACL',
-    );
+    this.count('subscribe-denied', { deviceId: client.id, filter: subscription.topic.slice(0, 200) });
     callback(null, null);
   };
 
@@ -412,17 +382,18 @@ export class MqttIngress {
 
   private refuse(
     client: Client,
-    reason: RefusalReason,
+    reason: MqttRefusal,
     packet: PublishPacket,
     callback: (err: Error) => void,
     cause?: Error,
   ): void {
     const detail = cause?.message ?? packet.topic.slice(0, 200);
-    this.count(
-      reason,
-      { deviceId: client.id, topic: packet.topic.slice(0, 200), bytes: packet.payload.length, cause: cause?.message },
-      'publish refused, connection closed',
-    );
+    this.count(reason, {
+      deviceId: client.id,
+      topic: packet.topic.slice(0, 200),
+      bytes: packet.payload.length,
+      cause: cause?.message,
+    });
     callback(new Error(`publish refused (${reason}): ${detail}`));
   }
 
@@ -431,7 +402,7 @@ export class MqttIngress {
    * device (which still holds the message) reconnects and sends it again; with a full journal, after a backoff.
    */
   private closeAfterFailure(client: Client, deviceId: string, err: Error): void {
-    this.count(journalRefusal(err), { deviceId, err: err.message }, 'message not journaled: no PUBACK, connection closed');
+    this.count(journalRefusal(err), { deviceId, err: err.message }, JOURNAL_REFUSAL_LOG.qos1);
     (client.conn as Socket).destroy();
   }
 
@@ -443,7 +414,7 @@ export class MqttIngress {
   private noteDisconnect(client: Client, reason: DisconnectReason): void {
     this.disconnects[reason]++;
     if (this.sampler.take(`disconnect:${reason}`) !== undefined)
-      this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
+      this.logger.info({ deviceId: client.id, reason }, DISCONNECT_LOG);
   }
 
   /** A connected device is reachable for commands. */
@@ -480,8 +451,8 @@ export class MqttIngress {
     this.connections.delete(client);
   }
 
-  /** Counts a refusal and logs it, at most once a second per reason. */
-  private count(reason: RefusalReason, fields: Record<string, unknown>, message: string): void {
+  /** Counts a refusal and logs it, at most once a second per reason (refusals.ts has the message). */
+  private count(reason: MqttRefusal, fields: Record<string, unknown>, message: string = REFUSALS[reason].log.mqtt): void {
     this.refusals[reason]++;
     const suppressed = this.sampler.take(reason);
     if (suppressed !== undefined) this.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, message);
