@@ -51,6 +51,8 @@ export class DeviceSession implements HandshakeSession {
   deviceId: string | undefined;
   claims: TokenClaims | undefined;
   private epoch = '';
+  /** A Hello came: another one is refused, even before the Welcome (the device id is known only then). */
+  private helloSeen = false;
   private readonly seqs = new SeqRules();
   private ackedThrough = 0;
   private ackScheduled = false;
@@ -126,8 +128,9 @@ export class DeviceSession implements HandshakeSession {
   }
 
   private async onHello(hello: DeviceHello): Promise<void> {
-    const invalid = helloRefusal(hello, this.deviceId !== undefined);
+    const invalid = helloRefusal(hello, this.helloSeen);
     if (invalid) return this.refuse(invalid);
+    this.helloSeen = true;
     this.deps.timers.clearTimeout(this.timer!);
     this.timer = undefined;
     const outcome = await handshake(this, hello, this.call.metadata, this.deps);
