@@ -1,7 +1,7 @@
 /** Everything a gateway is started with, its defaults, and the checks that refuse a gateway that cannot work. */
 import { ConfigError, type Durability, type HostPort } from '@fleetgate/core';
 import { DEVICE_AUDIENCE, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
-import type { RateLimit } from './ingress/device-connection.ts';
+import type { RateLimit } from './ingress/rate-queue.ts';
 import { isValidFilter } from './ingress/topic-filter.ts';
 import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';

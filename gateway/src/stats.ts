@@ -4,7 +4,7 @@
  */
 import type { CommandCounters } from './commands/command-center.ts';
 import type { DeviceLinkStats } from './device-link/device-link-server.ts';
-import type { IngressStats } from './ingress/mqtt-ingress.ts';
+import type { IngressStats } from './ingress/ingress-counters.ts';
 import type { PipelineStats, UpstreamStats } from './pipeline/pipeline-protocol.ts';
 
 export type { UpstreamStats } from './pipeline/pipeline-protocol.ts';

@@ -177,6 +177,26 @@ describe('device link refusals', function () {
     assert.equal(ended.code, status.FAILED_PRECONDITION);
   });
 
+  it('device link - a second Hello, even one sent before the Welcome, is refused (INVALID_ARGUMENT); nothing stays connected', async () => {
+    const client = new DeviceLinkClient(`127.0.0.1:${port()}`, credentials.createInsecure());
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${await keys.device('d1')}`);
+    const call = client.connect(metadata);
+    call.on('data', () => {});
+    call.on('error', () => {});
+    const ended = new Promise<StatusObject>((resolve) => call.on('status', resolve));
+    call.write(hello());
+    call.write(hello());
+    const { code, details } = await ended;
+    client.close();
+    assert.equal(status[code], 'INVALID_ARGUMENT', details);
+    assert.match(details, /Hello sent twice/);
+    const link = (await stack.gateway.stats()).deviceLink!;
+    assert.equal(link.refusals.protocol, 1);
+    assert.equal(link.disconnects['taken-over'], 0, 'not a takeover of itself');
+    await waitUntil('no device left connected', async () => (await stack.gateway.stats()).deviceLink!.devicesConnected === 0);
+  });
+
   it('device link - seqs at or below the last durable one, resent on a new stream, are acked again and not stored; new seqs follow', async () => {
     const token = await keys.device('d1');
     const first = new RawDevice(port(), token, 'epoch-1');

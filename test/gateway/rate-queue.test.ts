@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { RateQueue } from '../../gateway/src/ingress/device-connection.ts';
+import { RateQueue } from '../../gateway/src/ingress/rate-queue.ts';
 import { fakeTime } from '../support/fake-time.ts';
 
 describe('rate queue', function () {

@@ -4,18 +4,14 @@
  * DeviceSession; this class owns the listener, the sessions and their counters. The listener also answers
  * grpc.health.v1: SERVING (for "" and fleetgate.v1.DeviceLink) once bound, NOT_SERVING from the start of close().
  */
-import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { formatHostPort, type HostPort, LogSampler } from '@fleetgate/core';
 import { GrpcHealth, grpcServiceName, ListenError, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
-import {
-  DEVICE_LINK_REFUSALS,
-  DeviceSession,
-  type DeviceCall,
-  type DeviceLinkRefusal,
-  type DeviceSessionDeps,
-} from './device-session.ts';
+import { DEVICE_LINK_REFUSALS, REFUSALS, type DeviceLinkRefusal, type DisconnectReason } from '../ingress/refusals.ts';
+import { DeviceDisconnectedError, GatewayShutdownError } from './device-link-errors.ts';
+import { DeviceSession, type DeviceCall, type DeviceSessionDeps } from './device-session.ts';
 
 export interface DeviceLinkStats {
   listen: string;
@@ -26,7 +22,7 @@ export interface DeviceLinkStats {
   /** Messages resent at or below the device's last durable seq: acked again, not stored. */
   resent: number;
   refusals: Record<DeviceLinkRefusal, number>;
-  disconnects: { 'token-expired': number; 'token-revoked': number; 'taken-over': number };
+  disconnects: Record<DisconnectReason, number>;
 }
 
 export type DeviceLinkOptions = Omit<DeviceSessionDeps, 'sessions' | 'refuse' | 'counters'> & {
@@ -53,7 +49,7 @@ export class DeviceLinkServer {
         this.refusals[reason]++;
         const suppressed = this.sampler.take(reason);
         if (suppressed !== undefined)
-          options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, 'device link refused');
+          options.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, REFUSALS[reason].log.grpc);
       },
     };
     this.server.addService(DeviceLinkService, { connect: (call: DeviceCall) => new DeviceSession(call, deps) });
@@ -105,7 +101,7 @@ export class DeviceLinkServer {
     // end() removes the session from the map: deleting the entry being visited is safe for a Map iterator.
     for (const session of this.sessions.values()) {
       if (session.claims && !isValid(session.claims)) {
-        session.end(status.PERMISSION_DENIED, 'device token revoked');
+        session.end(new DeviceDisconnectedError('token-revoked'));
         ended++;
       }
     }
@@ -115,7 +111,7 @@ export class DeviceLinkServer {
 
   async close(): Promise<void> {
     this.health.close();
-    for (const session of this.sessions.values()) session.end(status.UNAVAILABLE, 'the gateway is shutting down');
+    for (const session of this.sessions.values()) session.end(new GatewayShutdownError());
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => this.server.forceShutdown(), 2000);
       this.server.tryShutdown(() => {

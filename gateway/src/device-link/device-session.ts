@@ -1,57 +1,37 @@
 /**
  * One device-SDK device's stream (protos/fleetgate/v1/device.proto), as the gateway sees it:
  *
- *   Hello{epoch, deviceId} -> identify (token in metadata) -> Welcome{deviceId, lastDurableSeq, limits}
- *   Telemetry{seq <= lastDurableSeq} (a resend, before any new seq) -> Ack{lastDurableSeq} again, not stored
- *   Telemetry{seq} -> checks (the first new seq anywhere above the durable one, then each +1) -> rate queue
- *     -> pipeline.append (deviceSeq + epoch: resends stored once) -> committed -> Ack{throughSeq} (coalesced: one per tick)
- *   Command frames down (CommandCenter), CommandResult frames up
+ *   Hello -> device-handshake.ts (who, room, where its seqs resume) -> Welcome{deviceId, lastDurableSeq, limits}
+ *   Telemetry{seq} -> seq-rules.ts: a resend at or below lastDurableSeq (before any new seq) is acked again, not
+ *     stored; a new seq (the first anywhere above the durable one, then each +1) -> size, stream -> rate queue
+ *     -> pipeline.append (deviceSeq + epoch: resends stored once) -> committed -> Ack{throughSeq} (one per tick)
+ *   Command frames down (device-commands.ts), CommandResult frames up to the command center
  *
- * The same journal, limits and refusals as MQTT, as gRPC statuses: UNAUTHENTICATED / PERMISSION_DENIED (who),
- * INVALID_ARGUMENT (what: oversize payload, bad stream, seq not increasing or skipped), RESOURCE_EXHAUSTED (too many
- * devices), UNAVAILABLE (the journal failed), ABORTED (the same device connected again).
+ * The same journal, limits and refusals as MQTT; each refusal ends the stream with the gRPC status that
+ * ../ingress/refusals.ts gives its reason (device-link-errors.ts).
  */
-import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { type Clock, errorMessage, isLabel, type TimerHandle, type Timers } from '@fleetgate/core';
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { type Clock, isLabel, type TimerHandle, type Timers } from '@fleetgate/core';
 import type { Logger, TokenClaims } from '@fleetgate/common';
-import type { Command, DeviceFrame, DeviceHello, GatewayFrame, Telemetry } from '@fleetgate/protos';
+import type { DeviceFrame, DeviceHello, GatewayFrame, Telemetry } from '@fleetgate/protos';
 import type { CommandCenter } from '../commands/command-center.ts';
-import type { StoredCommand } from '../commands/command-store.ts';
-import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
-import type { AuthRefusal, DeviceAuthenticator } from '../ingress/device-auth.ts';
-import { RateQueue, type RateLimit } from '../ingress/device-connection.ts';
-import type { RecordAppender } from '../ingress/mqtt-ingress.ts';
+import type { DeviceRegistry } from '../commands/device-registry.ts';
+import type { DeviceAuthenticator } from '../ingress/device-authenticator.ts';
+import { RateQueue, type RateLimit } from '../ingress/rate-queue.ts';
+import type { DeviceRecordAppender, RecordAppender } from '../ingress/record-appender.ts';
+import type { DeviceLinkRefusal } from '../ingress/refusals.ts';
 import { isValidStream } from '../ingress/topics.ts';
 import { JournalFullError } from '../journal/journal.ts';
+import { SdkCommandChannel } from './device-commands.ts';
+import { handshake, HELLO_TIMEOUT_MS, helloRefusal, welcomeFrame, type HandshakeSession } from './device-handshake.ts';
+import { DeviceDisconnectedError, DeviceLinkRefusedError, type DeviceStreamError } from './device-link-errors.ts';
+import { SEQ, SeqRules } from './seq-rules.ts';
 
 export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;
 
-export const DEVICE_LINK_REFUSALS = [
-  'identifier-rejected',
-  'token-missing',
-  'token-malformed',
-  'token-bad-signature',
-  'token-wrong-algorithm',
-  'token-expired',
-  'token-not-yet-valid',
-  'token-missing-claims',
-  'token-wrong-audience',
-  'token-revoked',
-  'client-id-mismatch',
-  'too-many-connections',
-  'protocol',
-  'payload-too-large',
-  'invalid-stream',
-  'seq-not-increasing',
-  'seq-skipped',
-  'journal-unavailable',
-  'journal-full',
-] as const satisfies readonly (AuthRefusal | string)[];
-export type DeviceLinkRefusal = (typeof DEVICE_LINK_REFUSALS)[number];
-
 export interface DeviceSessionDeps {
   auth: DeviceAuthenticator;
-  pipeline: RecordAppender & { lastDeviceSeq(deviceId: string, epoch: string): Promise<number> };
+  pipeline: DeviceRecordAppender;
   commands: { registry: DeviceRegistry; center: CommandCenter };
   maxPayloadBytes: number;
   maxUnacked: number;
@@ -67,32 +47,22 @@ export interface DeviceSessionDeps {
   timers: Timers;
 }
 
-const AUTH_STATUS: Partial<Record<AuthRefusal, status>> = {
-  'identifier-rejected': status.INVALID_ARGUMENT,
-  'token-wrong-audience': status.PERMISSION_DENIED,
-  'token-revoked': status.PERMISSION_DENIED,
-  'client-id-mismatch': status.PERMISSION_DENIED,
-};
-const HELLO_TIMEOUT_MS = 10_000;
-
-export class DeviceSession {
+export class DeviceSession implements HandshakeSession {
   deviceId: string | undefined;
   claims: TokenClaims | undefined;
   private epoch = '';
-  /** Welcome's lastDurableSeq: seqs at or below it are resends. */
-  private durableSeq = 0;
-  /** The last new seq taken on this stream (durableSeq until one is). */
-  private lastSeq = 0;
-  /** A seq above durableSeq was taken: from now on each seq is lastSeq + 1. */
-  private takingNew = false;
+  /** A Hello came: another one is refused, even before the Welcome (the device id is known only then). */
+  private helloSeen = false;
+  private readonly seqs = new SeqRules();
   private ackedThrough = 0;
   private ackScheduled = false;
   private pending = 0;
   private rateWaiting = 0;
-  private ended = false;
+  private closed = false;
+  /** Until the Hello: its deadline; then until the token expires. */
   private timer: TimerHandle | undefined;
   private readonly rate: RateQueue | undefined;
-  private channel: DeviceChannel | undefined;
+  private channel: SdkCommandChannel | undefined;
 
   constructor(
     private readonly call: DeviceCall,
@@ -102,35 +72,50 @@ export class DeviceSession {
     call.on('data', (frame: DeviceFrame) => this.onFrame(frame));
     call.on('error', () => this.cleanup());
     call.on('cancelled', () => this.cleanup());
-    call.on('end', () => this.end(status.OK, 'the device closed its side'));
+    call.on('end', () => this.end());
     this.timer = deps.timers.setTimeout(
-      () => this.refuse('protocol', status.INVALID_ARGUMENT, `no Hello within ${HELLO_TIMEOUT_MS} ms`),
+      () => this.refuse(new DeviceLinkRefusedError('protocol', `no Hello within ${HELLO_TIMEOUT_MS} ms`)),
       HELLO_TIMEOUT_MS,
     );
   }
 
-  /** Ends the stream with a status (OK: cleanly). */
-  end(code: status, details: string): void {
-    if (this.ended) return;
-    this.cleanup();
-    if (code === status.OK) this.call.end();
-    else this.call.emit('error', Object.assign(new Error(details), { code, details }) as Partial<ServiceError>);
+  get ended(): boolean {
+    return this.closed;
   }
 
-  private refuse(reason: DeviceLinkRefusal, code: status, details: string): void {
-    this.deps.refuse(reason, { deviceId: this.deviceId, detail: details });
-    this.end(code, details);
+  /** Ends the stream: with the error's status, or cleanly (OK) without one. */
+  end(reason?: DeviceStreamError): void {
+    if (this.closed) return;
+    this.cleanup();
+    if (reason === undefined) this.call.end();
+    else this.call.emit('error', reason);
+  }
+
+  identified(deviceId: string, claims: TokenClaims | undefined, epoch: string): void {
+    this.deviceId = deviceId;
+    this.claims = claims;
+    this.epoch = epoch;
+  }
+
+  private refuse(refusal: DeviceLinkRefusedError): void {
+    this.deps.refuse(refusal.reason, { deviceId: this.deviceId, detail: refusal.details });
+    this.end(refusal);
   }
 
   private onFrame({ frame }: DeviceFrame): void {
-    if (this.ended) return;
+    if (this.closed) return;
     if (frame?.$case === 'hello') return void this.onHello(frame.value);
-    if (this.deviceId === undefined || this.channel === undefined)
-      return this.refuse('protocol', status.FAILED_PRECONDITION, 'the first frame must be Hello, and wait for Welcome');
+    if (this.deviceId === undefined || this.channel === undefined) {
+      return this.refuse(
+        new DeviceLinkRefusedError('protocol', 'the first frame must be Hello, and wait for Welcome', {
+          code: status.FAILED_PRECONDITION,
+        }),
+      );
+    }
     switch (frame?.$case) {
       case 'telemetry':
         for (const message of frame.value.messages) {
-          if (this.ended) return;
+          if (this.closed) return;
           this.onTelemetry(message);
         }
         return;
@@ -138,106 +123,67 @@ export class DeviceSession {
         this.deps.commands.center.fromDevice(this.deviceId, frame.value);
         return;
       default:
-        return this.refuse('protocol', status.INVALID_ARGUMENT, 'empty or unknown device frame');
+        return this.refuse(new DeviceLinkRefusedError('protocol', 'empty or unknown device frame'));
     }
   }
 
   private async onHello(hello: DeviceHello): Promise<void> {
-    if (this.deviceId !== undefined) return this.refuse('protocol', status.INVALID_ARGUMENT, 'Hello sent twice');
-    if (!/^[A-Za-z0-9-]{1,64}$/.test(hello.epoch))
-      return this.refuse('protocol', status.INVALID_ARGUMENT, 'Hello.epoch must be 1-64 of [A-Za-z0-9-]');
+    const invalid = helloRefusal(hello, this.helloSeen);
+    if (invalid) return this.refuse(invalid);
+    this.helloSeen = true;
     this.deps.timers.clearTimeout(this.timer!);
     this.timer = undefined;
-    const header = this.call.metadata.get('authorization')[0];
-    const token = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
-    const result = await this.deps.auth.identify(hello.deviceId, token);
-    if (this.ended) return;
-    if (!result.ok) return this.refuse(result.reason, AUTH_STATUS[result.reason] ?? status.UNAUTHENTICATED, result.message);
-    const deviceId = result.deviceId;
-    const previous = this.deps.sessions.get(deviceId);
-    if (!previous && this.deps.sessions.size >= this.deps.maxConnections) {
-      return this.refuse('too-many-connections', status.RESOURCE_EXHAUSTED, `${this.deps.maxConnections} devices connected`);
-    }
-    this.deviceId = deviceId;
-    this.claims = result.claims;
-    this.epoch = hello.epoch;
-    if (previous) {
-      this.deps.counters.takenOver++;
-      previous.end(status.ABORTED, 'the same device connected again');
-    }
-    this.deps.sessions.set(deviceId, this);
-    let lastDurableSeq: number;
-    try {
-      lastDurableSeq = await this.deps.pipeline.lastDeviceSeq(deviceId, hello.epoch);
-    } catch (err: unknown) {
-      return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${errorMessage(err)}`);
-    }
-    if (this.ended) return;
-    this.durableSeq = this.lastSeq = this.ackedThrough = lastDurableSeq;
-    if (result.claims) {
-      const wait = Math.min(Math.max(0, result.claims.exp * 1000 - this.deps.clock.now()), 2 ** 31 - 1);
+    const outcome = await handshake(this, hello, this.call.metadata, this.deps);
+    if (outcome === undefined) return;
+    if (outcome instanceof DeviceLinkRefusedError) return this.refuse(outcome);
+    this.welcome(this.deviceId!, outcome);
+  }
+
+  private welcome(deviceId: string, lastDurableSeq: number): void {
+    this.seqs.resume(lastDurableSeq);
+    this.ackedThrough = lastDurableSeq;
+    if (this.claims) {
+      const wait = Math.min(Math.max(0, this.claims.exp * 1000 - this.deps.clock.now()), 2 ** 31 - 1);
       this.timer = this.deps.timers.setTimeout(() => {
         this.deps.counters.tokenExpired++;
-        this.end(status.UNAUTHENTICATED, 'device token expired: reconnect with a fresh one');
+        this.end(new DeviceDisconnectedError('token-expired'));
       }, wait);
       this.timer.unref?.();
     }
-    this.call.write({
-      frame: {
-        $case: 'welcome',
-        value: {
-          deviceId,
-          lastDurableSeq,
-          limits: { maxPayloadBytes: this.deps.maxPayloadBytes, maxUnackedMessages: this.deps.maxUnacked },
-        },
-      },
-    });
-    this.channel = { protocol: 'sdk', deliver: (command) => this.deliver(command) };
+    const limits = { maxPayloadBytes: this.deps.maxPayloadBytes, maxUnackedMessages: this.deps.maxUnacked };
+    this.call.write(welcomeFrame(deviceId, lastDurableSeq, limits));
+    this.channel = new SdkCommandChannel(this, this.call, this.deps.commands.center);
     this.deps.commands.registry.connected(deviceId, this.channel);
   }
 
   private onTelemetry(t: Telemetry): void {
-    // device.proto: resends of durable seqs first (acked again, not stored), then new seqs, each the last + 1.
-    if (t.seq < 1) return this.refuse('seq-not-increasing', status.INVALID_ARGUMENT, 'seq 0: seqs start at 1');
-    if (!this.takingNew && t.seq <= this.durableSeq) return this.resent();
-    const expected = this.lastSeq + 1;
-    if (t.seq < expected) {
-      return this.refuse(
-        'seq-not-increasing',
-        status.INVALID_ARGUMENT,
-        `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs must increase along a stream (resends of seqs up to ${this.durableSeq}, the last durable one, may come only before new ones)`,
-      );
-    }
-    if (t.seq > expected && this.takingNew) {
-      return this.refuse(
-        'seq-skipped',
-        status.INVALID_ARGUMENT,
-        `seq ${t.seq} after ${this.lastSeq}: expected ${expected}; seqs are never skipped`,
-      );
-    }
+    const check = this.seqs.check(t.seq);
+    if (check === SEQ.RESENT) return this.resent();
+    if (check !== SEQ.NEW && check !== SEQ.NEW_AFTER_UNSEEN) return this.refuse(this.seqs.refusal(t.seq, check));
     if (t.payload.length > this.deps.maxPayloadBytes) {
       return this.refuse(
-        'payload-too-large',
-        status.INVALID_ARGUMENT,
-        `seq ${t.seq}: a payload of ${t.payload.length} bytes, over the limit of ${this.deps.maxPayloadBytes}`,
+        new DeviceLinkRefusedError(
+          'payload-too-large',
+          `seq ${t.seq}: a payload of ${t.payload.length} bytes, over the limit of ${this.deps.maxPayloadBytes}`,
+        ),
       );
     }
     if (!isValidStream(t.stream) || !isLabel(t.contentType)) {
       return this.refuse(
-        'invalid-stream',
-        status.INVALID_ARGUMENT,
-        `seq ${t.seq}: stream or contentType is not up to 128 printable characters (no empty stream levels)`,
+        new DeviceLinkRefusedError(
+          'invalid-stream',
+          `seq ${t.seq}: stream or contentType is not up to 128 printable characters (no empty stream levels)`,
+        ),
       );
     }
-    if (!this.takingNew && t.seq > expected) {
+    if (check === SEQ.NEW_AFTER_UNSEEN) {
       // Its predecessors went to another gateway, or to a journal that lost them: nothing the device can resend.
       this.deps.logger.info(
-        { deviceId: this.deviceId, epoch: this.epoch, from: expected, to: t.seq - 1 },
+        { deviceId: this.deviceId, epoch: this.epoch, ...this.seqs.unseenBefore(t.seq) },
         'device seqs this gateway never saw',
       );
     }
-    this.takingNew = true;
-    this.lastSeq = t.seq;
+    this.seqs.take(t.seq);
     this.deps.counters.messages++;
     this.deps.counters.bytes += t.payload.length;
     const record = {
@@ -264,8 +210,11 @@ export class DeviceSession {
       if (this.pending <= this.deps.maxUnacked && this.rateWaiting === 0) this.call.resume();
       // The device keeps what was not acked and sends it again after its backoff.
       if (err instanceof JournalFullError)
-        return this.refuse('journal-full', status.RESOURCE_EXHAUSTED, `journal full: ${err.message}`);
-      if (err) return this.refuse('journal-unavailable', status.UNAVAILABLE, `journal unavailable: ${err.message}`);
+        return this.refuse(new DeviceLinkRefusedError('journal-full', `journal full: ${err.message}`, { cause: err }));
+      if (err)
+        return this.refuse(
+          new DeviceLinkRefusedError('journal-unavailable', `journal unavailable: ${err.message}`, { cause: err }),
+        );
       if (seq > this.ackedThrough) this.ackedThrough = seq;
       this.scheduleAck();
     });
@@ -286,25 +235,12 @@ export class DeviceSession {
 
   private readonly sendAck = (): void => {
     this.ackScheduled = false;
-    if (!this.ended) this.call.write({ frame: { $case: 'ack', value: { throughSeq: this.ackedThrough } } });
+    if (!this.closed) this.call.write({ frame: { $case: 'ack', value: { throughSeq: this.ackedThrough } } });
   };
 
-  private deliver(command: StoredCommand): void {
-    if (this.ended) return;
-    const frame: Command = {
-      commandId: command.commandId,
-      deviceId: command.deviceId,
-      name: command.name,
-      payload: command.payload,
-      expiresAtMs: command.expiresAtMs,
-    };
-    this.call.write({ frame: { $case: 'command', value: frame } });
-    this.deps.commands.center.delivered(command.commandId);
-  }
-
   private cleanup(): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.closed) return;
+    this.closed = true;
     if (this.timer !== undefined) this.deps.timers.clearTimeout(this.timer);
     this.rate?.close();
     if (this.deviceId !== undefined && this.deps.sessions.get(this.deviceId) === this) this.deps.sessions.delete(this.deviceId);

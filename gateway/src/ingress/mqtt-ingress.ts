@@ -1,53 +1,43 @@
 /**
- * MQTT ingress: an aedes broker behind the TCP and TLS listeners. The hooks below are where a connection is
- * admitted and where a PUBLISH becomes a journal row:
+ * MQTT ingress: an aedes broker behind the TCP and TLS listeners (mqtt-listeners.ts). This file sets it up and
+ * hands each aedes hook to the file that holds it:
  *
- *   CONNECT  -> preConnect: MQTT 3.1 or 3.1.1 only (aedes 1.x answers MQTT 5 with return code 1; counted here)
- *            -> authenticate: token or anonymous (device-auth.ts), connection limit, takeover [MQTT-3.1.4-2]
- *   PUBLISH  -> authorizePublish: ACL, size, topic -> rate queue -> pipeline.append(record)
- *               -> the journal thread commits -> QoS 1: PubackWriter writes the PUBACK (puback-writer.ts says
- *               why not aedes); QoS 2: callback(null), aedes sends PUBREC
- *   SUBSCRIBE -> authorizeSubscribe: ACL, SUBACK 0x80 when refused
- *   delivery -> authorizeForward: ACL again, per message
- *   commands -> published to the device's connection on devices/{id}/commands/{name}/{commandId} (QoS 1);
- *               its answer comes back on devices/{id}/command-results/{commandId} (topics.ts)
+ *   socket    -> frame-guard.ts: a packet announcing more than the limit is refused at its header
+ *   CONNECT   -> connect-hooks.ts: preConnect (MQTT 3.1 or 3.1.1 only), authenticate (device-auth.ts, connection
+ *                limit, takeover [MQTT-3.1.4-2])
+ *   PUBLISH   -> authorize-publish.ts: where a PUBLISH becomes a journal row (acl, size, topic, rate, journal),
+ *                then publish-qos.ts (QoS 0/1/2; the PUBACK after the commit, puback-writer.ts)
+ *   SUBSCRIBE -> authorize-subscribe.ts: the ACL, SUBACK 0x80 when refused; and again on every delivery
+ *   commands  -> mqtt-commands.ts: published to the device's connection; its answers come back as PUBLISHes
+ *                (command-results.ts)
  *
  * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 does not wait. When the journal
  * thread is congested, a connection has too many PUBACKs pending, or a device exceeds its rate, the callback
  * is held: aedes then stops reading that socket, which is the backpressure. A refused PUBLISH closes the
- * connection: MQTT 3.1.1 has no other way to refuse one. Every refusal is counted by reason and logged (at most
- * a line a second per reason); a connection ended by the gateway (token expired or revoked, taken over) too.
+ * connection: MQTT 3.1.1 has no other way to refuse one. Every refusal is counted by reason and logged
+ * (ingress-counters.ts; what each refusal answers: refusals.ts); a connection ended by the gateway (token
+ * expired or revoked, taken over) too.
  */
-import type { Socket } from 'node:net';
-import {
-  Aedes,
-  type AedesPublishPacket,
-  type AuthenticateError,
-  type Client,
-  type ConnectPacket,
-  type PublishPacket,
-  type Subscription,
-} from 'aedes';
-import { type Clock, formatHostPort, type HostPort, LogSampler, systemClock, systemTimers, type Timers } from '@fleetgate/core';
+import { Aedes, type Client } from 'aedes';
+import { type Clock, formatHostPort, type HostPort, systemClock, systemTimers, type Timers } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
-import { CommandStatus } from '@fleetgate/protos';
 import type { CommandCenter } from '../commands/command-center.ts';
-import type { StoredCommand } from '../commands/command-store.ts';
-import type { DeviceChannel, DeviceRegistry } from '../commands/device-registry.ts';
-import { JournalFullError, type NewRecord } from '../journal/journal.ts';
-import { Acl } from './acl.ts';
-import { CONNACK, type AuthRefusal, type DeviceAuthenticator } from './device-auth.ts';
-import { DeviceConnection, type RateLimit } from './device-connection.ts';
+import type { DeviceRegistry } from '../commands/device-registry.ts';
+import type { Acl } from './acl.ts';
+import { aedesRuntime, type AedesRuntime } from './aedes-runtime.ts';
+import { PublishPath } from './authorize-publish.ts';
+import { SubscribeHooks } from './authorize-subscribe.ts';
+import { ConnectHooks } from './connect-hooks.ts';
+import type { DeviceAuthenticator } from './device-authenticator.ts';
+import type { DeviceConnection } from './device-connection.ts';
 import { guardFrames } from './frame-guard.ts';
+import { IngressCounters, type IngressStats } from './ingress-counters.ts';
+import { MqttCommands } from './mqtt-commands.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
-import { commandTopic, parseDeviceTopic } from './topics.ts';
-
-/** The part of the pipeline ingress needs. */
-export interface RecordAppender {
-  append(record: NewRecord, done: (err?: Error) => void): void;
-  readonly congested: boolean;
-}
+import { PublishQos } from './publish-qos.ts';
+import type { RateLimit } from './rate-queue.ts';
+import type { RecordAppender } from './record-appender.ts';
 
 export interface MqttIngressOptions {
   listeners: Omit<ListenerSettings, 'maxSockets'>;
@@ -69,116 +59,72 @@ export interface MqttIngressOptions {
   timers?: Timers;
 }
 
-export const REFUSAL_REASONS = [
-  'unsupported-protocol-version',
-  'identifier-rejected',
-  'token-missing',
-  'token-malformed',
-  'token-bad-signature',
-  'token-wrong-algorithm',
-  'token-expired',
-  'token-not-yet-valid',
-  'token-missing-claims',
-  'token-wrong-audience',
-  'token-revoked',
-  'client-id-mismatch',
-  'too-many-connections',
-  'tls-handshake',
-  'publish-denied',
-  'foreign-telemetry',
-  'invalid-stream',
-  'payload-too-large',
-  'packet-too-large',
-  'journal-unavailable',
-  'journal-full',
-  'subscribe-denied',
-  'invalid-command-result',
-] as const satisfies readonly (AuthRefusal | string)[];
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
-
-/** Why the gateway itself ended a connection it had accepted. */
-export const DISCONNECT_REASONS = ['token-expired', 'token-revoked', 'taken-over'] as const;
-export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
-
-export interface IngressStats {
-  listeners: { mqtt?: string; mqtts?: string };
-  auth: 'token' | 'anonymous';
-  devicesConnected: number;
-  /** Telemetry messages handed to the journal. */
-  messages: number;
-  bytes: number;
-  qos0: number;
-  qos1: number;
-  qos2: number;
-  /** Publishes on other allowed topics (plain MQTT, not journaled). */
-  localMessages: number;
-  refusals: Record<RefusalReason, number>;
-  disconnects: Record<DisconnectReason, number>;
-  /** Connections that ended in an error (refusals, protocol errors, resets). */
-  clientErrors: number;
-  /** PUBLISHes held back (aedes stopped reading their connection) while too many PUBACKs were pending. */
-  heldForBackpressure: number;
-  /** PUBLISHes that waited for their device's rate limit. */
-  rateLimited: number;
-}
-
-/** What aedes has at run time beyond its published types, and ingress needs. */
-interface AedesRuntime {
-  clients: Record<string, Client | undefined>;
-  persistence: { incomingGetPacket(client: Client, packet: PublishPacket): Promise<unknown> };
-}
-
-const zeroes = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
-
 export class MqttIngress {
-  private readonly clock: Clock;
-  private readonly timers: Timers;
-  private readonly logger: Logger;
-  private readonly sampler = new LogSampler(1000);
-  private readonly pubacks = new PubackWriter();
-  /** The client id exactly as CONNECT carried it: aedes replaces an empty one with a generated id. */
-  private readonly connectIds = new WeakMap<Client, string>();
+  private readonly counters: IngressCounters;
+  /** Each admitted connection's state, from authenticate to 'clientDisconnect'. */
   private readonly connections = new WeakMap<Client, DeviceConnection>();
-  private readonly counters = {
-    messages: 0,
-    bytes: 0,
-    qos0: 0,
-    qos1: 0,
-    qos2: 0,
-    localMessages: 0,
-    clientErrors: 0,
-    heldForBackpressure: 0,
-    rateLimited: 0,
-  };
-  private readonly refusals = zeroes(REFUSAL_REASONS);
-  private readonly disconnects = zeroes(DISCONNECT_REASONS);
-  private listeners: MqttListeners | undefined;
-  private acl: Acl;
+  /** The ACL in force, shared by the publish and subscribe hooks; setAcl replaces it. */
+  private readonly rules: { acl: Acl };
   private readonly runtime: AedesRuntime;
+  private readonly connect: ConnectHooks;
+  private readonly commands: MqttCommands;
+  private listeners: MqttListeners | undefined;
 
   private constructor(
     private readonly options: MqttIngressOptions,
     private readonly broker: Aedes,
   ) {
-    this.clock = options.clock ?? systemClock;
-    this.timers = options.timers ?? systemTimers;
-    this.logger = options.logger;
-    this.acl = options.acl;
-    this.runtime = broker as unknown as AedesRuntime;
-    broker.preConnect = this.preConnect;
-    broker.authenticate = this.authenticate;
-    broker.authorizePublish = this.authorizePublish;
-    broker.authorizeSubscribe = this.authorizeSubscribe;
-    broker.authorizeForward = this.authorizeForward;
+    const clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemTimers;
+    const counters = (this.counters = new IngressCounters(options.logger));
+    const connections = this.connections;
+    this.rules = { acl: options.acl };
+    this.runtime = aedesRuntime(broker);
+    this.connect = new ConnectHooks({
+      auth: options.auth,
+      maxConnections: options.maxConnections,
+      maxUnackedPerConnection: options.maxUnackedPerConnection,
+      ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
+      connections,
+      counters,
+      broker,
+      runtime: this.runtime,
+      clock,
+      timers,
+    });
+    const qos = new PublishQos({
+      pipeline: options.pipeline,
+      pubacks: new PubackWriter(),
+      counters,
+      runtime: this.runtime,
+      clock,
+    });
+    const publish = new PublishPath({
+      rules: this.rules,
+      connections,
+      maxPayloadBytes: options.maxPayloadBytes,
+      commands: options.commands.center,
+      counters,
+      qos,
+    });
+    const subscribe = new SubscribeHooks(this.rules, counters);
+    this.commands = new MqttCommands(options.commands);
+    broker.preConnect = this.connect.preConnect;
+    broker.authenticate = this.connect.authenticate;
+    broker.authorizePublish = publish.authorizePublish;
+    broker.authorizeSubscribe = subscribe.authorizeSubscribe;
+    broker.authorizeForward = subscribe.authorizeForward;
     broker.on('clientReady', (client) => this.announce(client));
     broker.on('clientDisconnect', (client) => this.forget(client));
-    broker.on('clientError', (client, err) => this.onClientError(client, err));
-    broker.on('connectionError', (client, err) => this.onClientError(client, err));
+    // The connection's state stays until 'clientDisconnect': aedes still asks authorizePublish about its will.
+    broker.on('clientError', (client, err) => counters.clientError(client?.id, err));
+    broker.on('connectionError', (client, err) => counters.clientError(client?.id, err));
   }
 
   static async start(options: MqttIngressOptions): Promise<MqttIngress> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000, connectTimeout: 10_000 });
     const ingress = new MqttIngress(options, broker);
+    const counters = ingress.counters;
     try {
       ingress.listeners = await MqttListeners.start(
         // Sockets that have not sent CONNECT yet count too: leave room above the connection limit.
@@ -187,15 +133,11 @@ export class MqttIngress {
           onSocket: (socket) => {
             // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
             guardFrames(socket, options.maxPayloadBytes + 65_536 + 16, (reason) =>
-              ingress.count(
-                'packet-too-large',
-                { remote: socket.remoteAddress, detail: reason },
-                'connection closed: oversized packet',
-              ),
+              counters.refused('packet-too-large', { remote: socket.remoteAddress, detail: reason }),
             );
             broker.handle(socket);
           },
-          onTlsError: (err) => ingress.count('tls-handshake', { err: err.message }, 'TLS handshake failed'),
+          onTlsError: (err) => counters.refused('tls-handshake', { err: err.message }),
         },
       );
     } catch (err: unknown) {
@@ -215,15 +157,13 @@ export class MqttIngress {
       listeners: { ...(tcp ? { mqtt: formatHostPort(tcp) } : {}), ...(tls ? { mqtts: formatHostPort(tls) } : {}) },
       auth: this.options.auth.kind,
       devicesConnected: this.broker.connectedClients,
-      ...this.counters,
-      refusals: { ...this.refusals },
-      disconnects: { ...this.disconnects },
+      ...this.counters.snapshot(),
     };
   }
 
   /** New rules apply to every decision from now on, deliveries on existing subscriptions included. */
   setAcl(acl: Acl): void {
-    this.acl = acl;
+    this.rules.acl = acl;
   }
 
   /** Ends the connections whose token is no longer valid (after the revocation list changed). */
@@ -232,7 +172,7 @@ export class MqttIngress {
     for (const client of Object.values(this.runtime.clients)) {
       const claims = client && this.connections.get(client)?.claims;
       if (client && claims && !isValid(claims)) {
-        this.endConnection(client, 'token-revoked');
+        this.connect.end(client, 'token-revoked');
         ended++;
       }
     }
@@ -246,289 +186,16 @@ export class MqttIngress {
     await stopped;
   }
 
-  private readonly preConnect = (client: Client, packet: ConnectPacket, callback: (err: Error | null, ok: boolean) => void) => {
-    this.connectIds.set(client, packet.clientId);
-    // aedes 1.x then answers CONNACK return code 1 [MQTT-3.1.2-2], which an MQTT 5 client reports as 0x84
-    // (unsupported protocol version); without this line the refusal would be silent.
-    const version = packet.protocolVersion ?? 4;
-    if (version !== 3 && version !== 4) {
-      const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
-      this.count(
-        'unsupported-protocol-version',
-        { clientId: packet.clientId.slice(0, 140), returnCode: 1, detail },
-        'connection refused',
-      );
-    }
-    callback(null, true);
-  };
-
-  private readonly authenticate = (
-    client: Client,
-    _username: string | undefined,
-    password: Buffer | undefined,
-    done: (err: AuthenticateError | null, ok: boolean | null) => void,
-  ) => {
-    const clientId = this.connectIds.get(client) ?? '';
-    const refuse = (reason: RefusalReason, returnCode: number, message: string) => {
-      this.count(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message }, 'connection refused');
-      done(Object.assign(new Error(message), { returnCode }) as AuthenticateError, false);
-    };
-    this.options.auth.authenticate(clientId, password).then(
-      (result) => {
-        if (!result.ok) return refuse(result.reason, result.returnCode, result.message);
-        const existing = this.runtime.clients[result.deviceId];
-        if (!existing && this.broker.connectedClients >= this.options.maxConnections) {
-          return refuse('too-many-connections', CONNACK.SERVER_UNAVAILABLE, `${this.options.maxConnections} devices connected`);
-        }
-        if (existing) this.noteDisconnect(existing, 'taken-over'); // aedes closes it [MQTT-3.1.4-2]
-        const connection = new DeviceConnection(result.deviceId, result.claims, {
-          maxUnacked: this.options.maxUnackedPerConnection,
-          onHold: () => this.counters.heldForBackpressure++,
-          ...(this.options.rateLimit ? { rateLimit: this.options.rateLimit } : {}),
-          clock: this.clock,
-          timers: this.timers,
-        });
-        this.connections.set(client, connection);
-        if (result.claims) connection.expireAt(result.claims.exp * 1000, () => this.endConnection(client, 'token-expired'));
-        done(null, true);
-      },
-      (err: unknown) => refuse('token-malformed', CONNACK.SERVER_UNAVAILABLE, `authentication failed: ${(err as Error).message}`),
-    );
-  };
-
-  private readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: (err?: Error | null) => void) => {
-    // The broker's own publishes (wills, $SYS) have no client.
-    if (!client) return callback(null);
-    const connection = this.connections.get(client);
-    if (!connection) return callback(new Error('not authenticated'));
-    const deviceId = connection.deviceId;
-    if (!this.acl.canPublish(deviceId, packet.topic)) return this.refuse(client, 'publish-denied', packet, callback);
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (payload.length > this.options.maxPayloadBytes) return this.refuse(client, 'payload-too-large', packet, callback);
-    const topic = parseDeviceTopic(packet.topic);
-    if (topic?.kind === 'command-result' && topic.deviceId === deviceId) {
-      const result = parseCommandResult(topic.commandId, payload);
-      if (!result) return this.refuse(client, 'invalid-command-result', packet, callback);
-      this.options.commands.center.fromDevice(deviceId, result);
-      this.counters.localMessages++;
-      return callback(null);
-    }
-    if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') {
-      this.counters.localMessages++;
-      return callback(null);
-    }
-    // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
-    if (topic.deviceId !== deviceId) return this.refuse(client, 'foreign-telemetry', packet, callback);
-    if (topic.kind === 'invalid-stream') return this.refuse(client, 'invalid-stream', packet, callback);
-    // No named closure on this path: tsx (esbuild keepNames) would define its name on every message.
-    if (!connection.rate) return this.journal(client, connection, packet, payload, topic.stream, callback);
-    if (connection.rate.submit(() => this.journal(client, connection, packet, payload, topic.stream, callback)))
-      this.counters.rateLimited++;
-  };
-
-  private journal(
-    client: Client,
-    connection: DeviceConnection,
-    packet: PublishPacket,
-    payload: Buffer,
-    stream: string,
-    callback: (err?: Error | null) => void,
-  ): void {
-    const record: NewRecord = {
-      deviceId: connection.deviceId,
-      stream,
-      payload,
-      contentType: '',
-      deviceSeq: 0,
-      deviceEpoch: '',
-      deviceTimeMs: 0,
-      gatewayTimeMs: this.clock.now(),
-    };
-    const pipeline = this.options.pipeline;
-    // A will [MQTT-3.1.2-8] is published by aedes for a client that is gone: there is no one to acknowledge.
-    const qos = packet.messageId === undefined ? 0 : packet.qos;
-    switch (qos) {
-      case 0:
-        this.accept(record, 'qos0');
-        pipeline.append(record, (err) => {
-          if (err)
-            this.count(
-              journalRefusal(err),
-              { deviceId: connection.deviceId, err: err.message },
-              'QoS 0 message lost: not journaled',
-            );
-        });
-        return pipeline.congested ? connection.flow.admit(() => callback(null), true) : callback(null);
-      case 1: {
-        // [MQTT-4.3.2-2] PUBACK once the message is ours: after the commit. aedes sees QoS 0, so it neither
-        // acks nor waits; PubackWriter acks when the journal thread says the commit returned.
-        this.accept(record, 'qos1');
-        const messageId = packet.messageId!;
-        const flow = connection.flow;
-        flow.pending++;
-        packet.qos = 0;
-        pipeline.append(record, (err) => {
-          if (err) this.closeAfterFailure(client, connection.deviceId, err);
-          else this.pubacks.write(client.conn as Socket, messageId);
-          flow.settled();
-        });
-        return flow.admit(() => callback(null), pipeline.congested);
-      }
-      default: {
-        // QoS 2: aedes runs PUBREC/PUBREL/PUBCOMP; PUBREC waits for the commit. A retransmission (DUP) of a
-        // PUBLISH aedes already holds is not journaled again [MQTT-4.3.3-2].
-        const append = () => {
-          this.accept(record, 'qos2');
-          pipeline.append(record, (err) =>
-            err ? this.refuse(client, journalRefusal(err), packet, callback, err) : callback(null),
-          );
-        };
-        if (!packet.dup) return append();
-        this.runtime.persistence.incomingGetPacket(client, packet).then(() => callback(null), append);
-      }
-    }
-  }
-
-  private accept(record: NewRecord, qos: 'qos0' | 'qos1' | 'qos2'): void {
-    this.counters.messages++;
-    this.counters.bytes += record.payload.length;
-    this.counters[qos]++;
-  }
-
-  /** A refused subscription gets return code 0x80 in its SUBACK [MQTT-3.9.3]; the connection stays. */
-  private readonly authorizeSubscribe = (
-    client: Client,
-    subscription: Subscription,
-    callback: (err: Error | null, subscription?: Subscription | null) => void,
-  ) => {
-    if (this.acl.canSubscribe(client.id, subscription.topic)) return callback(null, subscription);
-    this.count(
-      'subscribe-denied',
-      { deviceId: client.id, filter: subscription.topic.slice(0, 200) },
-      'subscription refused by the ACL',
-    );
-    callback(null, null);
-  };
-
-  /** Each delivery is checked too: a deny holds inside a broader subscription, and after the rules change. */
-  private readonly authorizeForward = (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null =>
-    this.acl.canReceive(client.id, packet.topic) ? packet : null;
-
-  private refuse(
-    client: Client,
-    reason: RefusalReason,
-    packet: PublishPacket,
-    callback: (err: Error) => void,
-    cause?: Error,
-  ): void {
-    const detail = cause?.message ?? packet.topic.slice(0, 200);
-    this.count(
-      reason,
-      { deviceId: client.id, topic: packet.topic.slice(0, 200), bytes: packet.payload.length, cause: cause?.message },
-      'publish refused, connection closed',
-    );
-    callback(new Error(`publish refused (${reason}): ${detail}`));
-  }
-
-  /**
-   * A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed, so the
-   * device (which still holds the message) reconnects and sends it again; with a full journal, after a backoff.
-   */
-  private closeAfterFailure(client: Client, deviceId: string, err: Error): void {
-    this.count(journalRefusal(err), { deviceId, err: err.message }, 'message not journaled: no PUBACK, connection closed');
-    (client.conn as Socket).destroy();
-  }
-
-  private endConnection(client: Client, reason: DisconnectReason): void {
-    this.noteDisconnect(client, reason);
-    client.close();
-  }
-
-  private noteDisconnect(client: Client, reason: DisconnectReason): void {
-    this.disconnects[reason]++;
-    if (this.sampler.take(`disconnect:${reason}`) !== undefined)
-      this.logger.info({ deviceId: client.id, reason }, 'connection ended by the gateway');
-  }
-
   /** A connected device is reachable for commands. */
   private announce(client: Client): void {
     const connection = this.connections.get(client);
-    if (!connection) return;
-    const channel: DeviceChannel = { protocol: 'mqtt', deliver: (command) => this.deliverCommand(client, command) };
-    connection.channel = channel;
-    this.options.commands.registry.connected(connection.deviceId, channel);
-  }
-
-  /**
-   * Publishes a command to the device's own connection (whatever it subscribed to). DELIVERED means written
-   * to that connection; a device that reconnects before answering gets its unanswered commands again.
-   */
-  private deliverCommand(client: Client, command: StoredCommand): void {
-    const packet = {
-      cmd: 'publish' as const,
-      topic: commandTopic(command.deviceId, command.name, command.commandId),
-      payload: command.payload,
-      qos: 1 as const,
-      retain: false,
-      dup: false,
-    };
-    client.publish(packet, (err?: Error) => {
-      if (!err) this.options.commands.center.delivered(command.commandId);
-    });
+    if (connection) this.commands.connected(client, connection);
   }
 
   private forget(client: Client): void {
     const connection = this.connections.get(client);
-    if (connection?.channel) this.options.commands.registry.disconnected(connection.deviceId, connection.channel);
+    if (connection) this.commands.disconnected(connection);
     connection?.close();
     this.connections.delete(client);
   }
-
-  /** Counts a refusal and logs it, at most once a second per reason. */
-  private count(reason: RefusalReason, fields: Record<string, unknown>, message: string): void {
-    this.refusals[reason]++;
-    const suppressed = this.sampler.take(reason);
-    if (suppressed !== undefined) this.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, message);
-  }
-
-  private onClientError(client: Client | null, err: Error): void {
-    // The connection's state stays until 'clientDisconnect': aedes still asks authorizePublish about its will.
-    this.counters.clientErrors++;
-    if (this.sampler.take('client-error') !== undefined) {
-      this.logger.debug({ deviceId: client?.id, err: err.message }, 'MQTT connection ended with an error');
-    }
-  }
-}
-
-const RESULT_STATUSES: Record<string, CommandStatus> = {
-  succeeded: CommandStatus.COMMAND_STATUS_SUCCEEDED,
-  failed: CommandStatus.COMMAND_STATUS_FAILED,
-  rejected: CommandStatus.COMMAND_STATUS_REJECTED,
-};
-
-/** A command result published over MQTT: JSON {"status", "payload"?, "message"?}, or undefined if unreadable. */
-function parseCommandResult(
-  commandId: string,
-  payload: Buffer,
-): { commandId: string; status: CommandStatus; payload: Buffer; message: string } | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  const { status, payload: value, message } = (doc ?? {}) as { status?: unknown; payload?: unknown; message?: unknown };
-  const known = typeof status === 'string' ? RESULT_STATUSES[status] : undefined;
-  if (known === undefined || (message !== undefined && typeof message !== 'string')) return undefined;
-  return {
-    commandId,
-    status: known,
-    payload: value === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(value)),
-    message: message ?? '',
-  };
-}
-
-/** Why the journal did not take a message: full (reject-new, or the disk), or failing. */
-function journalRefusal(err: Error): 'journal-full' | 'journal-unavailable' {
-  return err instanceof JournalFullError ? 'journal-full' : 'journal-unavailable';
 }

@@ -1,0 +1,90 @@
+/**
+ * Where a PUBLISH becomes a journal row: aedes calls `authorizePublish` for every PUBLISH a client sends, and
+ * this is the whole path, in order (the first step that refuses ends it: refuse-publish.ts):
+ *
+ *   1. acl      the ACL lets this device publish on this topic (acl.ts)                       else publish-denied
+ *   2. size     the payload is within --max-payload-bytes                                     else payload-too-large
+ *   3. topic    what the topic is (topics.ts): a command result goes to the command center
+ *               (command-results.ts); a topic that is not telemetry is plain MQTT, not journaled;
+ *               telemetry must be under the device's own id, on a valid stream     else foreign-telemetry, invalid-stream
+ *   4. rate     the device's rate limit: over it, the PUBLISH waits its turn (rate-queue.ts), holding aedes back
+ *   5. journal  a record to the pipeline; its QoS says when aedes and the device hear (publish-qos.ts), and the
+ *               PUBACK is written after the commit (puback-writer.ts)
+ *
+ * Then the journal thread commits it (design.md, "The path of a message"). Holding `callback` is the
+ * backpressure: aedes reads nothing more from that socket until it is called.
+ */
+import type { Client, PublishPacket } from 'aedes';
+import type { CommandCenter } from '../commands/command-center.ts';
+import type { Acl } from './acl.ts';
+import { parseCommandResult } from './command-results.ts';
+import type { DeviceConnection } from './device-connection.ts';
+import type { IngressCounters } from './ingress-counters.ts';
+import { NotAuthenticatedError } from './ingress-errors.ts';
+import type { PublishCallback, PublishQos } from './publish-qos.ts';
+import { refusePublish } from './refuse-publish.ts';
+import { parseDeviceTopic } from './topics.ts';
+
+export interface PublishPathDeps {
+  /** The rules in force (replaced when the ACL file is re-read). */
+  rules: { readonly acl: Acl };
+  connections: WeakMap<Client, DeviceConnection>;
+  maxPayloadBytes: number;
+  commands: Pick<CommandCenter, 'fromDevice'>;
+  counters: IngressCounters;
+  qos: PublishQos;
+}
+
+export class PublishPath {
+  constructor(private readonly deps: PublishPathDeps) {}
+
+  /** aedes' authorizePublish hook. */
+  readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: PublishCallback): void => {
+    // The broker's own publishes (wills, $SYS) have no client.
+    if (!client) return callback(null);
+    const { connections, counters } = this.deps;
+    const connection = connections.get(client);
+    if (!connection) return callback(new NotAuthenticatedError(client.id));
+    const deviceId = connection.deviceId;
+    // 1. acl
+    if (!this.deps.rules.acl.canPublish(deviceId, packet.topic))
+      return refusePublish(counters, client, 'publish-denied', packet, callback);
+    // 2. size
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    if (payload.length > this.deps.maxPayloadBytes) return refusePublish(counters, client, 'payload-too-large', packet, callback);
+    // 3. topic
+    const topic = parseDeviceTopic(packet.topic);
+    if (topic?.kind === 'command-result' && topic.deviceId === deviceId)
+      return this.commandResult(client, deviceId, topic.commandId, packet, payload, callback);
+    if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') return this.plainMqtt(callback);
+    // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
+    if (topic.deviceId !== deviceId) return refusePublish(counters, client, 'foreign-telemetry', packet, callback);
+    if (topic.kind === 'invalid-stream') return refusePublish(counters, client, 'invalid-stream', packet, callback);
+    // 4. rate, 5. journal. No named closure here: tsx (esbuild keepNames) would define its name on every message.
+    const { qos } = this.deps;
+    if (!connection.rate) return qos.toJournal(client, connection, packet, payload, topic.stream, callback);
+    if (connection.rate.submit(() => qos.toJournal(client, connection, packet, payload, topic.stream, callback)))
+      counters.counts.rateLimited++;
+  };
+
+  /** devices/{id}/command-results/{commandId}: the device's answer to a command, for the command center. */
+  private commandResult(
+    client: Client,
+    deviceId: string,
+    commandId: string,
+    packet: PublishPacket,
+    payload: Buffer,
+    callback: PublishCallback,
+  ): void {
+    const result = parseCommandResult(commandId, payload);
+    if (!result) return refusePublish(this.deps.counters, client, 'invalid-command-result', packet, callback);
+    this.deps.commands.fromDevice(deviceId, result);
+    return this.plainMqtt(callback);
+  }
+
+  /** Any other topic the ACL allows: aedes delivers it to its subscribers, nothing is journaled. */
+  private plainMqtt(callback: PublishCallback): void {
+    this.deps.counters.counts.localMessages++;
+    callback(null);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Where an MQTT connection is admitted, aedes' two CONNECT hooks in order:
+ *
+ *   preConnect    keeps the client id exactly as CONNECT carried it (aedes replaces an empty one with a generated
+ *                 id); counts an MQTT 5 CONNECT, which aedes 1.x answers itself with return code 1
+ *   authenticate  who the device is (device-authenticator.ts: token or anonymous), room under --max-connections,
+ *                 the takeover of an older connection with the same id [MQTT-3.1.4-2]; then its DeviceConnection
+ *                 (device-connection.ts), ended when its token expires
+ *
+ * A refusal is a ConnectRefusedError carrying the CONNACK return code from refusals.ts.
+ */
+import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
+import { type Clock, errorMessage, type Timers } from '@fleetgate/core';
+import type { AedesRuntime } from './aedes-runtime.ts';
+import type { DeviceAuthenticator } from './device-authenticator.ts';
+import { DeviceConnection } from './device-connection.ts';
+import type { IngressCounters } from './ingress-counters.ts';
+import { ConnectRefusedError } from './ingress-errors.ts';
+import type { RateLimit } from './rate-queue.ts';
+import { CONNACK, connackCode, type ConnackCode, type ConnectRefusal, type DisconnectReason } from './refusals.ts';
+
+export interface ConnectHooksDeps {
+  auth: DeviceAuthenticator;
+  /** Connected devices at most; one more is refused (too-many-connections). */
+  maxConnections: number;
+  /** QoS 1 PUBACKs a connection may have pending before aedes stops reading it. */
+  maxUnackedPerConnection: number;
+  rateLimit?: RateLimit;
+  /** Where each admitted connection's state is kept. */
+  connections: WeakMap<Client, DeviceConnection>;
+  counters: IngressCounters;
+  broker: { readonly connectedClients: number };
+  runtime: AedesRuntime;
+  clock: Clock;
+  timers: Timers;
+}
+
+export class ConnectHooks {
+  /** The client id exactly as CONNECT carried it: aedes replaces an empty one with a generated id. */
+  private readonly connectIds = new WeakMap<Client, string>();
+
+  constructor(private readonly deps: ConnectHooksDeps) {}
+
+  readonly preConnect = (client: Client, packet: ConnectPacket, callback: (err: Error | null, ok: boolean) => void): void => {
+    this.connectIds.set(client, packet.clientId);
+    // aedes 1.x then answers CONNACK return code 1 [MQTT-3.1.2-2], which an MQTT 5 client reports as 0x84
+    // (unsupported protocol version); without this line the refusal would be silent.
+    const version = packet.protocolVersion ?? 4;
+    if (version !== 3 && version !== 4) {
+      const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
+      this.deps.counters.refused('unsupported-protocol-version', {
+        clientId: packet.clientId.slice(0, 140),
+        returnCode: connackCode('unsupported-protocol-version'),
+        detail,
+      });
+    }
+    callback(null, true);
+  };
+
+  readonly authenticate = (
+    client: Client,
+    _username: string | undefined,
+    password: Buffer | undefined,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void => {
+    const clientId = this.connectIds.get(client) ?? '';
+    const refuse = (reason: ConnectRefusal, message: string, returnCode: ConnackCode = connackCode(reason), cause?: unknown) => {
+      this.deps.counters.refused(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message });
+      done(
+        new ConnectRefusedError(reason, returnCode, message, cause === undefined ? undefined : { cause }) as AuthenticateError,
+        false,
+      );
+    };
+    const { auth, maxConnections } = this.deps;
+    auth.authenticate(clientId, password).then(
+      (result) => {
+        if (!result.ok) return refuse(result.reason, result.message);
+        const existing = this.deps.runtime.clients[result.deviceId];
+        if (!existing && this.deps.broker.connectedClients >= maxConnections) {
+          return refuse('too-many-connections', `${maxConnections} devices connected`);
+        }
+        if (existing) this.deps.counters.disconnected(existing.id, 'taken-over'); // aedes closes it [MQTT-3.1.4-2]
+        this.admit(client, result.deviceId, result.claims);
+        done(null, true);
+      },
+      // Not the device's fault, yet counted as token-malformed (as it always was); CONNACK 3, server unavailable.
+      (err: unknown) => refuse('token-malformed', `authentication failed: ${errorMessage(err)}`, CONNACK.SERVER_UNAVAILABLE, err),
+    );
+  };
+
+  /** Ends a connection the gateway had accepted (its token expired, or was revoked). */
+  end(client: Client, reason: DisconnectReason): void {
+    this.deps.counters.disconnected(client.id, reason);
+    client.close();
+  }
+
+  private admit(client: Client, deviceId: string, claims: DeviceConnection['claims']): void {
+    const { counters, clock, timers } = this.deps;
+    const connection = new DeviceConnection(deviceId, claims, {
+      maxUnacked: this.deps.maxUnackedPerConnection,
+      onHold: () => counters.counts.heldForBackpressure++,
+      ...(this.deps.rateLimit ? { rateLimit: this.deps.rateLimit } : {}),
+      clock,
+      timers,
+    });
+    this.deps.connections.set(client, connection);
+    if (claims) connection.expireAt(claims.exp * 1000, () => this.end(client, 'token-expired'));
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * What MQTT ingress counts (`ingress` in /v1/stats, and the `fleetgate_ingress_*` series in /metrics), and its
+ * log lines for refusals, disconnects and connection errors: at most one a second per reason, so that a flood of
+ * bad devices does not become a flood of log lines.
+ */
+import { LogSampler } from '@fleetgate/core';
+import type { Logger } from '@fleetgate/common';
+import {
+  DISCONNECT_LOG,
+  DISCONNECT_REASONS,
+  MQTT_REFUSALS,
+  REFUSALS,
+  type DisconnectReason,
+  type MqttRefusal,
+} from './refusals.ts';
+
+export interface IngressStats {
+  listeners: { mqtt?: string; mqtts?: string };
+  auth: 'token' | 'anonymous';
+  devicesConnected: number;
+  /** Telemetry messages handed to the journal. */
+  messages: number;
+  bytes: number;
+  qos0: number;
+  qos1: number;
+  qos2: number;
+  /** Publishes on other allowed topics (plain MQTT, not journaled). */
+  localMessages: number;
+  refusals: Record<MqttRefusal, number>;
+  disconnects: Record<DisconnectReason, number>;
+  /** Connections that ended in an error (refusals, protocol errors, resets). */
+  clientErrors: number;
+  /** PUBLISHes held back (aedes stopped reading their connection) while too many PUBACKs were pending. */
+  heldForBackpressure: number;
+  /** PUBLISHes that waited for their device's rate limit. */
+  rateLimited: number;
+}
+
+export type IngressCounts = Omit<IngressStats, 'listeners' | 'auth' | 'devicesConnected'>;
+
+const zeroes = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+
+export class IngressCounters {
+  /** Plain counts, incremented where they happen. */
+  readonly counts = {
+    messages: 0,
+    bytes: 0,
+    qos0: 0,
+    qos1: 0,
+    qos2: 0,
+    localMessages: 0,
+    clientErrors: 0,
+    heldForBackpressure: 0,
+    rateLimited: 0,
+  };
+  private readonly refusals = zeroes(MQTT_REFUSALS);
+  private readonly disconnects = zeroes(DISCONNECT_REASONS);
+  private readonly sampler = new LogSampler(1000);
+
+  constructor(private readonly logger: Logger) {}
+
+  /** A telemetry message handed to the journal. */
+  accepted(payloadBytes: number, qos: 'qos0' | 'qos1' | 'qos2'): void {
+    this.counts.messages++;
+    this.counts.bytes += payloadBytes;
+    this.counts[qos]++;
+  }
+
+  /** Counts a refusal and logs it (refusals.ts has the message; a QoS path may say what the refusal cost). */
+  refused(reason: MqttRefusal, fields: Record<string, unknown>, message: string = REFUSALS[reason].log.mqtt): void {
+    this.refusals[reason]++;
+    const suppressed = this.sampler.take(reason);
+    if (suppressed !== undefined) this.logger.warn({ reason, ...fields, suppressedSinceLast: suppressed }, message);
+  }
+
+  /** The gateway ended a connection it had accepted. */
+  disconnected(deviceId: string, reason: DisconnectReason): void {
+    this.disconnects[reason]++;
+    if (this.sampler.take(`disconnect:${reason}`) !== undefined) this.logger.info({ deviceId, reason }, DISCONNECT_LOG);
+  }
+
+  /** A connection ended in an error (aedes' 'clientError' and 'connectionError'). */
+  clientError(deviceId: string | undefined, err: Error): void {
+    this.counts.clientErrors++;
+    if (this.sampler.take('client-error') !== undefined) {
+      this.logger.debug({ deviceId, err: err.message }, 'MQTT connection ended with an error');
+    }
+  }
+
+  snapshot(): IngressCounts {
+    return { ...this.counts, refusals: { ...this.refusals }, disconnects: { ...this.disconnects } };
+  }
+}
