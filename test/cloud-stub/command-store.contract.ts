@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { CloudCommandStore, DeviceLocation } from '../../cloud-stub/src/commands/command-store.ts';
+import type { CloudCommand, CloudCommandStore, DeviceLocation } from '../../cloud-stub/src/commands/command-store.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 
 const HOUR_MS = 3600_000;
@@ -105,6 +105,21 @@ export function commandStoreContract(name: string, open: (dir: string) => CloudC
         assert.deepEqual(after, failed, `a failed command stays failed (${state})`);
       }
       assert.deepEqual(await store.get(command.commandId), failed);
+    });
+
+    it('command store - pending lists the unconfirmed, unexpired commands of a device, or of all, oldest first', async () => {
+      const created: CloudCommand[] = [];
+      for (let i = 0; i < 8; i++) created.push(await create(i % 2 ? 'dev-odd' : 'dev-even', HOUR_MS, `c${i}`));
+      const expired = await create('dev-even', -1);
+      await store.update(created[2]!.commandId, 'queued', { gatewayId: 'gw-a' });
+      await store.update(created[5]!.commandId, 'rejected', { message: 'no handler' });
+      const names = (commands: CloudCommand[]) => commands.map((c) => c.name);
+      // Created one after the other, often within the same millisecond: the order they were created in.
+      assert.deepEqual(names(await store.pending('dev-even')), ['c0', 'c4', 'c6']);
+      assert.deepEqual(names(await store.pending('dev-odd')), ['c1', 'c3', 'c7']);
+      assert.deepEqual(names(await store.pending()), ['c0', 'c1', 'c3', 'c4', 'c6', 'c7']);
+      assert.deepEqual(await store.pending('dev-nobody'), []);
+      assert.ok(!(await store.pending()).some((c) => c.commandId === expired.commandId), 'an expired one is not pending');
     });
 
     it('command store - unconfirmedExpired lists the pending commands past their expiry, and only those', async () => {
