@@ -71,6 +71,14 @@ export function commandStoreContract(name: string, open: (dir: string) => CloudC
       assert.deepEqual((await store.get(command.commandId))?.payload, Buffer.alloc(0));
     });
 
+    it('command store - an id it never made is unknown, whatever characters it has', async () => {
+      // Ids come from the admin API's URL (GET /v1/commands/:id): anything a client types.
+      for (const id of ['no-such-command', '00000000-0000-0000-0000-000000000000', 'a b', 'a.b', '.', '*', '>', 'ü', '%2E']) {
+        assert.equal(await store.get(id), undefined, JSON.stringify(id));
+        assert.equal(await store.update(id, 'queued', {}), undefined, JSON.stringify(id));
+      }
+    });
+
     it('command store - moves a command forward with the fields given, and get sees it', async () => {
       const command = await create();
       const queued = await store.update(command.commandId, 'queued', { gatewayId: 'gw-a' });

@@ -1,6 +1,7 @@
 /**
  * The backend's commands shared by every replica, in two JetStream key-value buckets: `<prefix>-commands`
- * (key: the command id; value: the command as JSON) and `<prefix>-devices` (key: the device id in base64url, as
+ * (key: the command id as encodeKey writes it, sink-jetstream-names.ts, which leaves the ids this store makes, UUIDs,
+ * as they are; value: the command as JSON) and `<prefix>-devices` (key: the device id in base64url, as
  * KV keys allow only [-/_=.a-zA-Z0-9]; value: where it was last reported). Each replica watches both buckets
  * into memory, so that reads (pending commands, locations) are local; writes go to the bucket, and an update
  * is a compare-and-set on the entry's revision, so that two replicas reporting on one command cannot undo
@@ -21,6 +22,7 @@ import {
   type DeviceLocation,
   type NewCommand,
 } from './command-store.ts';
+import { decodeKey, encodeKey } from '../sink/sink-jetstream-names.ts';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 const CAS_ATTEMPTS = 10;
@@ -93,7 +95,7 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
       updatedAtMs: now,
       expiresAtMs,
     };
-    const revision = await this.commandsKv.create(command.commandId, encode(toStored(command)));
+    const revision = await this.commandsKv.create(encodeKey(command.commandId), encode(toStored(command)));
     this.remember(command, revision);
     return command;
   }
@@ -101,8 +103,9 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   async get(commandId: string): Promise<CloudCommand | undefined> {
     const known = this.commands.get(commandId);
     if (known) return known.command;
-    // Created by another replica a moment ago: the watch may not have brought it yet.
-    const entry = await this.commandsKv.get(commandId);
+    // Created by another replica a moment ago: the watch may not have brought it yet. An id from the admin API
+    // may hold anything (a space, a dot): encoded, it is a key, not a refusal from nats.js.
+    const entry = await this.commandsKv.get(encodeKey(commandId));
     if (!entry || entry.operation !== 'PUT') return undefined;
     this.applyCommand(entry);
     return this.commands.get(commandId)?.command;
@@ -110,13 +113,13 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
 
   async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await this.commandsKv.get(commandId);
+      const entry = await this.commandsKv.get(encodeKey(commandId));
       if (!entry || entry.operation !== 'PUT') return undefined;
       const current = fromStored(entry.json<StoredCommand>());
       const next = advanced(current, state, fields);
       if (!next) return current;
       try {
-        this.remember(next, await this.commandsKv.update(commandId, encode(toStored(next)), entry.revision));
+        this.remember(next, await this.commandsKv.update(encodeKey(commandId), encode(toStored(next)), entry.revision));
         return next;
       } catch (err: unknown) {
         // Another replica wrote it in between: read again and decide again.
@@ -180,13 +183,14 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   }
 
   private applyCommand(entry: KvEntry): void {
+    const commandId = decodeKey(entry.key);
     if (entry.operation !== 'PUT') {
-      this.commands.delete(entry.key);
+      this.commands.delete(commandId);
       return;
     }
-    const known = this.commands.get(entry.key);
+    const known = this.commands.get(commandId);
     if (!known || known.revision < entry.revision)
-      this.commands.set(entry.key, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
+      this.commands.set(commandId, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
   }
 
   private applyLocation(entry: KvEntry): void {
