@@ -115,6 +115,26 @@ export function commandStoreContract(name: string, open: (dir: string) => CloudC
       assert.deepEqual(await store.get(command.commandId), failed);
     });
 
+    it('command store - updates of one command at the same time: the furthest state wins, whatever order they land in', async () => {
+      const ids: string[] = [];
+      for (let round = 0; round < 5; round++) {
+        const command = await create();
+        ids.push(command.commandId);
+        await Promise.all([
+          store.update(command.commandId, 'queued', { gatewayId: 'gw-a' }),
+          store.update(command.commandId, 'succeeded', { result: Buffer.from('1'), gatewayId: 'gw-a' }),
+          store.update(command.commandId, 'delivered', { gatewayId: 'gw-a' }),
+        ]);
+        const stored = await store.get(command.commandId);
+        assert.equal(stored?.state, 'succeeded', `round ${round}`);
+        assert.deepEqual(stored?.result, Buffer.from('1'));
+      }
+      // What the store holds, not only what it remembers: a fresh open reads the same.
+      await store.close();
+      store = await open(dir.path);
+      for (const id of ids) assert.equal((await store.get(id))?.state, 'succeeded', id);
+    });
+
     it('command store - pending lists the unconfirmed, unexpired commands of a device, or of all, oldest first', async () => {
       const created: CloudCommand[] = [];
       for (let i = 0; i < 8; i++) created.push(await create(i % 2 ? 'dev-odd' : 'dev-even', HOUR_MS, `c${i}`));

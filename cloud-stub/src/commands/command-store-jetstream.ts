@@ -56,6 +56,8 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   private readonly commands = new Map<string, { command: CloudCommand; revision: number }>();
   private readonly locations = new Map<string, DeviceLocation>();
   private readonly watchers: Array<{ stop(): void }> = [];
+  /** Per command, the update under way in this replica: the next waits for it. */
+  private readonly updating = new Map<string, Promise<CloudCommand | undefined>>();
   private subscription: Subscription | undefined;
 
   private constructor(
@@ -111,15 +113,39 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
     return this.commands.get(commandId)?.command;
   }
 
-  async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+  /**
+   * One update of a command at a time in this replica, each after the one before has its answer: nats-server before
+   * 2.9.21 may take two compare-and-sets on the same revision of a clustered stream (nats-server#4320, as in
+   * sink-jetstream.ts), and the lower state could then land last. Across replicas that can still happen when two
+   * report on one command at the very same moment.
+   */
+  update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+    const updated = (this.updating.get(commandId) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.updateNow(commandId, state, fields));
+    this.updating.set(commandId, updated);
+    const forget = () => {
+      if (this.updating.get(commandId) === updated) this.updating.delete(commandId);
+    };
+    updated.then(forget, forget);
+    return updated;
+  }
+
+  private async updateNow(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+    const key = encodeKey(commandId);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await this.commandsKv.get(encodeKey(commandId));
-      if (!entry || entry.operation !== 'PUT') return undefined;
-      const current = fromStored(entry.json<StoredCommand>());
-      const next = advanced(current, state, fields);
-      if (!next) return current;
+      const entry = await this.commandsKv.get(key);
+      const stored =
+        entry?.operation === 'PUT' ? { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision } : undefined;
+      // A get may be answered by a follower that has not applied this replica's last write yet (the bucket allows
+      // direct gets): then what this replica remembers is the newer.
+      const known = this.commands.get(commandId);
+      const current = known && (!stored || known.revision > stored.revision) ? known : stored;
+      if (!current) return undefined;
+      const next = advanced(current.command, state, fields);
+      if (!next) return current.command;
       try {
-        this.remember(next, await this.commandsKv.update(encodeKey(commandId), encode(toStored(next)), entry.revision));
+        this.remember(next, await this.commandsKv.update(key, encode(toStored(next)), current.revision));
         return next;
       } catch (err: unknown) {
         // Another replica wrote it in between: read again and decide again.

@@ -109,7 +109,10 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
   }
 
   async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
-    const current = await this.get(commandId);
+    // Read and write with no await between: of two updates of one command at the same time (a gateway's report and
+    // the sweeper's expiry), the second decides on what the first wrote, so a state never moves back.
+    const row = this.statements.get.get(commandId);
+    const current = row && toCommand(row);
     const next = current && advanced(current, state, fields);
     if (!next) return current;
     this.statements.update.run(state, next.result, next.message, next.gatewayId, next.updatedAtMs, commandId);
