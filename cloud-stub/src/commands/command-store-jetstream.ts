@@ -22,6 +22,7 @@ import {
   type DeviceLocation,
   type NewCommand,
 } from './command-store.ts';
+import { CommandConflictError } from '../errors.ts';
 import { decodeKey, encodeKey } from '../sink/sink-jetstream-names.ts';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -152,7 +153,7 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
         if (!/wrong last sequence/i.test((err as Error).message)) throw err;
       }
     }
-    throw new Error(`command ${commandId}: ${CAS_ATTEMPTS} conflicting updates in a row`);
+    throw new CommandConflictError(`command ${commandId}: ${CAS_ATTEMPTS} conflicting updates in a row`);
   }
 
   async pending(deviceId?: string): Promise<CloudCommand[]> {
