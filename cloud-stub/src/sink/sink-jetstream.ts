@@ -25,8 +25,8 @@
  * have stored part of its records (JetStream 2.9 has no multi-message transaction): they come back as duplicates
  * on the resend. Records that cannot be stored at all are refused before anything is published.
  *
- * lastSeq (sink-jetstream-seqs.ts): seqs of a gateway are not committed in increasing order (live data before backlog), so the highest is
- * kept in the KV bucket, raised with compare-and-set on the entry's revision after the commit's PubAcks (a
+ * lastSeq (sink-jetstream-seqs.ts): seqs of a gateway are not committed in increasing order (live data before
+ * backlog), so the highest is kept in the KV bucket, raised with compare-and-set on the entry's revision after the commit's PubAcks (a
  * conflict, another replica writing, means read again and retry). A replica raises one gateway's entry one
  * commit at a time: nats-server before 2.9.21 checks the expected revision of a clustered stream before the
  * write's consensus, not in it (nats-server#4320), so two writes based on the same revision can both be taken and
