@@ -145,6 +145,21 @@ describe('fleetgate status - formatStatus', function () {
     assert.match(text, /^Readiness +ready \(this gateway has no \/readyz; \/healthz: ok\)$/m);
   });
 
+  it('status - an age the gateway does not report reads "—", as on the status page; "none" is only for nothing waiting', () => {
+    const stats = gatewayStats();
+    const old = structuredClone(stats) as unknown as {
+      journal: Record<string, unknown>;
+      upstreams: Array<Record<string, unknown>>;
+    };
+    delete old.journal.oldestUnackedAgeMs;
+    delete old.upstreams[0]!.oldestPendingAgeMs;
+    const text = formatStatus(old as unknown as GatewayStats);
+    assert.match(text, /^Journal +.*, oldest —; /m);
+    assert.match(text, /^ {2}primary +ready +\S+ +10 rows, 1\.0 kB +— +2 /m);
+    stats.journal.oldestUnackedAgeMs = null;
+    assert.match(formatStatus(stats), /^Journal +.*, oldest none; /m);
+  });
+
   it('status - reads the checks of /readyz in the shapes it may take', () => {
     assert.deepEqual(parseReadiness(200, { status: 'ready', checks: { journal: true, uplink: 'ok' } }), {
       ready: true,

@@ -80,7 +80,7 @@ export function formatStatus(
   const dropped = sum(j.dropped);
   section(
     'Journal',
-    `${int(j.rows)} rows, ${bytes(j.payloadBytes)} not yet acknowledged, oldest ${age(j.oldestUnackedAgeMs ?? null)}; ${bytes(j.fileBytes)} on disk` +
+    `${int(j.rows)} rows, ${bytes(j.payloadBytes)} not yet acknowledged, oldest ${age(j.oldestUnackedAgeMs)}; ${bytes(j.fileBytes)} on disk` +
       (dropped > 0 ? `; ${paint('warn', `${int(dropped)} dropped since start`)}` : ''),
     ...(j.diskFull ? [paint('bad', 'DISK FULL: new messages are refused until space returns')] : []),
   );
@@ -98,7 +98,7 @@ export function formatStatus(
           `then (${risk.whenFull}) ${WHEN_FULL[risk.whenFull] ?? ''}`;
     section(
       'Data at risk',
-      `${paint(risk.unackedRows > 0 ? 'warn' : 'ok', bytes(risk.unackedBytes))} in ${int(risk.unackedRows)} rows, oldest ${age(risk.oldestUnackedAgeMs ?? null)}; ` +
+      `${paint(risk.unackedRows > 0 ? 'warn' : 'ok', bytes(risk.unackedBytes))} in ${int(risk.unackedRows)} rows, oldest ${age(risk.oldestUnackedAgeMs)}; ` +
         `${byteRate(risk.inBytesPerSecond)} in, ${byteRate(risk.outBytesPerSecond)} out`,
       full,
     );
@@ -166,7 +166,7 @@ function upstreamTable(
         state.label,
         clean(u.connectedTo || u.target || '-'),
         `${int(u.pendingRows)} rows, ${bytes(u.pendingBytes)}`,
-        age(u.oldestPendingAgeMs ?? null),
+        age(u.oldestPendingAgeMs),
         int(u.batchesInFlight),
         rate(rates.upstreamsSent[u.name] ?? null),
       ],
