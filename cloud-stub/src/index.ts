@@ -2,7 +2,17 @@ export { Faults, type FaultsView } from './faults.ts';
 export { CloudStub, DEFAULT_LIMITS, type CloudStats, type CloudStubOptions, type JetStreamBackend } from './cloud-stub.ts';
 export { ThreadedSink } from './sink/threaded-sink.ts';
 export { exportSqliteSink, readSqliteGaps, readSqliteSinkStats, SINK_FILE, SqliteSink } from './sink/sink-sqlite.ts';
-export { JetStreamSink, JetStreamStoreError, type JetStreamSinkOptions } from './sink/sink-jetstream.ts';
+export { JetStreamSink, type JetStreamSinkOptions } from './sink/sink-jetstream.ts';
+export {
+  CommandConflictError,
+  InvalidGapError,
+  InvalidRecordError,
+  JetStreamStoreError,
+  PublishError,
+  SinkClosedError,
+  StreamMessageError,
+  StreamReadError,
+} from './errors.ts';
 export {
   decodeKey,
   decodeToken,

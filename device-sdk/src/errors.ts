@@ -14,3 +14,8 @@ export class ClientClosedError extends FleetgateError {
 export class PayloadTooLargeError extends FleetgateError {
   override name = 'PayloadTooLargeError';
 }
+
+/** The outbox could not make what it took durable (the disk refused): emitted as 'error'; the messages stay queued. */
+export class OutboxFlushError extends FleetgateError {
+  override name = 'OutboxFlushError';
+}

@@ -6,7 +6,8 @@
  *   client.onCommand('reboot', async (cmd) => { ... return { ok: true }; });
  *   await client.close();
  */
-import { DeviceClient, type ConnectOptions } from './device-client.ts';
+import type { ConnectOptions } from './client-options.ts';
+import { DeviceClient } from './device-client.ts';
 
 /** Creates a client and starts connecting (forever, with backoff). Sends are taken at once, while offline too. */
 export function connect(options: ConnectOptions): DeviceClient {
@@ -14,19 +15,11 @@ export function connect(options: ConnectOptions): DeviceClient {
 }
 
 export { ConnectivityState, type StateChange } from '@fleetgate/core';
-export {
-  DeviceClient,
-  SDK_VERSION,
-  type ClientStats,
-  type CommandHandler,
-  type CommandRequest,
-  type ConnectOptions,
-  type OutboxOption,
-  type SendOptions,
-  type SendResult,
-  type TlsOptions,
-} from './device-client.ts';
-export { ClientClosedError, OutboxFullError, PayloadTooLargeError } from './errors.ts';
+export type { ClientStats, ConnectOptions, SendOptions, SendResult, TlsOptions } from './client-options.ts';
+export type { CommandHandler, CommandRequest } from './command-runner.ts';
+export { DeviceClient, SDK_VERSION } from './device-client.ts';
+export type { OutboxOption } from './outbox/open-outbox.ts';
+export { ClientClosedError, OutboxFlushError, OutboxFullError, PayloadTooLargeError } from './errors.ts';
 export { MemoryOutbox } from './outbox/outbox-memory.ts';
 export { SqliteOutbox, type SqliteOutboxOptions } from './outbox/outbox-sqlite.ts';
 export { DEFAULT_OUTBOX_LIMITS, type Outbox, type OutboxEntry, type OutboxLimits, type OutboxMessage } from './outbox/outbox.ts';

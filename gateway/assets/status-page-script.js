@@ -1,9 +1,13 @@
 // The status page's own script, inlined by status-page.ts (plain browser JavaScript: it is not compiled).
+// It runs in one module script after @fleetgate/core's units.js, which status-page.ts inlines before it: int, rate,
+// bytes, byteRate, duration and age come from there, the functions `fleetgate status` writes its numbers with, so
+// that the page and the terminal show the same value the same way.
 // It polls GET /v1/stats (and GET /readyz, when the gateway serves it) every 2 s, or `?interval=MS`, and fills
 // the page in. Rates come from two successive snapshots of the counters. Every string from the gateway lands
 // in the page through textContent, never as markup: a device or upstream name, an error message, is text.
 // A test reads how it went from the page: body[data-polls] = answers shown so far, #conn[data-state] =
 // connecting | live | lost.
+/* global int, rate, bytes, byteRate, duration, age */
 (function () {
   'use strict';
 
@@ -30,41 +34,6 @@
     if (el) el.textContent = text;
   };
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
-
-  function int(n) {
-    return isNum(n) ? Math.round(n).toLocaleString('en-US') : '—';
-  }
-
-  function bytes(n) {
-    if (!isNum(n)) return '—';
-    if (Math.abs(n) < 1000) return Math.round(n) + ' B';
-    const units = ['kB', 'MB', 'GB', 'TB'];
-    let v = n;
-    let i = -1;
-    while (Math.abs(v) >= 1000 && i < units.length - 1) {
-      v /= 1000;
-      i++;
-    }
-    return (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + ' ' + units[i];
-  }
-
-  function duration(ms) {
-    if (!isNum(ms)) return '—';
-    if (ms < 1000) return Math.max(0, Math.round(ms)) + ' ms';
-    const s = Math.floor(ms / 1000);
-    if (s < 60) return s + ' s';
-    const m = Math.floor(s / 60);
-    if (m < 60) return m + ' min ' + (s % 60) + ' s';
-    const h = Math.floor(m / 60);
-    if (h < 48) return h + ' h ' + (m % 60) + ' min';
-    return Math.floor(h / 24) + ' d ' + (h % 24) + ' h';
-  }
-
-  function rate(n) {
-    if (!isNum(n)) return '—';
-    if (n === 0) return '0';
-    return n >= 100 ? int(n) : n.toFixed(1);
-  }
 
   function sum(record) {
     if (!record || typeof record !== 'object') return 0;
@@ -133,12 +102,12 @@
     set('total-in', int(counters(stats).messagesIn));
     set('rate-out', rate(rates.delivered));
     const risk = stats.dataAtRisk;
-    set('rate-out-bytes', risk ? bytes(risk.outBytesPerSecond) + '/s freed' : '—');
+    set('rate-out-bytes', risk ? byteRate(risk.outBytesPerSecond) + ' freed' : '—');
 
     const j = stats.journal || {};
     set('j-rows', int(j.rows));
     set('j-bytes', bytes(j.payloadBytes));
-    set('j-oldest', j.oldestUnackedAgeMs === null ? 'none' : duration(j.oldestUnackedAgeMs));
+    set('j-oldest', age(j.oldestUnackedAgeMs));
     set('j-file', bytes(j.fileBytes));
     set('j-dropped', int(sum(j.dropped)));
     $('j-disk-full').hidden = !j.diskFull;
@@ -160,9 +129,9 @@
     }
     set('risk-bytes', bytes(risk.unackedBytes));
     set('risk-rows', int(risk.unackedRows));
-    set('risk-oldest', risk.oldestUnackedAgeMs === null ? 'none' : duration(risk.oldestUnackedAgeMs));
-    set('risk-in', bytes(risk.inBytesPerSecond) + '/s');
-    set('risk-out', bytes(risk.outBytesPerSecond) + '/s');
+    set('risk-oldest', age(risk.oldestUnackedAgeMs));
+    set('risk-in', byteRate(risk.inBytesPerSecond));
+    set('risk-out', byteRate(risk.outBytesPerSecond));
     set('risk-limit', risk.limitBytes === null ? 'no limit' : bytes(risk.limitBytes));
     let full = 'not growing';
     if (risk.limitBytes === null) full = 'no limit set';
@@ -202,7 +171,7 @@
           list([
             ['connected to', u.connectedTo || u.target || '—'],
             ['pending', int(u.pendingRows) + ' rows, ' + bytes(u.pendingBytes)],
-            ['oldest pending', u.oldestPendingAgeMs === null ? 'none' : duration(u.oldestPendingAgeMs)],
+            ['oldest pending', age(u.oldestPendingAgeMs)],
             ['batches in flight', int(u.batchesInFlight)],
             ['sent', rate(rates[u.name]) + ' records/s'],
             ['acks, resent', int(u.acks) + ', ' + int(u.recordsResent)],

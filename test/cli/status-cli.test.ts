@@ -8,7 +8,9 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ConnectivityState } from '@fleetgate/core';
 import { AdminHttpServer, type RouteResponse, silentLogger } from '@fleetgate/common';
-import { formatStatus, parseReadiness, statusRates, type Readiness } from '../../cli/src/commands/status-command.ts';
+import { parseReadiness, type Readiness } from '../../cli/src/status/readiness.ts';
+import { statusRates } from '../../cli/src/status/rates.ts';
+import { formatStatus } from '../../cli/src/status/status-text.ts';
 import type { GatewayStats } from '../../gateway/src/stats.ts';
 import { FLEETGATE_BIN } from '../support/fleetgate-process.ts';
 import { freePort } from '../support/free-port.ts';
@@ -141,6 +143,21 @@ describe('fleetgate status - formatStatus', function () {
     assert.match(text, /^Data at risk +not reported by this gateway$/m);
     assert.match(text, /^Upstreams +not reported by this gateway$/m);
     assert.match(text, /^Readiness +ready \(this gateway has no \/readyz; \/healthz: ok\)$/m);
+  });
+
+  it('status - an age the gateway does not report reads "—", as on the status page; "none" is only for nothing waiting', () => {
+    const stats = gatewayStats();
+    const old = structuredClone(stats) as unknown as {
+      journal: Record<string, unknown>;
+      upstreams: Array<Record<string, unknown>>;
+    };
+    delete old.journal.oldestUnackedAgeMs;
+    delete old.upstreams[0]!.oldestPendingAgeMs;
+    const text = formatStatus(old as unknown as GatewayStats);
+    assert.match(text, /^Journal +.*, oldest —; /m);
+    assert.match(text, /^ {2}primary +ready +\S+ +10 rows, 1\.0 kB +— +2 /m);
+    stats.journal.oldestUnackedAgeMs = null;
+    assert.match(formatStatus(stats), /^Journal +.*, oldest none; /m);
   });
 
   it('status - reads the checks of /readyz in the shapes it may take', () => {

@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from 'nats';
 import {
   decodeKey,
   decodeToken,
@@ -16,8 +12,7 @@ import {
   type Sink,
   type SinkBatch,
 } from '@fleetgate/cloud-stub';
-import { NatsCluster } from '../support/nats-cluster.ts';
-import { NATS_SERVER, requireProgram } from '../support/system-packages.ts';
+import { useNatsCluster } from './nats-fixture.ts';
 import { sinkContract, sinkRecord } from './sink.contract.ts';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => sinkRecord(from + i));
@@ -26,35 +21,6 @@ async function exported(sink: Sink): Promise<ExportedRecord[]> {
   const out: ExportedRecord[] = [];
   for await (const r of sink.exportRecords()) out.push(r);
   return out;
-}
-
-/** A real cluster for the tests of one describe block: started in `before`, every node killed in `after`. */
-function useNatsCluster(): { readonly cluster: NatsCluster; readonly nc: NatsConnection } {
-  let cluster: NatsCluster | undefined;
-  let nc: NatsConnection | undefined;
-  let dir: string | undefined;
-  before(async function () {
-    this.timeout(60_000);
-    requireProgram(this, NATS_SERVER);
-    dir = mkdtempSync(join(tmpdir(), 'fleetgate-nats-'));
-    cluster = await NatsCluster.start({ dir });
-    nc = await connect({ servers: cluster.urls, name: 'test', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-  });
-  after(async () => {
-    await nc?.close();
-    await cluster?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-  return {
-    get cluster() {
-      if (!cluster) throw new Error('cluster read outside a test');
-      return cluster;
-    },
-    get nc() {
-      if (!nc) throw new Error('connection read outside a test');
-      return nc;
-    },
-  };
 }
 
 /** Like a gateway: sends the batch again until the sink stores it (every try after a failure is a resend). */

@@ -6,7 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { ConnectivityState } from '@fleetgate/core';
+import * as units from '@fleetgate/core/units';
 import { AdminHttpServer, type RouteResponse, type Routes, silentLogger } from '@fleetgate/common';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { formatStatus } from '../../cli/src/status/status-text.ts';
 import { statusPageHtml } from '../../gateway/src/admin/status-page.ts';
 import type { GatewayStats } from '../../gateway/src/stats.ts';
 import { launchBrowser, type BrowserPage, type BrowserSession } from '../support/browser.ts';
@@ -14,6 +18,43 @@ import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { TestDevice } from '../support/test-device.ts';
 import { gatewayStats, HOSTILE, upstream } from './stats-fixture.ts';
+
+/** Values at and around every boundary the units module has (units, rounding, plurals of nothing). */
+const UNIT_CASES: Record<keyof typeof FORMATTERS, Array<number | null | undefined>> = {
+  int: [0, 1, 999.5, 1000, 4321, 1_234_567.4, -12, null, undefined, NaN, Infinity],
+  rate: [0, 0.04, 0.05, 12.34, 99.94, 99.96, 100, 1234.5, null, NaN],
+  bytes: [0, 1, 999, 999.6, 1000, 1049, 99_949, 99_950, 999_999, 1_250_000, 2e9, 5.5e12, 9.99e15, -1500, null, NaN],
+  byteRate: [0, 12_000, 2e9, null],
+  duration: [
+    -5,
+    0,
+    0.4,
+    999,
+    999.6,
+    1000,
+    59_999,
+    60_000,
+    95_000,
+    3_599_999,
+    3_600_000,
+    172_799_999,
+    172_800_000,
+    9e9,
+    null,
+    NaN,
+  ],
+  age: [null, undefined, 0, 350, 95_000, 199_875_000],
+};
+const FORMATTERS = {
+  int: units.int,
+  rate: units.rate,
+  bytes: units.bytes,
+  byteRate: units.byteRate,
+  duration: units.duration,
+  age: units.age,
+};
+/** A JavaScript literal for a case value (JSON has no NaN, Infinity or undefined). */
+const literal = (v: number | null | undefined) => (v === undefined ? 'undefined' : v === null ? 'null' : String(v));
 
 /** Polls every 250 ms instead of 2 s, to keep the file short. */
 const QUERY = '?interval=250';
@@ -320,6 +361,122 @@ describe('status page', function () {
       page.problems().filter((p) => !/status of 404/.test(p)),
       [],
     );
+  });
+
+  it('status page - its numbers come from the module fleetgate status writes with: the same strings in Chromium as in Node', async () => {
+    // The very file the page inlines, imported as a module in a blank page (no CSP there), run on every case.
+    const file = createRequire(import.meta.url).resolve('@fleetgate/core/units');
+    assert.ok(statusPageHtml().includes(readFileSync(file, 'utf8')), 'the page inlines this file, as it is');
+    const page = await browser.open('about:blank');
+    pages.push(page);
+    const module = `data:text/javascript;base64,${Buffer.from(readFileSync(file, 'utf8')).toString('base64')}`;
+    const calls = Object.entries(UNIT_CASES).map(
+      ([name, values]) => `[${JSON.stringify(name)}, [${values.map((v) => `m.${name}(${literal(v)})`).join(', ')}]]`,
+    );
+    const inChromium = await page.evaluate<Record<string, string[]>>(
+      `import(${JSON.stringify(module)}).then((m) => Object.fromEntries([${calls.join(', ')}]))`,
+    );
+    const inNode = Object.fromEntries(
+      Object.entries(UNIT_CASES).map(([name, values]) => [
+        name,
+        values.map((v) => FORMATTERS[name as keyof typeof FORMATTERS](v)),
+      ]),
+    );
+    assert.deepEqual(inChromium, inNode);
+    // And what they are, so that a change to the module is a change someone chose.
+    assert.deepEqual(inNode.bytes!.slice(0, 14), [
+      '0 B',
+      '1 B',
+      '999 B',
+      '1000 B',
+      '1.0 kB',
+      '1.0 kB',
+      '99.9 kB',
+      '100.0 kB',
+      '1000 kB',
+      '1.3 MB',
+      '2.0 GB',
+      '5.5 TB',
+      '9990 TB',
+      '-1.5 kB',
+    ]);
+    assert.deepEqual(inNode.duration!.slice(0, 14), [
+      '0 ms',
+      '0 ms',
+      '0 ms',
+      '999 ms',
+      '1000 ms',
+      '1 s',
+      '59 s',
+      '1 min 0 s',
+      '1 min 35 s',
+      '59 min 59 s',
+      '1 h 0 min',
+      '47 h 59 min',
+      '2 d 0 h',
+      '104 d 4 h',
+    ]);
+    assert.deepEqual(page.problems(), []);
+  });
+
+  it('status page - shows the same strings as fleetgate status for the same stats', async () => {
+    // One upstream per case: its pending rows and bytes, its oldest pending age and its batches in flight.
+    const cases: Array<[bytes: number, rows: number, ageMs: number | null]> = [
+      [0, 0, null],
+      [999, 999, 0],
+      [1000, 1000, 999],
+      [1_250_000, 4321, 95_000],
+      [99_950, 1_234_567, 3_599_999],
+      [2e9, 7, 172_800_000],
+      [5.5e12, 12, 59_999],
+    ];
+    admin.stats.upstreams = cases.map(([pendingBytes, pendingRows, oldestPendingAgeMs], i) =>
+      upstream(`u${i}`, { pendingBytes, pendingRows, oldestPendingAgeMs, batchesInFlight: pendingRows }),
+    );
+    admin.stats.uptimeSeconds = 2 * 86_400 + 7 * 3600 + 59;
+    admin.stats.journal.fileBytes = 99_950;
+    admin.stats.journal.oldestUnackedAgeMs = null;
+    const stats = admin.stats;
+    const page = await open();
+    const cli = formatStatus(stats);
+    const line = (label: string) =>
+      cli.split('\n').find((l) => l.startsWith(label)) ?? assert.fail(`no ${label} line in:\n${cli}`);
+
+    const cards = await page.evaluate<Array<Record<string, string>>>(`
+      [...document.querySelectorAll('#upstreams .upstream')].map((card) =>
+        Object.fromEntries([...card.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])))`);
+    assert.equal(cards.length, cases.length);
+    cases.forEach((_, i) => {
+      // The CLI's table row: NAME, STATE, CONNECTED TO, PENDING, OLDEST, IN FLIGHT, SENT/S, two spaces or more apart.
+      const cells = line(`  u${i} `).trim().split(/ {2,}/);
+      assert.deepEqual(
+        [cards[i]!['pending'], cards[i]!['oldest pending'], cards[i]!['batches in flight']],
+        cells.slice(3, 6),
+        `upstream u${i}`,
+      );
+    });
+    const shown = async (...ids: string[]) => Promise.all(ids.map((id) => text(page, `#${id}`)));
+    const [uptime] = await shown('gw-uptime');
+    assert.match(line('Gateway'), new RegExp(` · up ${uptime} · `));
+    const [rows, payload, oldest, file] = await shown('j-rows', 'j-bytes', 'j-oldest', 'j-file');
+    assert.equal(
+      line('Journal'),
+      `Journal       ${rows} rows, ${payload} not yet acknowledged, oldest ${oldest}; ${file} on disk`,
+    );
+    const [riskBytes, riskRows, riskOldest, riskIn, riskOut] = await shown(
+      'risk-bytes',
+      'risk-rows',
+      'risk-oldest',
+      'risk-in',
+      'risk-out',
+    );
+    assert.equal(
+      line('Data at risk'),
+      `Data at risk  ${riskBytes} in ${riskRows} rows, oldest ${riskOldest}; ${riskIn} in, ${riskOut} out`,
+    );
+    const [limit, full] = await shown('risk-limit', 'risk-full');
+    assert.match(cli, new RegExp(`limit ${limit.replace('.', '\\.')}, full in ${full}; `));
+    assert.deepEqual(page.problems(), []);
   });
 
   it('status page - served by a real gateway, it follows a device publishing', async () => {

@@ -1,6 +1,7 @@
 /**
  * The backend's commands shared by every replica, in two JetStream key-value buckets: `<prefix>-commands`
- * (key: the command id; value: the command as JSON) and `<prefix>-devices` (key: the device id in base64url, as
+ * (key: the command id as encodeKey writes it, sink-jetstream-names.ts, which leaves the ids this store makes, UUIDs,
+ * as they are; value: the command as JSON) and `<prefix>-devices` (key: the device id in base64url, as
  * KV keys allow only [-/_=.a-zA-Z0-9]; value: where it was last reported). Each replica watches both buckets
  * into memory, so that reads (pending commands, locations) are local; writes go to the bucket, and an update
  * is a compare-and-set on the entry's revision, so that two replicas reporting on one command cannot undo
@@ -21,6 +22,8 @@ import {
   type DeviceLocation,
   type NewCommand,
 } from './command-store.ts';
+import { CommandConflictError } from '../errors.ts';
+import { decodeKey, encodeKey } from '../sink/sink-jetstream-names.ts';
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 const CAS_ATTEMPTS = 10;
@@ -54,6 +57,8 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   private readonly commands = new Map<string, { command: CloudCommand; revision: number }>();
   private readonly locations = new Map<string, DeviceLocation>();
   private readonly watchers: Array<{ stop(): void }> = [];
+  /** Per command, the update under way in this replica: the next waits for it. */
+  private readonly updating = new Map<string, Promise<CloudCommand | undefined>>();
   private subscription: Subscription | undefined;
 
   private constructor(
@@ -93,7 +98,7 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
       updatedAtMs: now,
       expiresAtMs,
     };
-    const revision = await this.commandsKv.create(command.commandId, encode(toStored(command)));
+    const revision = await this.commandsKv.create(encodeKey(command.commandId), encode(toStored(command)));
     this.remember(command, revision);
     return command;
   }
@@ -101,29 +106,54 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   async get(commandId: string): Promise<CloudCommand | undefined> {
     const known = this.commands.get(commandId);
     if (known) return known.command;
-    // Created by another replica a moment ago: the watch may not have brought it yet.
-    const entry = await this.commandsKv.get(commandId);
+    // Created by another replica a moment ago: the watch may not have brought it yet. An id from the admin API
+    // may hold anything (a space, a dot): encoded, it is a key, not a refusal from nats.js.
+    const entry = await this.commandsKv.get(encodeKey(commandId));
     if (!entry || entry.operation !== 'PUT') return undefined;
     this.applyCommand(entry);
     return this.commands.get(commandId)?.command;
   }
 
-  async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+  /**
+   * One update of a command at a time in this replica, each after the one before has its answer: nats-server before
+   * 2.9.21 may take two compare-and-sets on the same revision of a clustered stream (nats-server#4320, as in
+   * sink-jetstream.ts), and the lower state could then land last. Across replicas that can still happen when two
+   * report on one command at the very same moment.
+   */
+  update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+    const updated = (this.updating.get(commandId) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.updateNow(commandId, state, fields));
+    this.updating.set(commandId, updated);
+    const forget = () => {
+      if (this.updating.get(commandId) === updated) this.updating.delete(commandId);
+    };
+    updated.then(forget, forget);
+    return updated;
+  }
+
+  private async updateNow(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
+    const key = encodeKey(commandId);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const entry = await this.commandsKv.get(commandId);
-      if (!entry || entry.operation !== 'PUT') return undefined;
-      const current = fromStored(entry.json<StoredCommand>());
-      const next = advanced(current, state, fields);
-      if (!next) return current;
+      const entry = await this.commandsKv.get(key);
+      const stored =
+        entry?.operation === 'PUT' ? { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision } : undefined;
+      // A get may be answered by a follower that has not applied this replica's last write yet (the bucket allows
+      // direct gets): then what this replica remembers is the newer.
+      const known = this.commands.get(commandId);
+      const current = known && (!stored || known.revision > stored.revision) ? known : stored;
+      if (!current) return undefined;
+      const next = advanced(current.command, state, fields);
+      if (!next) return current.command;
       try {
-        this.remember(next, await this.commandsKv.update(commandId, encode(toStored(next)), entry.revision));
+        this.remember(next, await this.commandsKv.update(key, encode(toStored(next)), current.revision));
         return next;
       } catch (err: unknown) {
         // Another replica wrote it in between: read again and decide again.
         if (!/wrong last sequence/i.test((err as Error).message)) throw err;
       }
     }
-    throw new Error(`command ${commandId}: ${CAS_ATTEMPTS} conflicting updates in a row`);
+    throw new CommandConflictError(`command ${commandId}: ${CAS_ATTEMPTS} conflicting updates in a row`);
   }
 
   async pending(deviceId?: string): Promise<CloudCommand[]> {
@@ -180,13 +210,14 @@ export class JetStreamCommandStore implements CloudCommandStore, CommandBus {
   }
 
   private applyCommand(entry: KvEntry): void {
+    const commandId = decodeKey(entry.key);
     if (entry.operation !== 'PUT') {
-      this.commands.delete(entry.key);
+      this.commands.delete(commandId);
       return;
     }
-    const known = this.commands.get(entry.key);
+    const known = this.commands.get(commandId);
     if (!known || known.revision < entry.revision)
-      this.commands.set(entry.key, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
+      this.commands.set(commandId, { command: fromStored(entry.json<StoredCommand>()), revision: entry.revision });
   }
 
   private applyLocation(entry: KvEntry): void {

@@ -2,6 +2,11 @@
  * The backend's commands in SQLite: `commands.db` beside the sink. commands(...) keeps every command and its
  * state (nothing is deleted: this is a reference backend, whose job includes saying what happened);
  * device_locations(device_id, gateway_id, online, ...) is where each device was last reported.
+ *
+ * `created_order` numbers the commands in the order they were created: commands created within one millisecond
+ * share `created`, and the ids are random, so without it pending() would list them in no particular order (a
+ * "set-interval" then "reboot" sent the other way round). Added to a commands.db from before it (NULL there:
+ * those come first among equals, as before).
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -48,6 +53,8 @@ const toCommand = (r: Row): CloudCommand => ({
 export class SqliteCloudCommandStore implements CloudCommandStore {
   private readonly db: SqliteDatabase;
   private readonly statements;
+  /** created_order of the last command created (this process is the file's only writer). */
+  private lastOrder: number;
 
   constructor({ dir, durability }: { dir: string; durability: Durability }) {
     this.db = openSqlite(join(dir, 'commands.db'), { durability });
@@ -55,24 +62,30 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
       CREATE TABLE IF NOT EXISTS commands (
         command_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, name TEXT NOT NULL, payload BLOB NOT NULL,
         state TEXT NOT NULL, result BLOB NOT NULL, message TEXT NOT NULL, gateway_id TEXT,
-        created INTEGER NOT NULL, updated INTEGER NOT NULL, expires INTEGER NOT NULL
+        created INTEGER NOT NULL, updated INTEGER NOT NULL, expires INTEGER NOT NULL, created_order INTEGER
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS commands_pending ON commands (state, device_id, created);
       CREATE TABLE IF NOT EXISTS device_locations (
         device_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, online INTEGER NOT NULL, protocol TEXT NOT NULL, updated INTEGER NOT NULL
       ) WITHOUT ROWID;
     `);
+    const columns = this.db.prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)').all('commands');
+    if (!columns.some((c) => c.name === 'created_order')) this.db.exec('ALTER TABLE commands ADD COLUMN created_order INTEGER');
+    this.lastOrder = this.db.prepare<[], { n: number }>('SELECT COALESCE(MAX(created_order), 0) AS n FROM commands').get()!.n;
     this.statements = {
-      insert: this.db.prepare("INSERT INTO commands VALUES (?, ?, ?, ?, 'pending', x'', '', NULL, ?, ?, ?)"),
+      insert: this.db.prepare(
+        `INSERT INTO commands (command_id, device_id, name, payload, state, result, message, gateway_id, created, updated, expires, created_order)
+         VALUES (?, ?, ?, ?, 'pending', x'', '', NULL, ?, ?, ?, ?)`,
+      ),
       get: this.db.prepare<[string], Row>('SELECT * FROM commands WHERE command_id = ?'),
       update: this.db.prepare(
         'UPDATE commands SET state = ?, result = ?, message = ?, gateway_id = ?, updated = ? WHERE command_id = ?',
       ),
       pendingFor: this.db.prepare<[string, number], Row>(
-        "SELECT * FROM commands WHERE state = 'pending' AND device_id = ? AND expires > ? ORDER BY created",
+        "SELECT * FROM commands WHERE state = 'pending' AND device_id = ? AND expires > ? ORDER BY created, created_order",
       ),
       pendingAll: this.db.prepare<[number], Row>(
-        "SELECT * FROM commands WHERE state = 'pending' AND expires > ? ORDER BY created",
+        "SELECT * FROM commands WHERE state = 'pending' AND expires > ? ORDER BY created, created_order",
       ),
       expired: this.db.prepare<[number], Row>("SELECT * FROM commands WHERE state = 'pending' AND expires <= ?"),
       locate: this.db.prepare('INSERT OR REPLACE INTO device_locations VALUES (?, ?, ?, ?, ?)'),
@@ -85,7 +98,8 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
   async create({ deviceId, name, payload, expiresAtMs }: NewCommand): Promise<CloudCommand> {
     const commandId = randomUUID();
     const now = Date.now();
-    this.statements.insert.run(commandId, deviceId, name, payload, now, now, expiresAtMs);
+    this.statements.insert.run(commandId, deviceId, name, payload, now, now, expiresAtMs, this.lastOrder + 1);
+    this.lastOrder++;
     return (await this.get(commandId))!;
   }
 
@@ -95,7 +109,10 @@ export class SqliteCloudCommandStore implements CloudCommandStore {
   }
 
   async update(commandId: string, state: CommandState, fields: CommandUpdate): Promise<CloudCommand | undefined> {
-    const current = await this.get(commandId);
+    // Read and write with no await between: of two updates of one command at the same time (a gateway's report and
+    // the sweeper's expiry), the second decides on what the first wrote, so a state never moves back.
+    const row = this.statements.get.get(commandId);
+    const current = row && toCommand(row);
     const next = current && advanced(current, state, fields);
     if (!next) return current;
     this.statements.update.run(state, next.result, next.message, next.gatewayId, next.updatedAtMs, commandId);

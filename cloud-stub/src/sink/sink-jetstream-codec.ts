@@ -13,8 +13,8 @@
  * `count` being the records lost (what the stream held from the range is not counted); Nats-Msg-Id
  * <gatewayId>:<fromSeq>:gap.
  */
-import { FleetgateError } from '@fleetgate/core';
 import { headers, type MsgHdrs } from 'nats';
+import { InvalidRecordError, StreamMessageError } from '../errors.ts';
 import { parseSubject, recordMsgId } from './sink-jetstream-names.ts';
 import type { StreamMessage } from './sink-jetstream-read.ts';
 import type { ExportedGap, ExportedRecord, SinkBatch, SinkRecord } from './sink.ts';
@@ -23,10 +23,6 @@ export const MSG_ID_HEADER = 'Nats-Msg-Id';
 export const RECORD_HEADER = 'Fleetgate-Record';
 
 type RecordFields = Omit<ExportedRecord, 'gatewayId' | 'deviceId' | 'payload'>;
-
-export class InvalidRecordError extends FleetgateError {
-  override name = 'InvalidRecordError';
-}
 
 export function recordHeaders(gatewayId: string, r: SinkRecord, receivedTime: number): MsgHdrs {
   const h = headers();
@@ -46,7 +42,7 @@ export function recordHeaders(gatewayId: string, r: SinkRecord, receivedTime: nu
 
 export function decodeRecord(m: StreamMessage): ExportedRecord {
   const where = parseSubject(m.subject);
-  if (where.kind !== 'rec') throw new Error(`stream message ${m.seq} on ${m.subject} is not a record`);
+  if (where.kind !== 'rec') throw new StreamMessageError(`stream message ${m.seq} on ${m.subject} is not a record`);
   const f = recordFields(m);
   return {
     gatewayId: where.gatewayId,
@@ -69,7 +65,7 @@ export function recordSeq(m: StreamMessage): number {
 
 function recordFields(m: StreamMessage): RecordFields {
   const text = m.headers?.get(RECORD_HEADER);
-  if (!text) throw new Error(`stream message ${m.seq} on ${m.subject} has no ${RECORD_HEADER} header`);
+  if (!text) throw new StreamMessageError(`stream message ${m.seq} on ${m.subject} has no ${RECORD_HEADER} header`);
   return JSON.parse(text) as RecordFields;
 }
 
@@ -80,7 +76,7 @@ export function encodeGap(gap: Omit<ExportedGap, 'gatewayId'>): Uint8Array {
 
 export function decodeGap(m: StreamMessage): ExportedGap {
   const where = parseSubject(m.subject);
-  if (where.kind !== 'gap') throw new Error(`stream message ${m.seq} on ${m.subject} is not a gap`);
+  if (where.kind !== 'gap') throw new StreamMessageError(`stream message ${m.seq} on ${m.subject} is not a gap`);
   return { gatewayId: where.gatewayId, ...(JSON.parse(Buffer.from(m.data).toString('utf8')) as Omit<ExportedGap, 'gatewayId'>) };
 }
 

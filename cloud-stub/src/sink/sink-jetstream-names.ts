@@ -17,6 +17,7 @@
  * gap's in `:gap`, so the two never meet whatever the gateway id holds.
  */
 import { ConfigError } from '@fleetgate/core';
+import { StreamMessageError } from '../errors.ts';
 
 export const DEFAULT_STREAM = 'FLEETGATE';
 
@@ -61,7 +62,7 @@ export function parseSubject(
     return { kind, gatewayId: decodeToken(gateway), deviceId: decodeToken(device) };
   }
   if (kind === 'gap' && gateway !== undefined && device === undefined) return { kind, gatewayId: decodeToken(gateway) };
-  throw new Error(`not a fleetgate subject: ${subject}`);
+  throw new StreamMessageError(`not a fleetgate subject: ${subject}`);
 }
 
 export function recordMsgId(gatewayId: string, seq: number): string {

@@ -12,18 +12,14 @@
  * `timeoutMs`, or when the connection drops (PubAcks of what was sent before are lost with it). PubAcks that come
  * after their run failed are ignored.
  */
-import { errorMessage, FleetgateError } from '@fleetgate/core';
+import { errorMessage } from '@fleetgate/core';
 import { createInbox, Events, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { PublishError } from '../errors.ts';
 
 export interface Publication {
   subject: string;
   data: Uint8Array;
   headers: MsgHdrs;
-}
-
-/** No PubAck in time, an error PubAck, or the connection lost: what was not acknowledged may or may not be stored. */
-export class PublishError extends FleetgateError {
-  override name = 'PublishError';
 }
 
 class Run {

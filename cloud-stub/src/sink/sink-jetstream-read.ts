@@ -15,7 +15,7 @@
  * is bounded and the next one is ours to decide.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage, FleetgateError } from '@fleetgate/core';
+import { errorMessage } from '@fleetgate/core';
 import {
   AckPolicy,
   createInbox,
@@ -28,6 +28,7 @@ import {
   type MsgRequest,
   type NatsConnection,
 } from 'nats';
+import { StreamReadError } from '../errors.ts';
 
 /** One message of the stream, read back by consumer or by get. */
 export interface StreamMessage {
@@ -42,10 +43,6 @@ export const JS_NO_MESSAGE_FOUND = 10037;
 
 export function jsErrorCode(err: unknown): number | undefined {
   return (err as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
-}
-
-export class StreamReadError extends FleetgateError {
-  override name = 'StreamReadError';
 }
 
 export interface ReadOptions {

@@ -2,7 +2,8 @@
  * The JetStream sink: records go to a replicated NATS JetStream stream, so several cloud-stub replicas can run
  * side by side, stateless; any replica can take any gateway's stream.
  *
- * Layout (names in sink-jetstream-names.ts, message format in sink-jetstream-codec.ts), for stream FLEETGATE:
+ * Layout (names in sink-jetstream-names.ts, message format in sink-jetstream-codec.ts, created and checked in
+ * sink-jetstream-setup.ts), for stream FLEETGATE:
  *
  *   stream FLEETGATE, file storage, R3 on a cluster of 3 or more (R1 otherwise), limits retention, nothing expires
  *     fleetgate.rec.<gatewayId>.<deviceId>   one message per record: headers + payload bytes
@@ -24,8 +25,8 @@
  * have stored part of its records (JetStream 2.9 has no multi-message transaction): they come back as duplicates
  * on the resend. Records that cannot be stored at all are refused before anything is published.
  *
- * lastSeq: seqs of a gateway are not committed in increasing order (live data before backlog), so the highest is
- * kept in the KV bucket, raised with compare-and-set on the entry's revision after the commit's PubAcks (a
+ * lastSeq (sink-jetstream-seqs.ts): seqs of a gateway are not committed in increasing order (live data before
+ * backlog), so the highest is kept in the KV bucket, raised with compare-and-set on the entry's revision after the commit's PubAcks (a
  * conflict, another replica writing, means read again and retry). A replica raises one gateway's entry one
  * commit at a time: nats-server before 2.9.21 checks the expected revision of a clustered stream before the
  * write's consensus, not in it (nats-server#4320), so two writes based on the same revision can both be taken and
@@ -38,24 +39,12 @@
  * by leader gets (`next_by_subj`); stats from per-subject counts in stream info with a `subjects_filter`. All of it
  * works on nats-server 2.9.
  */
-import { type Clock, ConfigError, errorMessage, FleetgateError, systemClock } from '@fleetgate/core';
-import {
-  connect,
-  DiscardPolicy,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type KV,
-  type NatsConnection,
-  type StreamConfig,
-} from 'nats';
+import { type Clock, ConfigError, errorMessage, systemClock } from '@fleetgate/core';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
+import { InvalidGapError, JetStreamStoreError, SinkClosedError } from '../errors.ts';
 import { checkBatches, decodeGap, decodeRecord, encodeGap, recordHeaders, recordSeq } from './sink-jetstream-codec.ts';
 import {
   DEFAULT_STREAM,
-  encodeKey,
-  decodeKey,
   gapMsgId,
   gapSubject,
   gatewayRecordsFilter,
@@ -66,7 +55,9 @@ import {
   type JetStreamNames,
 } from './sink-jetstream-names.ts';
 import { JetStreamPublisher, type Publication } from './sink-jetstream-publisher.ts';
-import { jsErrorCode, readByGet, readPulled } from './sink-jetstream-read.ts';
+import { readByGet, readPulled } from './sink-jetstream-read.ts';
+import { GatewaySeqs } from './sink-jetstream-seqs.ts';
+import { checkReplicas, DEFAULT_DUPLICATE_WINDOW_MS, openStorage, positive } from './sink-jetstream-setup.ts';
 import type { ExportedGap, ExportedRecord, GatewayStats, Sink, SinkBatch, SinkGap, SinkOutcome, SinkStats } from './sink.ts';
 
 export interface JetStreamSinkOptions {
@@ -91,32 +82,11 @@ export interface JetStreamSinkOptions {
   clock?: Clock;
 }
 
-const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_IN_FLIGHT = 2048;
-/** JetStream error codes (nats-server errors.json). */
-const STREAM_NOT_FOUND = 10059;
-const WRONG_LAST_SEQUENCE = 10071;
-const MAX_CAS_ATTEMPTS = 50;
-
-/** A commit or gap JetStream did not store (acknowledge) in time. Retryable: resends are deduped. */
-export class JetStreamStoreError extends FleetgateError {
-  override name = 'JetStreamStoreError';
-}
-
-interface GatewayEntry {
-  lastSeq: number;
-  duplicates: number;
-  /** KV revision the entry was read or written at; 0 = no entry. */
-  revision: number;
-}
 
 export class JetStreamSink implements Sink {
   private readonly publisher: JetStreamPublisher;
-  /** Last known KV entry per gateway: a guess for compare-and-set, never an answer (other replicas write too). */
-  private readonly entries = new Map<string, GatewayEntry>();
-  /** Per gateway, the raise of its entry under way: the next waits for it. */
-  private readonly raising = new Map<string, Promise<void>>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -126,7 +96,7 @@ export class JetStreamSink implements Sink {
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
-    private readonly kv: KV,
+    private readonly seqs: GatewaySeqs,
     private readonly timeoutMs: number,
     maxInFlight: number,
     private readonly clock: Clock,
@@ -140,12 +110,7 @@ export class JetStreamSink implements Sink {
     const timeoutMs = positive('publishTimeoutMs', options.publishTimeoutMs ?? DEFAULT_TIMEOUT_MS);
     const maxInFlight = positive('maxInFlight', options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
     const duplicateWindowMs = positive('duplicateWindowMs', options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS);
-    if (
-      options.replicas !== undefined &&
-      !(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 5)
-    ) {
-      throw new ConfigError('replicas', `${options.replicas} is not a whole number from 1 to 5`);
-    }
+    const replicas = checkReplicas(options.replicas);
     if (servers.length === 0) throw new ConfigError('servers', 'at least one NATS URL is needed');
     const names = jetStreamNames(options.stream ?? DEFAULT_STREAM);
 
@@ -163,25 +128,13 @@ export class JetStreamSink implements Sink {
     try {
       const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
       const js = nc.jetstream({ timeout: timeoutMs });
-      const replicas = options.replicas ?? defaultReplicas(nc, servers.length);
-      const streamReplicas = await ensureStream(
-        jsm,
-        names,
+      const storage = await openStorage(nc, jsm, js, names, servers.length, {
         replicas,
-        options.replicas !== undefined,
-        options.duplicateWindowMs !== undefined ? duplicateWindowMs : undefined,
-      );
-      // allow_direct off: gets go to the bucket's leader, so a read sees every acknowledged write (a direct get
-      // may be answered by a follower that is behind).
-      const kv = await js.views.kv(names.kvBucket, {
-        replicas: streamReplicas,
-        history: 1,
-        storage: StorageType.File,
-        allow_direct: false,
-        timeout: timeoutMs,
+        duplicateWindowMs: options.duplicateWindowMs !== undefined ? duplicateWindowMs : undefined,
+        timeoutMs,
       });
-      if (options.replicas !== undefined) await scaleStream(jsm, `KV_${names.kvBucket}`, replicas);
-      return new JetStreamSink(names, streamReplicas, nc, jsm, js, kv, timeoutMs, maxInFlight, clock);
+      const seqs = new GatewaySeqs(storage.kv, jsm, names.kvBucket);
+      return new JetStreamSink(names, storage.replicas, nc, jsm, js, seqs, timeoutMs, maxInFlight, clock);
     } catch (err: unknown) {
       await nc.close();
       throw err;
@@ -229,14 +182,14 @@ export class JetStreamSink implements Sink {
       g.duplicates += outcomes[i]!.duplicates;
       perGateway.set(gatewayId, g);
     });
-    await Promise.all([...perGateway].map(([gatewayId, g]) => this.raiseEntry(gatewayId, g.maxSeq, g.duplicates)));
+    await Promise.all([...perGateway].map(([gatewayId, g]) => this.seqs.raise(gatewayId, g.maxSeq, g.duplicates)));
     return outcomes;
   }
 
   async recordGap(gatewayId: string, gap: SinkGap): Promise<void> {
     this.checkOpen();
     for (const field of ['fromSeq', 'toSeq', 'count', 'timeMs'] as const) {
-      if (!Number.isSafeInteger(gap[field])) throw new FleetgateError(`gap of ${gatewayId}: ${field} must be an integer`);
+      if (!Number.isSafeInteger(gap[field])) throw new InvalidGapError(`gap of ${gatewayId}: ${field} must be an integer`);
     }
     // A repeat of a gap is ignored, also after the duplicate window: the gateway's gaps are few, read them.
     for await (const m of readByGet(this.jsm, this.names.stream, gapSubject(this.names.prefix, gatewayId))) {
@@ -278,14 +231,14 @@ export class JetStreamSink implements Sink {
   /** Read from the KV bucket's leader every time: another replica may have raised it since. */
   async lastSeq(gatewayId: string): Promise<number> {
     this.checkOpen();
-    return (await this.readEntry(gatewayId)).lastSeq;
+    return (await this.seqs.read(gatewayId)).lastSeq;
   }
 
   async stats(): Promise<SinkStats> {
     this.checkOpen();
     const [info, entries, gaps] = await Promise.all([
       this.jsm.streams.info(this.names.stream, { subjects_filter: this.names.records }),
-      this.readEntries(),
+      this.seqs.readAll(),
       this.exportGaps(),
     ]);
     const gateways = new Map<string, GatewayStats>();
@@ -343,140 +296,8 @@ export class JetStreamSink implements Sink {
   }
 
   private checkOpen(): void {
-    if (this.closing) throw new FleetgateError('JetStream sink closed');
+    if (this.closing) throw new SinkClosedError('JetStream sink closed');
   }
-
-  /** Raises the gateway's KV entry to at least `maxSeq` and adds `duplicates`, after the raises before it. */
-  private raiseEntry(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
-    const raised = (this.raising.get(gatewayId) ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => this.raiseNow(gatewayId, maxSeq, duplicates));
-    this.raising.set(gatewayId, raised);
-    const forget = () => {
-      if (this.raising.get(gatewayId) === raised) this.raising.delete(gatewayId);
-    };
-    raised.then(forget, forget);
-    return raised;
-  }
-
-  /** Raises the gateway's KV entry by compare-and-set. */
-  private async raiseNow(gatewayId: string, maxSeq: number, duplicates: number): Promise<void> {
-    const key = encodeKey(gatewayId);
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const current = this.entries.get(gatewayId) ?? (await this.readEntry(gatewayId));
-      // The cached lastSeq can only be lower than the true one: nothing to raise stays nothing to raise.
-      if (maxSeq <= current.lastSeq && duplicates === 0) return;
-      const next = { lastSeq: Math.max(current.lastSeq, maxSeq), duplicates: current.duplicates + duplicates };
-      const value = JSON.stringify(next);
-      try {
-        const revision =
-          current.revision === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, current.revision);
-        this.entries.set(gatewayId, { ...next, revision });
-        return;
-      } catch (err: unknown) {
-        this.entries.delete(gatewayId);
-        if (jsErrorCode(err) !== WRONG_LAST_SEQUENCE)
-          throw new JetStreamStoreError(`JetStream did not store lastSeq of ${gatewayId}: ${errorMessage(err)}`, { cause: err });
-      }
-    }
-    throw new JetStreamStoreError(`lastSeq of ${gatewayId}: ${MAX_CAS_ATTEMPTS} compare-and-set conflicts in a row`);
-  }
-
-  private async readEntry(gatewayId: string): Promise<GatewayEntry> {
-    let e;
-    try {
-      e = await this.kv.get(encodeKey(gatewayId));
-    } catch (err: unknown) {
-      throw new JetStreamStoreError(`JetStream did not answer for lastSeq of ${gatewayId}: ${errorMessage(err)}`, { cause: err });
-    }
-    const entry =
-      e && e.operation === 'PUT'
-        ? { ...parseEntry(e.string()), revision: e.revision }
-        : { lastSeq: 0, duplicates: 0, revision: 0 };
-    this.entries.set(gatewayId, entry);
-    return entry;
-  }
-
-  /** Every gateway's entry. Keys from the bucket stream's per-subject counts (one leader call, no consumer). */
-  private async readEntries(): Promise<Map<string, GatewayEntry>> {
-    const prefix = `$KV.${this.names.kvBucket}.`;
-    const { state } = await this.jsm.streams.info(`KV_${this.names.kvBucket}`, { subjects_filter: `${prefix}>` });
-    const keys = Object.keys(state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
-    const entries = new Map<string, GatewayEntry>();
-    for (let i = 0; i < keys.length; i += 64) {
-      await Promise.all(
-        keys.slice(i, i + 64).map(async (key) => {
-          const id = decodeKey(key);
-          const entry = await this.readEntry(id);
-          if (entry.revision !== 0) entries.set(id, entry);
-        }),
-      );
-    }
-    return entries;
-  }
-}
-
-/** 3 on a cluster of 3 or more servers (as advertised, or as configured), 1 otherwise. */
-function defaultReplicas(nc: NatsConnection, configured: number): number {
-  const info = nc.info;
-  if (!info?.cluster) return 1;
-  return Math.max(info.connect_urls?.length ?? 0, configured) >= 3 ? 3 : 1;
-}
-
-/**
- * Creates the stream, or checks an existing one: file storage is required; missing subjects are added; replicas
- * and the duplicate window are changed only when the options name them (both can change on a live stream).
- */
-async function ensureStream(
-  jsm: JetStreamManager,
-  names: JetStreamNames,
-  replicas: number,
-  scale: boolean,
-  duplicateWindowMs: number | undefined,
-): Promise<number> {
-  const subjects = [names.records, names.gaps];
-  let config: StreamConfig;
-  try {
-    config = (await jsm.streams.info(names.stream)).config;
-  } catch (err: unknown) {
-    if (jsErrorCode(err) !== STREAM_NOT_FOUND) throw err;
-    await jsm.streams.add({
-      name: names.stream,
-      subjects,
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
-      num_replicas: replicas,
-      duplicate_window: nanos(duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS),
-      description: 'fleetgate records and gaps (cloud-stub JetStream sink)',
-    });
-    return replicas;
-  }
-  if (config.storage !== StorageType.File)
-    throw new ConfigError('stream', `${names.stream} exists with ${config.storage} storage; the sink needs file storage`);
-  const update: Partial<StreamConfig> = {};
-  const missing = subjects.filter((s) => !config.subjects.includes(s));
-  if (missing.length > 0) update.subjects = [...config.subjects, ...missing];
-  if (scale && config.num_replicas !== replicas) update.num_replicas = replicas;
-  if (duplicateWindowMs !== undefined && config.duplicate_window !== nanos(duplicateWindowMs))
-    update.duplicate_window = nanos(duplicateWindowMs);
-  if (Object.keys(update).length > 0) await jsm.streams.update(names.stream, update);
-  return update.num_replicas ?? config.num_replicas;
-}
-
-async function scaleStream(jsm: JetStreamManager, stream: string, replicas: number): Promise<void> {
-  const { config } = await jsm.streams.info(stream);
-  if (config.num_replicas !== replicas) await jsm.streams.update(stream, { num_replicas: replicas });
-}
-
-function parseEntry(text: string): Omit<GatewayEntry, 'revision'> {
-  const value = JSON.parse(text) as Partial<GatewayEntry>;
-  return { lastSeq: Number(value.lastSeq ?? 0), duplicates: Number(value.duplicates ?? 0) };
-}
-
-function positive(field: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new ConfigError(field, `${value} is not a positive number`);
-  return value;
 }
 
 function compare(a: string, b: string): number {

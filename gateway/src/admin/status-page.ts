@@ -9,9 +9,13 @@
  * own inline script only (by hash), fetch only from its own origin, and load nothing else.
  *
  * Its script and CSS are plain files in the package's assets/ folder (status-page-script.js, status-page.css),
- * read once; the build leaves them as they are (src/admin/ and dist/admin/ are both two levels below it).
+ * read once; the build leaves them as they are (src/admin/ and dist/admin/ are both two levels below it). The
+ * numbers are written by @fleetgate/core's units.js, the module `fleetgate status` imports: its file is inlined
+ * as it is, before the page's script, the two as one module script (an inline module cannot import another), so
+ * that the page and the terminal print the same strings and the page still loads nothing.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cspHash, inlineText } from '@fleetgate/common';
 
 let page: string | undefined;
@@ -23,7 +27,9 @@ export function statusPageHtml(): string {
 
 function render(): string {
   const read = (name: string) => readFileSync(new URL(`../../assets/${name}`, import.meta.url), 'utf8');
-  const script = inlineText(read('status-page-script.js'), 'script');
+  // Resolved as an import of it would be: core's src/units.js from the sources, its dist/units.js when installed.
+  const units = readFileSync(createRequire(import.meta.url).resolve('@fleetgate/core/units'), 'utf8');
+  const script = inlineText(`${units}\n${read('status-page-script.js')}`, 'script');
   const css = inlineText(read('status-page.css'), 'style');
   const csp = [
     "default-src 'none'",
@@ -121,7 +127,7 @@ function render(): string {
 </main>
 <footer>Refreshes every 2 s from <a href="/v1/stats">/v1/stats</a> on this admin port. In a terminal: <code>fleetgate status</code>.</footer>
 <noscript><p>This page needs JavaScript; <a href="/v1/stats">/v1/stats</a> has the same data as JSON.</p></noscript>
-<script>${script}</script>
+<script type="module">${script}</script>
 </body>
 </html>
 `;

@@ -1,4 +1,9 @@
-/** Escaping and number formatting for the HTML report: every string from a result goes through `esc`. */
+/**
+ * Escaping and number formatting for the HTML report: every string from a result goes through `esc`. Counts are
+ * written by @fleetgate/core/units (`int`), as `fleetgate status` and the gateway's status page write them; what only a
+ * run report shows has its own here: latencies in ms with decimals (`ms`), a run's length to the tenth of a second
+ * (`seconds`, `duration`), and dates.
+ */
 
 /** JSON safe inside <script type="application/json">: no `<` (so no `</script>` or `<!--`), `>` or `&`. */
 export function jsonForScript(value: unknown): string {
@@ -15,10 +20,6 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 /** For text and for double- or single-quoted attribute values. */
 export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-
-export function int(n: number): string {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
 }
 
 export function ms(n: number): string {

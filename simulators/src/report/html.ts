@@ -15,9 +15,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cspHash, inlineText } from '@fleetgate/common';
+import { int } from '@fleetgate/core/units';
 import type { DeviceVerification, FaultMarker, PhaseMarker, SimResult } from '../result.ts';
 import { reportData, type ReportData } from './chart-data.ts';
-import { dateTime, duration, esc, int, jsonForScript, ms, seconds } from './format.ts';
+import { dateTime, duration, esc, jsonForScript, ms, seconds } from './format.ts';
 
 /** Devices listed in full; beyond this the table keeps the failing ones plus the first this many others. */
 export const DEVICE_ROWS_LIMIT = 500;
