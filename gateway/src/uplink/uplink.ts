@@ -28,10 +28,8 @@
  * data, so no ping policy applies, and its answer comes from the backend's stream handler, not just its HTTP/2
  * stack.
  */
-import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import {
-  type Backoff,
-  type Clock,
   ConnectivityState,
   ConnectivityTracker,
   errorMessage,
@@ -41,16 +39,8 @@ import {
   type Timers,
 } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
-import {
-  UplinkClient,
-  type Ack,
-  type Command,
-  type CommandAck,
-  type DownlinkFrame,
-  type UplinkFrame,
-  type Welcome,
-} from '@fleetgate/protos';
-import type { JournalRecord, SeqRange, UpstreamJournal } from '../journal/journal.ts';
+import { UplinkClient, type Ack, type DownlinkFrame, type UplinkFrame, type Welcome } from '@fleetgate/protos';
+import type { JournalRecord } from '../journal/journal.ts';
 import { Heartbeats } from './heartbeats.ts';
 import { InflightLedger, splitAround } from './inflight-ledger.ts';
 import { Lanes } from './lanes.ts';
@@ -58,46 +48,13 @@ import { Lifecycle } from './lifecycle.ts';
 import { Rejections } from './rejections.ts';
 import { helloFrame, sessionTerms, type UplinkCall } from './session.ts';
 import { SessionRestartError, StreamEndedError, UplinkProtocolError, WelcomeTimeoutError } from './uplink-errors.ts';
+import type { UplinkOptions } from './uplink-options.ts';
 import { channelOptions, type UplinkSettings } from './uplink-settings.ts';
 import { newCounters, type UplinkStats } from './uplink-stats.ts';
 
 export { DEFAULT_UPLINK_SETTINGS, KEEPALIVE_TIME_MS, type UplinkSettings } from './uplink-settings.ts';
+export type { UplinkOptions } from './uplink-options.ts';
 export type { UplinkStats } from './uplink-stats.ts';
-
-export interface UplinkOptions extends UplinkSettings {
-  /** The upstream's name (logs); its addresses if absent. */
-  name?: string;
-  gatewayId: string;
-  /** The gateway's version, sent in Hello. */
-  version: string;
-  /** What the uplink reads: the journal as this upstream sees it, through its tail cache. */
-  journal: UpstreamJournal;
-  /** The backend committed this range (or took note of this gap): free it. */
-  onReleased: (range: SeqRange) => void;
-  /** The backend rejected this record `maxAttempts` times: move it out of the way. */
-  onDeadLetter?: (record: JournalRecord, reason: string) => void;
-  /**
-   * Welcome arrived, saying the last seq the backend holds; called before anything is sent in the session, so
-   * that a journal that is not the one the backend knows can move its rows above those seqs.
-   */
-  onWelcome?: (lastCommittedSeq: number) => void;
-  logger: Logger;
-  backoff?: Backoff;
-  timers?: Timers;
-  clock?: Clock;
-  /** TLS to the backend (grpc-js credentials); plain TCP if absent. */
-  credentials?: ChannelCredentials;
-  /** Overrides the host name the backend's certificate must carry. */
-  serverName?: string;
-  /** This gateway's token, asked before every session (so a replaced token file is picked up); throws if none. */
-  getToken?: () => string;
-  /** A command from the backend. */
-  onCommand?: (command: Command) => void;
-  /** The backend recorded a command status. */
-  onCommandAck?: (ack: CommandAck) => void;
-  /** A session became ready: the moment to send what the backend must know (device statuses, results). */
-  onReady?: () => void;
-}
 
 export class Uplink {
   readonly connectivity = new ConnectivityTracker();

@@ -19,6 +19,40 @@ export interface HeldRows {
   ackedThrough: number;
 }
 
+/** Rows held with the same `pending`: how many, their bytes, their seqs' bounds. */
+export interface PendingGroup {
+  pending: number;
+  rows: number;
+  bytes: number;
+  maxSeq: number;
+  minSeq: number;
+}
+
+/**
+ * At open: the rows held, grouped by `pending`, and the journal's counters. lastSeq = max(meta.last_seq, max(seq)),
+ * so it never goes backwards after a crash (journal-sqlite.ts says why); the low-water mark is just below the
+ * oldest row held.
+ */
+export function countHeld(db: SqliteDatabase, meta: ReadonlyMap<string, number>): { groups: PendingGroup[]; held: HeldRows } {
+  const groups = db
+    .prepare<[], PendingGroup>(
+      'SELECT pending, count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq, min(seq) AS minSeq FROM journal GROUP BY pending',
+    )
+    .all();
+  let rows = 0;
+  let payloadBytes = 0;
+  let maxSeq = 0;
+  let minSeq: number | null = null;
+  for (const group of groups) {
+    rows += group.rows;
+    payloadBytes += group.bytes;
+    maxSeq = Math.max(maxSeq, group.maxSeq);
+    minSeq = Math.min(minSeq ?? Infinity, group.minSeq);
+  }
+  const lastSeq = Math.max(meta.get('last_seq') ?? 0, maxSeq, meta.get('acked_through') ?? 0);
+  return { groups, held: { rows, payloadBytes, lastSeq, ackedThrough: minSeq === null ? lastSeq : minSeq - 1 } };
+}
+
 export class Backlogs {
   private readonly each: Array<{ rows: number; bytes: number; cursor: number }>;
   private readonly statements;

@@ -70,7 +70,7 @@ import {
   type UpstreamBacklog,
   type UpstreamJournal,
 } from '../journal.ts';
-import { Backlogs, type HeldRows } from './backlog.ts';
+import { Backlogs, countHeld, type HeldRows } from './backlog.ts';
 import { CommitTransaction } from './commit-transaction.ts';
 import { SqliteDeadLetterTable } from './dead-letter-table.ts';
 import { DeviceSeqs } from './device-seqs.ts';
@@ -140,28 +140,13 @@ export class SqliteJournal implements Journal {
     this.bits = registerUpstreams(db, upstreams, forgetUpstreams, this.file);
 
     const meta = readMeta(db);
-    const byPending = db
-      .prepare<[], { pending: number; rows: number; bytes: number; maxSeq: number; minSeq: number }>(
-        'SELECT pending, count(*) AS rows, coalesce(sum(length(payload)), 0) AS bytes, max(seq) AS maxSeq, min(seq) AS minSeq FROM journal GROUP BY pending',
-      )
-      .all();
-    let rows = 0;
-    let payloadBytes = 0;
-    let maxSeq = 0;
-    let minSeq: number | null = null;
-    for (const group of byPending) {
-      rows += group.rows;
-      payloadBytes += group.bytes;
-      maxSeq = Math.max(maxSeq, group.maxSeq);
-      minSeq = Math.min(minSeq ?? Infinity, group.minSeq);
-    }
-    const lastSeq = Math.max(meta.get('last_seq') ?? 0, maxSeq, meta.get('acked_through') ?? 0);
-    this.held = { rows, payloadBytes, lastSeq, ackedThrough: minSeq === null ? lastSeq : minSeq - 1 };
+    const { groups, held } = countHeld(db, meta);
+    this.held = held;
 
     this.lease = new SeqLease(dir);
     this.deviceSeqs = new DeviceSeqs(db);
     this.backlogs = new Backlogs(db, this.bits);
-    this.backlogs.count(byPending, this.held.ackedThrough);
+    this.backlogs.count(groups, this.held.ackedThrough);
     this.reads = new Reads(db, this.bits);
     this.renumbering = new Renumbering(db, meta);
     this.maintenance = new Maintenance(db, dir, clock);
