@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { SINK_FILE } from '@fleetgate/cloud-stub';
 import type { GatewayStats } from '@fleetgate/gateway';
-import { SqliteJournal } from '../gateway/src/journal/journal-sqlite.ts';
+import { SqliteJournal } from '../gateway/src/journal/sqlite/journal-sqlite.ts';
 import type { NewRecord } from '../gateway/src/journal/journal.ts';
 import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-process.ts';
 import { latencyHistogram, percentilesMs, recordMs, type Percentiles } from './lib/latency.ts';

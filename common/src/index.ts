@@ -16,6 +16,24 @@ export {
 export { closeServer, listen, ListenError } from './listen.ts';
 export { createLogger, envLogLevel, silentLogger, type Logger, type LoggerOptions, type LogLevel } from './logger.ts';
 export { startWorker, workerModule } from './worker.ts';
+export {
+  RpcClient,
+  RpcServer,
+  WorkerRpcError,
+  type ErrorClasses,
+  type RpcClientOptions,
+  type RpcEvents,
+  type RpcMethods,
+  type RpcPort,
+} from './worker-rpc.ts';
+export {
+  ColumnPacker,
+  unpackColumns,
+  type ColumnReader,
+  type ColumnWriter,
+  type PackedColumns,
+  type RowCodec,
+} from './column-packer.ts';
 export * from './tokens/keys.ts';
 export * from './tokens/revocation-list.ts';
 export * from './tokens/token-verifier.ts';

@@ -17,5 +17,6 @@ export {
 export { Acl } from './ingress/acl.ts';
 export { DEVICE_ID } from './ingress/topics.ts';
 export { DeadLetters, type DeadLetter } from './journal/dead-letters.ts';
-export { JOURNAL_FILE } from './journal/journal-sqlite.ts';
+export { SqliteDeadLetterTable } from './journal/sqlite/dead-letter-table.ts';
+export { JOURNAL_FILE } from './journal/sqlite/schema.ts';
 export { VERSION } from './version.ts';

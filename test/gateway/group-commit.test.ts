@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { GroupCommit, type AppendDone } from '../../gateway/src/journal/group-commit.ts';
-import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import type { Journal, JournalLimits } from '../../gateway/src/journal/journal.ts';
 import { fakeTime, type FakeTime } from '../support/fake-time.ts';
 import { useTempDir } from '../support/temp-dir.ts';

@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { join } from 'node:path';
 import { findDamage, openJournal, subtract, type OpenedJournal } from '../../gateway/src/journal/heal.ts';
 import type { NewRecord } from '../../gateway/src/journal/journal.ts';
-import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { checkWal } from '../../gateway/src/journal/page-scan.ts';
 import { scribble } from '../support/damage.ts';
 import { useTempDir } from '../support/temp-dir.ts';

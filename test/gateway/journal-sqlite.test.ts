@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { JOURNAL_FILE, JournalError, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { JournalError } from '../../gateway/src/journal/journal.ts';
+import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { journalContract, record } from './journal.contract.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DeadLetters } from '../../gateway/src/journal/dead-letters.ts';
-import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { DeadLetters, type Replay } from '../../gateway/src/journal/dead-letters.ts';
+import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import type { NewRecord } from '../../gateway/src/journal/journal.ts';
 import { TailCache } from '../../gateway/src/journal/tail-cache.ts';
 import { Router } from '../../gateway/src/uplink/router.ts';
@@ -21,6 +21,16 @@ const router = new Router(
   ],
 );
 
+/**
+ * What the journal thread does: each record's route decided before the commit (uplink/router.ts), which the
+ * journal stores as it is given.
+ */
+function routing(journal: SqliteJournal, route = (r: NewRecord | Replay) => router.route(r)): SqliteJournal {
+  const commit = journal.commit.bind(journal);
+  journal.commit = (records, releases = [], routes = records.map(route)) => commit(records, releases, routes);
+  return journal;
+}
+
 function alarm(n: number): NewRecord {
   return { ...record('pump-1', n), stream: 'alarms/pressure' };
 }
@@ -30,7 +40,7 @@ describe('journal with several upstreams', function () {
   const dir = useTempDir();
 
   function open(upstreams = ['alarms', 'bulk'], forgetUpstreams: string[] = []): SqliteJournal {
-    return new SqliteJournal({ dir: dir.path, durability: 'process', upstreams, forgetUpstreams, route: (r) => router.route(r) });
+    return routing(new SqliteJournal({ dir: dir.path, durability: 'process', upstreams, forgetUpstreams }));
   }
 
   it('upstreams - routes: the first matching route decides; no route matching sends everywhere', () => {
@@ -96,13 +106,15 @@ describe('journal with several upstreams', function () {
     journal.commit([alarm(1), record('pump-1', 2), record('pump-1', 3), alarm(4)]);
     journal.commit([], [{ from: 1, to: 4, upstream: ALARMS }]);
     journal.close();
-    journal = new SqliteJournal({
-      dir: dir.path,
-      durability: 'process',
-      upstreams: ['alarms', 'bulk'],
-      route: (r) => router.mask(r.deviceId, r.stream),
-      limits: { maxBytes: 40, maxAgeMs: 0, policy: 'drop-oldest' },
-    });
+    journal = routing(
+      new SqliteJournal({
+        dir: dir.path,
+        durability: 'process',
+        upstreams: ['alarms', 'bulk'],
+        limits: { maxBytes: 40, maxAgeMs: 0, policy: 'drop-oldest' },
+      }),
+      (r) => router.mask(r.deviceId, r.stream),
+    );
     try {
       assert.deepEqual(journal.backlogOf(ALARMS), { rows: 0, payloadBytes: 0, ackedThrough: 4, oldestTimeMs: null });
       assert.equal(journal.backlogOf(BULK).rows, 4);
@@ -206,7 +218,7 @@ describe('journal with several upstreams', function () {
     const journal = open();
     try {
       journal.commit([alarm(1)]); // routed to both
-      const letters = new DeadLetters(journal.db);
+      const letters = new DeadLetters(journal.deadLetters);
       const [row] = journal.readAfter(0, 1, 1 << 20);
       letters.add(row!, 'schema mismatch', 1000, 'bulk');
       letters.add(row!, 'schema mismatch', 1001, 'bulk');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Clock } from '@fleetgate/core';
-import type { Journal, JournalLimits, NewRecord } from '../../gateway/src/journal/journal.ts';
+import { DeadLetters } from '../../gateway/src/journal/dead-letters.ts';
+import { EVERY_UPSTREAM, type Journal, type JournalLimits, type NewRecord } from '../../gateway/src/journal/journal.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 
 export function record(deviceId: string, n: number, payloadBytes = 16): NewRecord {
@@ -19,6 +20,8 @@ export function record(deviceId: string, n: number, payloadBytes = 16): NewRecor
 export interface OpenOptions {
   limits?: JournalLimits;
   clock?: Clock;
+  /** The upstreams rows are kept for, in configuration order (default: one). */
+  upstreams?: string[];
 }
 
 /**
@@ -249,6 +252,141 @@ export function journalContract(name: string, open: (dir: string, options?: Open
       assert.throws(() => journal.commit([sdk('d1', 'e1', 1), bad]));
       assert.equal(journal.lastDeviceSeq('d1', 'e1'), 0);
       assert.equal(journal.commit([sdk('d1', 'e1', 1)]).stored.length, 1);
+    });
+
+    // Several upstreams: routes decided before the commit (bit i: the i-th upstream), each upstream's view.
+    const A = 0;
+    const B = 1;
+    const severalUpstreams = (options: OpenOptions = {}) => reopen({ upstreams: ['a', 'b'], ...options });
+    const seqsOf = (rows: Array<{ seq: number }>) => rows.map((r) => r.seq);
+
+    it('journal - several upstreams: each reads only what its route named; a row goes once every upstream it was routed to acked it', () => {
+      severalUpstreams();
+      const result = journal.commit(
+        [record('d', 1), record('d', 2), record('d', 3), record('d', 4)],
+        [],
+        [0b01, 0b10, 0b11, 0b10],
+      );
+      assert.deepEqual(result.routes, [0b01, 0b10, 0b11, 0b10]);
+      assert.deepEqual(seqsOf(journal.upstream(A).readAfter(0, 10, 1 << 20)), [1, 3]);
+      assert.deepEqual(seqsOf(journal.upstream(B).readAfter(0, 10, 1 << 20)), [2, 3, 4]);
+      assert.deepEqual(seqsOf(journal.readAfter(0, 10, 1 << 20, undefined, B)), [2, 3, 4], 'readAfter by upstream, the same');
+      assert.deepEqual(journal.backlogOf(A), {
+        rows: 2,
+        payloadBytes: 32,
+        ackedThrough: 0,
+        oldestTimeMs: record('d', 1).gatewayTimeMs,
+      });
+
+      journal.commit([], [{ from: 1, to: 4, upstream: B }]);
+      assert.deepEqual(held(), [1, 3], 'the rows A still waits for stay');
+      assert.equal(journal.upstream(B).ackedThrough, 4);
+      assert.equal(journal.upstream(A).ackedThrough, 0);
+      assert.equal(journal.ackedThrough, 0, 'the low-water mark waits for the slowest upstream');
+      journal.commit([], [{ from: 3, to: 3, upstream: A }]);
+      assert.deepEqual(held(), [1]);
+      assert.equal(journal.upstream(A).ackedThrough, 0, 'a hole above is not a cursor');
+      journal.commit([], [{ from: 1, to: 1, upstream: A }]);
+      assert.deepEqual([journal.stats().rows, journal.ackedThrough, journal.upstream(A).ackedThrough], [0, 4, 4]);
+    });
+
+    it('journal - several upstreams: what each waits for survives a reopen; without routes a record goes to every upstream', () => {
+      severalUpstreams();
+      journal.commit([record('d', 1), record('d', 2)], [], [0b01, 0b10]);
+      journal.commit([record('d', 3)]);
+      journal.commit([record('d', 4)], [], [EVERY_UPSTREAM]);
+      severalUpstreams();
+      assert.deepEqual(seqsOf(journal.upstream(A).readAfter(0, 10, 1 << 20)), [1, 3, 4]);
+      assert.deepEqual(seqsOf(journal.upstream(B).readAfter(0, 10, 1 << 20)), [2, 3, 4]);
+      assert.deepEqual([journal.backlogOf(A).rows, journal.backlogOf(B).rows], [3, 3]);
+    });
+
+    it('journal - several upstreams: a route naming no configured upstream is refused, and nothing changes', () => {
+      severalUpstreams();
+      assert.throws(() => journal.commit([record('d', 1)], [], [0b100]), RangeError);
+      assert.throws(() => journal.commit([record('d', 1)], [], [0]), RangeError);
+      assert.deepEqual([journal.lastSeq, journal.stats().rows], [0, 0]);
+    });
+
+    it('journal - several upstreams: a dropped prefix is a gap only for the upstreams that were still waiting for it', () => {
+      severalUpstreams({ limits: { maxBytes: 40, maxAgeMs: 0, policy: 'drop-oldest' } });
+      journal.commit([record('d', 1), record('d', 2)], [], [0b01, 0b01]);
+      journal.commit([record('d', 3), record('d', 4)], [], [0b11, 0b11]); // 64 bytes over a 40-byte limit: rows 1 and 2 go
+      assert.deepEqual(
+        journal
+          .upstream(A)
+          .gaps()
+          .map((g) => [g.from, g.to, g.reason, g.count]),
+        [[1, 2, 'journal-full', 2]],
+      );
+      assert.deepEqual(journal.upstream(B).gaps(), [], 'B was never waiting for rows 1 and 2');
+      journal.commit([], [{ from: 1, to: 2, upstream: A }]);
+      assert.deepEqual(journal.gaps(), [], 'acknowledged by the one upstream that had to hear of it');
+    });
+
+    it('journal - renumbering: moveAbove moves the unacked rows and gaps above the seqs a backend holds, in order; welcomed is remembered', () => {
+      reopen({ limits: { maxBytes: 40, maxAgeMs: 0, policy: 'drop-oldest' } });
+      assert.equal(journal.welcomed, false, 'a new journal');
+      // 64 bytes over a 40-byte limit: rows 1 and 2 dropped, as a gap.
+      journal.commit([record('d', 1), record('d', 2), record('d', 3), record('d', 4)]);
+      assert.deepEqual(held(), [3, 4]);
+      assert.equal(journal.moveAbove(2), 0, 'nothing at or below the low-water mark');
+      const payloads = journal.readAfter(0, 10, 1 << 20).map((r) => Buffer.from(r.payload).toString('hex'));
+      assert.equal(journal.moveAbove(100), 98);
+      assert.deepEqual([journal.ackedThrough, journal.lastSeq], [100, 102]);
+      assert.deepEqual(held(), [101, 102]);
+      assert.deepEqual(
+        journal.readAfter(0, 10, 1 << 20).map((r) => Buffer.from(r.payload).toString('hex')),
+        payloads,
+        'the same rows, in the same order',
+      );
+      assert.deepEqual(
+        journal
+          .upstream(0)
+          .readAfter(0, 10, 1 << 20)
+          .map((r) => r.seq),
+        [101, 102],
+        "the upstream's view follows",
+      );
+      journal.markWelcomed();
+      assert.equal(journal.commit([record('d', 5)]).firstSeq, 103);
+      reopen({ limits: { maxBytes: 40, maxAgeMs: 0, policy: 'drop-oldest' } });
+      assert.deepEqual([journal.welcomed, journal.lastSeq], [true, 103]);
+    });
+
+    it("journal - dead letters: kept in the journal's table until dropped, across a reopen; a replay goes to the upstreams that refused it", () => {
+      severalUpstreams();
+      journal.commit([record('d', 1), record('d', 2)], [], [0b11, 0b11]);
+      const [first, second] = journal.readAfter(0, 10, 1 << 20);
+      const letters = new DeadLetters(journal.deadLetters);
+      letters.add(first!, 'not JSON', 1000, 'b');
+      letters.add(first!, 'not JSON either', 1001, 'a');
+      letters.add(second!, 'too big', 1002, 'b');
+      journal.commit([], [{ from: 1, to: 2, upstream: B }]);
+      journal.commit([], [{ from: 1, to: 1, upstream: A }]);
+      severalUpstreams();
+      const again = new DeadLetters(journal.deadLetters);
+      assert.deepEqual(
+        again.list().map((l) => [l.seq, l.reason, l.upstreams, l.replay, Buffer.from(l.payload).equals(first!.payload)]),
+        [
+          [1, 'not JSON either', ['b', 'a'], false, true],
+          [2, 'too big', ['b'], false, false],
+        ],
+      );
+      assert.ok(again.markReplay(2));
+      assert.ok(!again.markReplay(99));
+      const { records, done } = again.takeReplays(5000);
+      assert.deepEqual(
+        records.map((r) => [r.deviceId, r.upstreams, r.gatewayTimeMs]),
+        [['d', ['b'], 5000]],
+      );
+      done();
+      assert.deepEqual(
+        again.list().map((l) => l.seq),
+        [1],
+      );
+      assert.ok(again.drop(1));
+      assert.deepEqual(journal.deadLetters.list(), []);
     });
   });
 }

@@ -31,6 +31,7 @@ export function upstream(name: string, overrides: Partial<UpstreamStats> = {}): 
     sessions: 1,
     failures: 0,
     lastError: null,
+    refused: null,
     pendingRows: 10,
     pendingBytes: 1_000,
     oldestPendingAgeMs: 350,

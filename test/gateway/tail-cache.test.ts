@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { TailCache } from '../../gateway/src/journal/tail-cache.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { record } from './journal.contract.ts';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { logVerbosity, setLogVerbosity } from '@grpc/grpc-js';
 import { ConnectivityState } from '@fleetgate/core';
 import { silentLogger } from '@fleetgate/common';
-import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { DEFAULT_UPLINK_SETTINGS, KEEPALIVE_TIME_MS, Uplink, type UplinkSettings } from '../../gateway/src/uplink/uplink.ts';
 import { buildDescriptorSet, PythonBackend } from '../support/python-backend.ts';
 import { PYTHON_GRPCIO, requireProgram } from '../support/system-packages.ts';

@@ -14,7 +14,7 @@ import {
   type TelemetryRecord,
   type UplinkFrame,
 } from '@fleetgate/protos';
-import { SqliteJournal } from '../../gateway/src/journal/journal-sqlite.ts';
+import { SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { DEFAULT_UPLINK_SETTINGS, Uplink, type UplinkSettings } from '../../gateway/src/uplink/uplink.ts';
 import { fakeTime, type FakeTime } from '../support/fake-time.ts';
 import { useTempDir } from '../support/temp-dir.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
-import { type DeadLetter, DeadLetters, JOURNAL_FILE } from '@fleetgate/gateway';
+import { type DeadLetter, DeadLetters, JOURNAL_FILE, SqliteDeadLetterTable } from '@fleetgate/gateway';
 
 const DATA_HELP = "the gateway's data folder (its --data)";
 
@@ -100,7 +100,7 @@ function withLetters(dataDir: string, use: (letters: DeadLetters) => void): void
     const file = join(dataDir, JOURNAL_FILE);
     if (!existsSync(file)) throw new ConfigError('--data', `no journal in ${dataDir} (expected ${file})`);
     db = openSqlite(file, { durability: 'power' });
-    use(new DeadLetters(db));
+    use(new DeadLetters(new SqliteDeadLetterTable(db)));
   } catch (err: unknown) {
     process.stderr.write(`fleetgate deadletter: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;

@@ -1,44 +1,30 @@
-/** The sink's thread (see threaded-sink.ts): owns the SqliteSink and answers requests in order. */
+/** The sink's thread (see threaded-sink.ts): owns the SqliteSink and answers over the worker RPC. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Durability, errorMessage } from '@fleetgate/core';
+import { RpcServer } from '@fleetgate/common';
 import { SqliteSink } from './sink-sqlite.ts';
-import { unpack, type SinkReply, type SinkRequest } from './threaded-sink.ts';
+import { SinkThreadError, unpack, type SinkThreadMethods } from './threaded-sink.ts';
 
 const port = parentPort!;
 const { dir, durability } = (workerData as { data: { dir: string; durability: Durability } }).data;
-const reply = (message: SinkReply) => port.postMessage(message);
 
 let sink: SqliteSink;
+const server = new RpcServer<SinkThreadMethods>(port, {
+  commit: (packed) => sink.commit(unpack(packed)),
+  recordGap: (gatewayId, gap) => sink.recordGap(gatewayId, gap),
+  lastSeq: (gatewayId) => sink.lastSeq(gatewayId),
+  stats: () => sink.stats(),
+  close: async () => {
+    try {
+      await sink.close();
+    } finally {
+      server.close(); // the answer to this call is the last message: then the thread can end
+    }
+  },
+});
 try {
   sink = new SqliteSink({ dir, durability });
 } catch (err: unknown) {
-  reply({ id: 0, ok: false, fatal: `cannot open the sink in ${dir}: ${errorMessage(err)}` });
+  server.fatal(new SinkThreadError(`cannot open the sink in ${dir}: ${errorMessage(err)}`, { cause: err }));
   throw err;
-}
-
-port.on('message', (request: SinkRequest) => {
-  if (request.op === 'close') {
-    void sink.close().finally(() => {
-      reply({ id: request.id, ok: true, value: undefined });
-      port.close();
-    });
-    return;
-  }
-  void handle(request).then(
-    (value) => reply({ id: request.id, ok: true, value }),
-    (err: unknown) => reply({ id: request.id, ok: false, error: errorMessage(err) }),
-  );
-});
-
-async function handle(request: Exclude<SinkRequest, { op: 'close' }>): Promise<unknown> {
-  switch (request.op) {
-    case 'commit':
-      return sink.commit(unpack(request.packed));
-    case 'recordGap':
-      return sink.recordGap(request.gatewayId, request.gap);
-    case 'lastSeq':
-      return sink.lastSeq(request.gatewayId);
-    case 'stats':
-      return sink.stats();
-  }
 }

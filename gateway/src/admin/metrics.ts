@@ -22,6 +22,7 @@ import {
   type MetricValueWithName,
 } from 'prom-client';
 import type { CommitDurations } from '../journal/group-commit.ts';
+import { AUTH_REFUSALS } from '../uplink/is-retryable.ts';
 import { ConnectivityState } from '@fleetgate/core';
 import type { GatewayStats } from '../stats.ts';
 
@@ -128,6 +129,7 @@ export class GatewayMetrics {
       m.upstreamPendingRows,
       m.upstreamPendingBytes,
       m.upstreamOldestAge,
+      m.upstreamRefused,
     ])
       g.reset();
     for (const u of stats.upstreams) {
@@ -135,6 +137,8 @@ export class GatewayMetrics {
       m.upstreamUp.set(upstream, u.state === ConnectivityState.READY ? 1 : 0);
       for (const state of Object.values(ConnectivityState))
         m.upstreamState.set({ upstream: u.name, state }, u.state === state ? 1 : 0);
+      for (const status of AUTH_REFUSALS)
+        m.upstreamRefused.set({ upstream: u.name, status }, u.refused?.status === status ? 1 : 0);
       m.upstreamInFlight.set(upstream, u.batchesInFlight);
       m.upstreamCredit.set(upstream, u.credit);
       m.upstreamBatches.set(upstream, u.batchesSent);
@@ -252,6 +256,11 @@ function defineMetrics(registry: Registry) {
       'upstream',
       'state',
     ]),
+    upstreamRefused: gauge(
+      'upstream_refused',
+      "1 while the upstream refuses the gateway's credentials with this gRPC status: sessions are then tried only every few minutes, or as soon as the token changes.",
+      ['upstream', 'status'],
+    ),
     upstreamInFlight: gauge('upstream_batches_in_flight', 'Batches sent to the upstream and not acknowledged yet.', ['upstream']),
     upstreamCredit: gauge('upstream_credit', 'Batches the upstream lets the gateway send now.', ['upstream']),
     upstreamBatches: counter('upstream_batches_sent_total', 'Batches sent to the upstream.', ['upstream']),

@@ -13,7 +13,7 @@
  * rows, or a probe once a second.
  */
 import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
-import { JournalFullError, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
+import { EVERY_UPSTREAM, JournalFullError, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
 
 export interface GroupCommitSettings {
   /** Least time between two commits, in ms. */
@@ -29,12 +29,14 @@ export type AppendDone = (err: Error | undefined) => void;
 
 interface Append {
   records: readonly NewRecord[];
+  /** Their routes (Journal.commit), aligned with them; undefined: every upstream. */
+  routes: readonly number[] | undefined;
   bytes: number;
   done: AppendDone;
 }
 
 export interface GroupCommitOptions extends GroupCommitSettings {
-  journal: Journal & { probe?: () => void };
+  journal: Pick<Journal, 'commit' | 'room' | 'probe'>;
   /** reject-new: appends that do not fit journal.room are refused. */
   rejectWhenFull: boolean;
   /** After every successful commit, with the records it appended (seqs result.firstSeq, firstSeq + 1, ...). */
@@ -95,12 +97,15 @@ export class GroupCommit {
     this.timers = options.timers ?? systemTimers;
   }
 
-  /** Queues `records` for the next commit; `done` hears when they are durable (or why not). */
-  append(records: readonly NewRecord[], done: AppendDone): void {
+  /**
+   * Queues `records` for the next commit; `done` hears when they are durable (or why not). `routes`: the
+   * upstreams of each (Journal.commit), decided by the caller; without them, every upstream.
+   */
+  append(records: readonly NewRecord[], done: AppendDone, routes?: readonly number[]): void {
     if (this.closed) return done(new Error('the journal is closed'));
     let bytes = 0;
     for (const r of records) bytes += r.payload.length;
-    this.appends.push({ records, bytes, done });
+    this.appends.push({ records, routes, bytes, done });
     for (const r of records) this.records.push(r);
     this.schedule();
   }
@@ -139,7 +144,7 @@ export class GroupCommit {
   }
 
   /** One journal commit of `records` (the appends `taken`) and every release waiting. */
-  private commit(records: NewRecord[], taken: readonly Append[]): void {
+  private commit(records: readonly NewRecord[], taken: readonly Append[]): void {
     const releases = this.releases;
     this.releases = [];
     if (records.length === 0 && releases.length === 0) return;
@@ -148,7 +153,7 @@ export class GroupCommit {
     const startedPrecisely = performance.now();
     let result: CommitResult;
     try {
-      result = this.options.journal.commit(records, releases);
+      result = this.options.journal.commit(records, releases, routesOf(taken));
       this.timed(performance.now() - startedPrecisely);
     } catch (err: unknown) {
       const error = isDiskFull(err) ? new JournalFullError('disk') : err instanceof Error ? err : new Error(String(err));
@@ -228,7 +233,7 @@ export class GroupCommit {
   /** Does the journal take writes again? If so, appends resume. */
   private probe(): boolean {
     try {
-      this.options.journal.probe?.();
+      this.options.journal.probe();
     } catch {
       return false;
     }
@@ -252,6 +257,12 @@ export class GroupCommit {
       this.timer = undefined;
     }
   }
+}
+
+/** The routes of the appends taken, aligned with their records; undefined when none has any. */
+function routesOf(taken: readonly Append[]): number[] | undefined {
+  if (!taken.some((a) => a.routes)) return undefined;
+  return taken.flatMap((a) => a.routes ?? a.records.map(() => EVERY_UPSTREAM));
 }
 
 function isDiskFull(err: unknown): boolean {

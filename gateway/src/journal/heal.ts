@@ -16,17 +16,11 @@ import { type Durability, errorMessage } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { DeadLetters } from './dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from './journal.ts';
-import {
-  JOURNAL_FILE,
-  PENDING_UNKNOWN,
-  SqliteJournal,
-  createJournalSchema,
-  readSeqLease,
-  RECORD_COLUMNS,
-  SELECT_GAPS,
-  type SqliteJournalOptions,
-} from './journal-sqlite.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
+import { SqliteDeadLetterTable } from './sqlite/dead-letter-table.ts';
+import { SqliteJournal, type SqliteJournalOptions } from './sqlite/journal-sqlite.ts';
+import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './sqlite/schema.ts';
+import { readSeqLease } from './sqlite/seq-lease.ts';
 
 export interface HealReport {
   /** What was wrong with the journal. */
@@ -106,7 +100,7 @@ function salvage(
   const fresh = openSqlite(target, { durability });
   try {
     createJournalSchema(fresh, target);
-    const deadLetters = new DeadLetters(fresh);
+    const deadLetters = new DeadLetters(new SqliteDeadLetterTable(fresh));
     const insert = fresh.prepare(
       'INSERT OR IGNORE INTO journal (seq, device_id, stream, device_seq, device_time, gateway_time, content_type, payload, pending) VALUES (@seq, @deviceId, @stream, @deviceSeq, @deviceTimeMs, @gatewayTimeMs, @contentType, @payload, @pending)',
     );
@@ -159,7 +153,7 @@ function salvage(
     );
     const insertDeviceSeq = fresh.prepare('INSERT OR REPLACE INTO device_seqs (device_id, epoch, last_seq) VALUES (?, ?, ?)');
     for (const d of deviceSeqs) insertDeviceSeq.run(d.device_id, d.epoch, d.last_seq);
-    const letters = tryRead(source, (db) => new DeadLetters(db).list());
+    const letters = tryRead(source, (db) => new SqliteDeadLetterTable(db).list());
     for (const letter of letters) deadLetters.restore(letter);
 
     // Every seq above the low-water mark that is neither a row now nor already accounted for is lost.

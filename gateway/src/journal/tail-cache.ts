@@ -7,13 +7,12 @@
  * read from memory that the journal no longer holds. With several upstreams each has a cache of its own, which
  * keeps only the records routed to it (the others leave their slot empty).
  */
-import type { Gap, Journal, JournalRecord, NewRecord, SeqRange } from './journal.ts';
-import type { UplinkJournal } from '../uplink/uplink.ts';
+import type { Gap, JournalRecord, NewRecord, SeqRange, UpstreamJournal } from './journal.ts';
 
 /** Rough memory of one cached record beyond its payload (object, strings, array slot). */
 const RECORD_OVERHEAD_BYTES = 160;
 
-export class TailCache implements UplinkJournal {
+export class TailCache implements UpstreamJournal {
   /** Slot i holds seq base + i; a forgotten record leaves its slot undefined. */
   private records: Array<JournalRecord | undefined> = [];
   private base = 0;
@@ -26,7 +25,8 @@ export class TailCache implements UplinkJournal {
   private misses = 0;
 
   constructor(
-    private readonly journal: Pick<Journal, 'readAfter' | 'ackedThrough' | 'lastSeq' | 'gaps'>,
+    /** The journal as the upstream this cache serves reads it (Journal.upstream). */
+    private readonly journal: UpstreamJournal,
     private readonly maxBytes: number,
     /** The upstream (its index) this cache serves, when records are routed (CommitResult.routes). */
     private readonly upstream?: number,

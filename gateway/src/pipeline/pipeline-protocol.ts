@@ -1,11 +1,16 @@
-/** Messages between the MQTT thread (pipeline.ts) and the journal thread (pipeline-worker.ts). */
+/**
+ * What the MQTT thread (pipeline.ts) and the journal thread (journal-thread.ts) say to each other, over the
+ * worker RPC (common/src/worker-rpc.ts): the settings the thread starts with, the calls it serves, the events
+ * it emits, and the stats it answers.
+ */
 import type { LogLevel, TlsClientMaterial } from '@fleetgate/common';
 import type { Durability } from '@fleetgate/core';
 import type { GroupCommitSettings, GroupCommitStats } from '../journal/group-commit.ts';
 import type { JournalLimits, JournalStats } from '../journal/journal.ts';
 import type { TailCache } from '../journal/tail-cache.ts';
 import type { Route } from '../uplink/router.ts';
-import type { UplinkSettings, UplinkStats } from '../uplink/uplink.ts';
+import type { UplinkSettings } from '../uplink/uplink-settings.ts';
+import type { UplinkStats } from '../uplink/uplink-stats.ts';
 import type { PackedRecords } from './packed-records.ts';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
 
@@ -51,23 +56,29 @@ export interface PipelineStats {
   upstreams: UpstreamStats[];
 }
 
-export type ToWorker =
-  | { type: 'append'; id: number; records: PackedRecords }
-  | { type: 'stats'; id: number }
-  | { type: 'last-device-seq'; id: number; deviceId: string; epoch: string }
-  /** Frames for the upstream `to` (every upstream if absent). */
-  | { type: 'upstream'; frames: UplinkFrame[]; to?: string }
-  /** Commit what waits, then wait up to graceMs for the batches in flight to be acked, checkpoint, close. */
-  | { type: 'close'; id: number; graceMs: number };
+/** The calls the journal thread serves. */
+export interface JournalThreadMethods {
+  /**
+   * Commits the records (packed: one transferred buffer per event-loop turn of the MQTT thread); resolves once
+   * they are durable, rejects with JournalFullError when the journal or the disk is full.
+   */
+  append(records: PackedRecords): Promise<void>;
+  /** The highest seq journaled for this device-SDK device in this epoch (0 if none). */
+  lastDeviceSeq(deviceId: string, epoch: string): number;
+  stats(): PipelineStats;
+  /** Frames for the upstream `to` (every upstream if absent); a notification, unanswered. */
+  sendUpstream(frames: UplinkFrame[], to?: string): void;
+  /** Commits what waits, waits up to graceMs for the batches in flight to be acked, checkpoints, closes. */
+  close(graceMs: number): Promise<void>;
+}
 
-export type FromWorker =
-  | { type: 'ready'; lastSeq: number; ackedThrough: number }
-  /** full: refused because the journal (limit, with reject-new) or the disk was full. */
-  | { type: 'appended'; id: number; error?: string; full?: 'limit' | 'disk' }
-  | { type: 'stats'; id: number; stats: PipelineStats }
-  | { type: 'last-device-seq'; id: number; seq: number }
-  | { type: 'command'; command: Command; upstream: string }
-  | { type: 'command-ack'; ack: CommandAck; upstream: string }
-  | { type: 'uplink-ready'; upstream: string }
-  | { type: 'closed'; id: number }
-  | { type: 'fatal'; error: string };
+/** What the journal thread says unasked. */
+export interface JournalThreadEvents {
+  /** The journal is open and the uplinks started. */
+  ready: [{ lastSeq: number; ackedThrough: number }];
+  /** A command from the upstream named second (its payload arrives as a plain Uint8Array). */
+  command: [Command, string];
+  commandAck: [CommandAck, string];
+  /** The uplink to this upstream became ready. */
+  uplinkReady: [string];
+}

@@ -1,21 +1,18 @@
 /**
- * The MQTT thread's handle on the journal thread. Ingress calls append(record, done); records are packed and
- * posted to the journal thread once per event-loop turn, and `done` is called when their commit returned.
+ * The MQTT thread's handle on the journal thread (journal-thread.ts). Ingress calls append(record, done);
+ * records are packed (packed-records.ts) and sent to the journal thread once per event-loop turn, one
+ * transferred buffer for the whole turn, and `done` is called when their commit returned. Everything else is a
+ * call of the worker RPC (common/src/worker-rpc.ts); errors come back as their own classes.
  */
 import { EventEmitter } from 'node:events';
-import type { Worker } from 'node:worker_threads';
-import { FleetgateError } from '@fleetgate/core';
-import { startWorker, workerModule } from '@fleetgate/common';
+import { RpcClient, startWorker, workerModule, type RpcPort } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
 import { JournalFullError, type NewRecord } from '../journal/journal.ts';
 import { RecordPacker } from './packed-records.ts';
-import type { FromWorker, PipelineSettings, PipelineStats, ToWorker } from './pipeline-protocol.ts';
+import { PIPELINE_ERRORS, PipelineError } from './pipeline-errors.ts';
+import type { JournalThreadEvents, JournalThreadMethods, PipelineSettings, PipelineStats } from './pipeline-protocol.ts';
 
 export type { PipelineSettings, PipelineStats } from './pipeline-protocol.ts';
-
-export class PipelineError extends FleetgateError {
-  override name = 'PipelineError';
-}
 
 type Done = (err?: Error) => void;
 
@@ -35,36 +32,55 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private packer = new RecordPacker();
   private callbacks: Done[] = [];
   private flushScheduled = false;
-  private nextId = 1;
-  private readonly pendingAppends = new Map<number, Done[]>();
-  private readonly pendingRequests = new Map<number, { resolve: (message: FromWorker) => void; reject: (err: Error) => void }>();
+  /** The callbacks of each append sent and not answered yet. */
+  private readonly inFlight = new Set<Done[]>();
   private inFlightRecords = 0;
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
+  private readonly rpc: RpcClient<JournalThreadMethods, JournalThreadEvents>;
+  private readonly opened: Promise<void>;
 
-  private constructor(private readonly worker: Worker) {
+  /** `stop`: ends the journal thread once it closed (or failed). */
+  private constructor(
+    port: RpcPort,
+    private readonly stop: () => Promise<unknown>,
+  ) {
     super();
-    worker.on('message', (message: FromWorker) => this.onMessage(message));
-    worker.on('error', (err) => this.die(new PipelineError(`the journal thread failed: ${err.message}`, { cause: err })));
-    worker.on('exit', (code) => this.die(new PipelineError(`the journal thread exited (code ${code})`)));
+    let ready = () => {};
+    this.opened = new Promise((resolve, reject) => {
+      ready = resolve;
+      this.once('fatal', reject);
+    });
+    this.rpc = new RpcClient<JournalThreadMethods, JournalThreadEvents>(port, {
+      errors: PIPELINE_ERRORS,
+      events: {
+        ready: () => ready(),
+        // Structured clone turned the payload Buffer into a plain Uint8Array.
+        command: (command, upstream) => this.emit('command', { ...command, payload: Buffer.from(command.payload) }, upstream),
+        commandAck: (ack, upstream) => this.emit('commandAck', ack, upstream),
+        uplinkReady: (upstream) => this.emit('uplinkReady', upstream),
+      },
+      onFailure: (err) => this.die(err),
+    });
   }
 
-  /** Starts the journal thread; resolves once the journal is open and the uplink started. */
+  /** Starts the journal thread; resolves once the journal is open and the uplinks started. */
   static start(settings: PipelineSettings): Promise<Pipeline> {
-    const worker = startWorker(workerModule(import.meta.url, 'pipeline-worker'), settings, 'fleetgate-journal');
-    const pipeline = new Pipeline(worker);
-    return new Promise((resolve, reject) => {
-      const onReady = (message: FromWorker) => {
-        if (message.type === 'ready') {
-          pipeline.off('fatal', reject);
-          resolve(pipeline);
-        } else if (message.type === 'fatal') {
-          reject(new PipelineError(message.error));
-        }
-      };
-      worker.once('message', onReady);
-      pipeline.once('fatal', reject);
-    });
+    const worker = startWorker(workerModule(import.meta.url, 'journal-thread-entry'), settings, 'fleetgate-journal');
+    const pipeline = new Pipeline(worker, () => worker.terminate());
+    worker.on('error', (err) =>
+      pipeline.threadGone(new PipelineError(`the journal thread failed: ${err.message}`, { cause: err })),
+    );
+    worker.on('exit', (code) => pipeline.threadGone(new PipelineError(`the journal thread exited (code ${code})`)));
+    return pipeline.ready();
+  }
+
+  /**
+   * A pipeline whose journal thread answers on `port` (JournalThread.open on the other end of a MessageChannel,
+   * in a test); `stop` ends it. Resolves once the journal is open.
+   */
+  static attach(port: RpcPort, stop: () => Promise<unknown>): Promise<Pipeline> {
+    return new Pipeline(port, stop).ready();
   }
 
   /** True while the journal thread is far behind: ingress should make even QoS 0 publishers wait. */
@@ -85,22 +101,17 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   /** The highest seq journaled for this device-SDK device in this epoch (0 if none). */
   lastDeviceSeq(deviceId: string, epoch: string): Promise<number> {
-    return this.request({ type: 'last-device-seq', id: 0, deviceId, epoch }).then((message) =>
-      message.type === 'last-device-seq' ? message.seq : 0,
-    );
+    return this.rpc.call('lastDeviceSeq', [deviceId, epoch]);
   }
 
   /** Frames other than telemetry for the upstream `to` (all if absent); dropped where the uplink is not ready (Uplink.sendControl). */
   sendUpstream(frames: UplinkFrame[], to?: string): void {
     if (frames.length > 0 && !this.failure && !this.closing)
-      this.post({ type: 'upstream', frames, ...(to === undefined ? {} : { to }) });
+      this.rpc.notify('sendUpstream', to === undefined ? [frames] : [frames, to]);
   }
 
   stats(): Promise<PipelineStats> {
-    return this.request({ type: 'stats', id: 0 }).then((message) => {
-      if (message.type !== 'stats') throw new PipelineError(`unexpected answer ${message.type}`);
-      return message.stats;
-    });
+    return this.rpc.call('stats', []);
   }
 
   /**
@@ -110,84 +121,57 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   close(graceMs = 0): Promise<void> {
     this.closing ??= (async () => {
       this.flush();
-      if (!this.failure) await this.request({ type: 'close', id: 0, graceMs });
-      await this.worker.terminate();
+      if (!this.failure) await this.rpc.call('close', [graceMs]);
+      await this.stop();
     })();
     return this.closing;
   }
 
+  private ready(): Promise<this> {
+    return this.opened.then(() => this);
+  }
+
+  /** The records of this event-loop turn go to the journal thread: one call, their payloads in one transferred buffer. */
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.packer.count === 0 || this.failure) return;
-    const id = this.nextId++;
     const records = this.packer.take();
-    this.pendingAppends.set(id, this.callbacks);
-    this.inFlightRecords += this.callbacks.length;
+    const callbacks = this.callbacks;
     this.callbacks = [];
-    this.post({ type: 'append', id, records }, [records.payloads]);
+    this.inFlight.add(callbacks);
+    this.inFlightRecords += callbacks.length;
+    this.rpc.call('append', [records], [records.payloads]).then(
+      () => this.settle(callbacks, undefined),
+      (err: unknown) => this.settle(callbacks, appendError(err)),
+    );
   };
 
-  private request(message: Extract<ToWorker, { id: number }>): Promise<FromWorker> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pendingRequests.set(id, { resolve, reject });
-      this.post({ ...message, id });
-    });
+  private settle(callbacks: Done[], err: Error | undefined): void {
+    if (!this.inFlight.delete(callbacks)) return; // settled already, by die()
+    this.inFlightRecords -= callbacks.length;
+    for (const done of callbacks) done(err);
   }
 
-  private post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(message, transfer);
-  }
-
-  private onMessage(message: FromWorker): void {
-    switch (message.type) {
-      case 'appended': {
-        const callbacks = this.pendingAppends.get(message.id) ?? [];
-        this.pendingAppends.delete(message.id);
-        this.inFlightRecords -= callbacks.length;
-        const err =
-          message.full !== undefined
-            ? new JournalFullError(message.full)
-            : message.error === undefined
-              ? undefined
-              : new PipelineError(`journal commit failed: ${message.error}`);
-        for (const done of callbacks) done(err);
-        return;
-      }
-      case 'command':
-        // Structured clone turned the payload Buffer into a plain Uint8Array.
-        return void this.emit('command', { ...message.command, payload: Buffer.from(message.command.payload) }, message.upstream);
-      case 'command-ack':
-        return void this.emit('commandAck', message.ack, message.upstream);
-      case 'uplink-ready':
-        return void this.emit('uplinkReady', message.upstream);
-      case 'stats':
-      case 'last-device-seq':
-      case 'closed': {
-        const request = this.pendingRequests.get(message.id);
-        this.pendingRequests.delete(message.id);
-        request?.resolve(message);
-        return;
-      }
-      case 'fatal':
-        return this.die(new PipelineError(message.error));
-      case 'ready':
-        return;
-    }
+  /** The journal thread failed or exited: unless it was asked to (close, with nothing waiting), that is fatal. */
+  private threadGone(err: Error): void {
+    if (this.closing && this.rpc.pending === 0) return; // a requested exit
+    this.rpc.fail(err);
   }
 
   /** The journal thread is gone: everything waiting on it fails, and the owner hears 'fatal'. */
   private die(err: Error): void {
     if (this.failure) return;
-    if (this.closing && this.pendingRequests.size === 0) return; // a requested exit
     this.failure = err;
-    const waiting = [...this.pendingAppends.values()].flat().concat(this.callbacks);
-    this.pendingAppends.clear();
+    for (const callbacks of this.inFlight) this.settle(callbacks, err);
+    const waiting = this.callbacks;
     this.callbacks = [];
     for (const done of waiting) done(err);
-    for (const request of this.pendingRequests.values()) request.reject(err);
-    this.pendingRequests.clear();
     this.emit('fatal', err);
   }
+}
+
+/** A refused append keeps its JournalFullError (ingress tells devices so); any other failure says it was the commit. */
+function appendError(err: unknown): Error {
+  if (err instanceof JournalFullError) return err;
+  return new PipelineError(`journal commit failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
