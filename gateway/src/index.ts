@@ -20,3 +20,4 @@ export { DeadLetters, type DeadLetter } from './journal/dead-letters.ts';
 export { SqliteDeadLetterTable } from './journal/sqlite/dead-letter-table.ts';
 export { JOURNAL_FILE } from './journal/sqlite/schema.ts';
 export { VERSION } from './version.ts';
+export * from './errors.ts';

@@ -10,7 +10,7 @@ import { rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readSqliteGaps, type ExportedGap, type ExportedRecord } from '@fleetgate/cloud-stub';
-import { checkWal } from '../../gateway/src/journal/page-scan.ts';
+import { checkWal } from '../../gateway/src/journal/sqlite/page-scan.ts';
 import { FLEETGATE_BIN, killAll } from '../support/fleetgate-process.ts';
 import { scribble } from '../support/damage.ts';
 import { readCloud, verifyDelivery, type DeviceExpectation } from '../support/delivery.ts';

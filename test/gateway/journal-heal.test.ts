@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findDamage, openJournal, subtract, type OpenedJournal } from '../../gateway/src/journal/heal.ts';
+import { findDamage, openJournal, subtract, type OpenedJournal } from '../../gateway/src/journal/sqlite/heal.ts';
 import type { NewRecord } from '../../gateway/src/journal/journal.ts';
 import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
-import { checkWal } from '../../gateway/src/journal/page-scan.ts';
+import { checkWal } from '../../gateway/src/journal/sqlite/page-scan.ts';
 import { scribble } from '../support/damage.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { record } from './journal.contract.ts';

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { JournalError } from '../../gateway/src/journal/journal.ts';
 import { JOURNAL_FILE, SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
 import { journalContract, record } from './journal.contract.ts';
 import { useTempDir } from '../support/temp-dir.ts';
+import { JournalError } from '../../gateway/src/errors.ts';
 
 journalContract('sqlite, durability power', (dir, options) => new SqliteJournal({ dir, durability: 'power', ...options }));
 journalContract('sqlite, durability process', (dir, options) => new SqliteJournal({ dir, durability: 'process', ...options }));

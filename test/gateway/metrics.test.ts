@@ -10,7 +10,7 @@ import { DataAtRiskTracker, type DataAtRiskSample } from '../../gateway/src/admi
 import { GatewayMetrics } from '../../gateway/src/admin/metrics.ts';
 import { gatewayAdminRoutes } from '../../gateway/src/admin/routes.ts';
 import type { ReadinessReport } from '../../gateway/src/admin/readiness.ts';
-import { DEVICE_LINK_REFUSALS, MQTT_REFUSALS as REFUSAL_REASONS } from '../../gateway/src/ingress/refusals.ts';
+import { DEVICE_LINK_REFUSALS, MQTT_REFUSALS as REFUSAL_REASONS } from '../../gateway/src/refusals.ts';
 import type { JournalLimits } from '../../gateway/src/journal/journal.ts';
 import type { GatewayStats, UpstreamStats } from '../../gateway/src/stats.ts';
 import { gatewayStats as fixtureStats, upstream as fixtureUpstream } from './stats-fixture.ts';

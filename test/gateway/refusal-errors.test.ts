@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { FleetgateError } from '@fleetgate/core';
 import {
+  ConnectRefusedError,
   DeviceDisconnectedError,
   DeviceLinkRefusedError,
   DeviceStreamError,
   GatewayShutdownError,
-} from '../../gateway/src/device-link/device-link-errors.ts';
-import { ConnectRefusedError, NotAuthenticatedError, PublishRefusedError } from '../../gateway/src/ingress/ingress-errors.ts';
+  NotAuthenticatedError,
+  PublishRefusedError,
+} from '../../gateway/src/errors.ts';
 
 describe('refusal errors', function () {
   it('refusal errors - a refused CONNECT carries its reason and the return code aedes writes into the CONNACK', () => {

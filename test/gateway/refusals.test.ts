@@ -1,4 +1,4 @@
-/** The refusal table (gateway/src/ingress/refusals.ts): complete, as the README says, and true to MQTT 5. */
+/** The refusal table (gateway/src/refusals.ts): complete, as the README says, and true to MQTT 5. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
@@ -13,7 +13,7 @@ import {
   type ConnectRefusal,
   type Refusal,
   type RefusalRow,
-} from '../../gateway/src/ingress/refusals.ts';
+} from '../../gateway/src/refusals.ts';
 
 const rows = REFUSALS as Record<Refusal, RefusalRow>;
 

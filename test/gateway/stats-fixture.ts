@@ -1,6 +1,6 @@
 /** A hand-made GatewayStats for the tests of what is drawn from it (status page, `fleetgate status`, /metrics): two upstreams, one of them failing. */
 import { ConnectivityState } from '@fleetgate/core';
-import { DEVICE_LINK_REFUSALS, MQTT_REFUSALS as REFUSAL_REASONS } from '../../gateway/src/ingress/refusals.ts';
+import { DEVICE_LINK_REFUSALS, MQTT_REFUSALS as REFUSAL_REASONS } from '../../gateway/src/refusals.ts';
 import type { GatewayStats, UpstreamStats } from '../../gateway/src/stats.ts';
 
 export const HOSTILE = '</script><img src=x onerror=alert(1)>';

@@ -17,7 +17,7 @@ import type { TokenClaims } from '@fleetgate/common';
 import type { DeviceHello, GatewayFrame } from '@fleetgate/protos';
 import type { DeviceAuthenticator } from '../ingress/device-authenticator.ts';
 import type { DeviceRecordAppender } from '../ingress/record-appender.ts';
-import { DeviceDisconnectedError, DeviceLinkRefusedError, type DeviceStreamError } from './device-link-errors.ts';
+import { DeviceDisconnectedError, DeviceLinkRefusedError, type DeviceStreamError } from '../errors.ts';
 
 export const HELLO_TIMEOUT_MS = 10_000;
 const EPOCH = /^[A-Za-z0-9-]{1,64}$/;

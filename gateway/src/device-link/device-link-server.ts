@@ -9,8 +9,8 @@ import { HealthImplementation } from 'grpc-health-check';
 import { formatHostPort, type HostPort, LogSampler } from '@fleetgate/core';
 import { GrpcHealth, grpcServiceName, ListenError, type TlsServerMaterial, type TokenClaims } from '@fleetgate/common';
 import { DeviceLinkService } from '@fleetgate/protos';
-import { DEVICE_LINK_REFUSALS, REFUSALS, type DeviceLinkRefusal, type DisconnectReason } from '../ingress/refusals.ts';
-import { DeviceDisconnectedError, GatewayShutdownError } from './device-link-errors.ts';
+import { DEVICE_LINK_REFUSALS, REFUSALS, type DeviceLinkRefusal, type DisconnectReason } from '../refusals.ts';
+import { DeviceDisconnectedError, GatewayShutdownError } from '../errors.ts';
 import { DeviceSession, type DeviceCall, type DeviceSessionDeps } from './device-session.ts';
 
 export interface DeviceLinkStats {

@@ -19,12 +19,11 @@ import type { DeviceRegistry } from '../commands/device-registry.ts';
 import type { DeviceAuthenticator } from '../ingress/device-authenticator.ts';
 import { RateQueue, type RateLimit } from '../ingress/rate-queue.ts';
 import type { DeviceRecordAppender, RecordAppender } from '../ingress/record-appender.ts';
-import type { DeviceLinkRefusal } from '../ingress/refusals.ts';
+import type { DeviceLinkRefusal } from '../refusals.ts';
 import { isValidStream } from '../ingress/topics.ts';
-import { JournalFullError } from '../journal/journal.ts';
 import { SdkCommandChannel } from './device-commands.ts';
 import { handshake, HELLO_TIMEOUT_MS, helloRefusal, welcomeFrame, type HandshakeSession } from './device-handshake.ts';
-import { DeviceDisconnectedError, DeviceLinkRefusedError, type DeviceStreamError } from './device-link-errors.ts';
+import { DeviceDisconnectedError, DeviceLinkRefusedError, type DeviceStreamError, JournalFullError } from '../errors.ts';
 import { SEQ, SeqRules } from './seq-rules.ts';
 
 export type DeviceCall = ServerDuplexStream<DeviceFrame, GatewayFrame>;

@@ -6,7 +6,7 @@
  *
  * check() answers with a number, not an object: it runs for every Telemetry message.
  */
-import { DeviceLinkRefusedError } from './device-link-errors.ts';
+import { DeviceLinkRefusedError } from '../errors.ts';
 
 export const SEQ = {
   /** At or below the durable seq, before any new one: in the journal already. */

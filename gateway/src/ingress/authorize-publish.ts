@@ -20,7 +20,7 @@ import type { Acl } from './acl.ts';
 import { parseCommandResult } from './command-results.ts';
 import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
-import { NotAuthenticatedError } from './ingress-errors.ts';
+import { NotAuthenticatedError } from '../errors.ts';
 import type { PublishCallback, PublishQos } from './publish-qos.ts';
 import { refusePublish } from './refuse-publish.ts';
 import { parseDeviceTopic } from './topics.ts';

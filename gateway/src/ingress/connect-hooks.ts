@@ -15,9 +15,9 @@ import type { AedesRuntime } from './aedes-runtime.ts';
 import type { DeviceAuthenticator } from './device-authenticator.ts';
 import { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
-import { ConnectRefusedError } from './ingress-errors.ts';
+import { ConnectRefusedError } from '../errors.ts';
 import type { RateLimit } from './rate-queue.ts';
-import { CONNACK, connackCode, type ConnackCode, type ConnectRefusal, type DisconnectReason } from './refusals.ts';
+import { CONNACK, connackCode, type ConnackCode, type ConnectRefusal, type DisconnectReason } from '../refusals.ts';
 
 export interface ConnectHooksDeps {
   auth: DeviceAuthenticator;

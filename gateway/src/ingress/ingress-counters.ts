@@ -12,7 +12,7 @@ import {
   REFUSALS,
   type DisconnectReason,
   type MqttRefusal,
-} from './refusals.ts';
+} from '../refusals.ts';
 
 export interface IngressStats {
   listeners: { mqtt?: string; mqtts?: string };

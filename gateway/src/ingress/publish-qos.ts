@@ -17,14 +17,15 @@
 import type { Socket } from 'node:net';
 import type { Client, PublishPacket } from 'aedes';
 import type { Clock } from '@fleetgate/core';
-import { JournalFullError, type NewRecord } from '../journal/journal.ts';
+import { type NewRecord } from '../journal/journal.ts';
 import type { AedesRuntime } from './aedes-runtime.ts';
 import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import type { PubackWriter } from './puback-writer.ts';
 import type { RecordAppender } from './record-appender.ts';
 import { refusePublish } from './refuse-publish.ts';
-import { JOURNAL_REFUSAL_LOG } from './refusals.ts';
+import { JOURNAL_REFUSAL_LOG } from '../refusals.ts';
+import { JournalFullError } from '../errors.ts';
 
 export type PublishCallback = (err?: Error | null) => void;
 

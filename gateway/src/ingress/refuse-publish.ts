@@ -5,8 +5,8 @@
  */
 import type { Client, PublishPacket } from 'aedes';
 import type { IngressCounters } from './ingress-counters.ts';
-import { PublishRefusedError } from './ingress-errors.ts';
-import type { MqttRefusal } from './refusals.ts';
+import { PublishRefusedError } from '../errors.ts';
+import type { MqttRefusal } from '../refusals.ts';
 
 export function refusePublish(
   counters: IngressCounters,

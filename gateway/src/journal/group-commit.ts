@@ -13,7 +13,8 @@
  * rows, or a probe once a second.
  */
 import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
-import { EVERY_UPSTREAM, JournalFullError, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
+import { EVERY_UPSTREAM, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
+import { JournalFullError } from '../errors.ts';
 
 export interface GroupCommitSettings {
   /** Least time between two commits, in ms. */

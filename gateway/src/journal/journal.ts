@@ -4,24 +4,6 @@
  * journal thread is typed against it); one folder per implementation (sqlite/, whose journal-sqlite.ts says
  * how it is laid out); every implementation passes the contract suite in test/gateway/journal.contract.ts.
  */
-import { FleetgateError } from '@fleetgate/core';
-
-/** The journal cannot take this append: it is full (limit, with reject-new) or the disk is. */
-export class JournalFullError extends FleetgateError {
-  override name = 'JournalFullError';
-  constructor(readonly reason: 'limit' | 'disk') {
-    super(
-      reason === 'disk'
-        ? 'the disk is full: the journal takes nothing until space returns'
-        : 'the journal is full (reject-new): try again later',
-    );
-  }
-}
-
-/** The journal's store cannot be used as it is (written by a newer schema, say). */
-export class JournalError extends FleetgateError {
-  override name = 'JournalError';
-}
 
 /** A message as ingress hands it over; the journal gives it its seq. */
 export interface NewRecord {

@@ -18,12 +18,12 @@ import { createLogger, RpcServer, type Logger, type RpcPort } from '@fleetgate/c
 import { errorMessage } from '@fleetgate/core';
 import { DeadLetters, type Replay } from '../journal/dead-letters.ts';
 import { GroupCommit } from '../journal/group-commit.ts';
-import { openJournal, type HealReport } from '../journal/heal.ts';
+import { openJournal, type HealReport } from '../journal/sqlite/heal.ts';
 import type { Journal, NewRecord } from '../journal/journal.ts';
 import { Router } from '../uplink/router.ts';
 import type { Uplink } from '../uplink/uplink.ts';
 import { unpackRecords, type PackedRecords } from './packed-records.ts';
-import { PipelineError } from './pipeline-errors.ts';
+import { PipelineError } from '../errors.ts';
 import type { JournalThreadEvents, JournalThreadMethods, PipelineSettings, PipelineStats } from './pipeline-protocol.ts';
 import { UpstreamLinks } from './upstream-links.ts';
 

@@ -7,9 +7,9 @@
 import { EventEmitter } from 'node:events';
 import { RpcClient, startWorker, workerModule, type RpcPort } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
-import { JournalFullError, type NewRecord } from '../journal/journal.ts';
+import { type NewRecord } from '../journal/journal.ts';
 import { RecordPacker } from './packed-records.ts';
-import { PIPELINE_ERRORS, PipelineError } from './pipeline-errors.ts';
+import { JournalFullError, PIPELINE_ERRORS, PipelineError } from '../errors.ts';
 import type { JournalThreadEvents, JournalThreadMethods, PipelineSettings, PipelineStats } from './pipeline-protocol.ts';
 
 export type { PipelineSettings, PipelineStats } from './pipeline-protocol.ts';

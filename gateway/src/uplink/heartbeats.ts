@@ -6,7 +6,7 @@
  */
 import type { Clock, TimerHandle, Timers } from '@fleetgate/core';
 import type { Heartbeat } from '@fleetgate/protos';
-import { BackendSilentError } from './uplink-errors.ts';
+import { BackendSilentError } from '../errors.ts';
 
 export interface HeartbeatWatch {
   /** Is the session watched still the current one? */

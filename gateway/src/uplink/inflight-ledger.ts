@@ -6,7 +6,7 @@
  */
 import type { Ack } from '@fleetgate/protos';
 import type { JournalRecord, SeqRange } from '../journal/journal.ts';
-import { UplinkProtocolError } from './uplink-errors.ts';
+import { UplinkProtocolError } from '../errors.ts';
 
 export type Lane = 'live' | 'backlog' | 'retry';
 

@@ -16,7 +16,7 @@ import {
 } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import { authRefusal, type AuthRefusal } from './is-retryable.ts';
-import { NoTokenError } from './uplink-errors.ts';
+import { NoTokenError } from '../errors.ts';
 import type { UplinkRefusal } from './uplink-stats.ts';
 
 /** The same session failure is logged as a warning at most this often. */

@@ -47,7 +47,7 @@ import { Lanes } from './lanes.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { Rejections } from './rejections.ts';
 import { helloFrame, sessionTerms, type UplinkCall } from './session.ts';
-import { SessionRestartError, StreamEndedError, UplinkProtocolError, WelcomeTimeoutError } from './uplink-errors.ts';
+import { SessionRestartError, StreamEndedError, UplinkProtocolError, WelcomeTimeoutError } from '../errors.ts';
 import type { UplinkOptions } from './uplink-options.ts';
 import { channelOptions, type UplinkSettings } from './uplink-settings.ts';
 import { newCounters, type UplinkStats } from './uplink-stats.ts';

@@ -1,6 +1,6 @@
 /** The SQLite journal's tables (journal-sqlite.ts describes them), created or brought up to date at open. */
 import type { SqliteDatabase } from '@fleetgate/core/sqlite';
-import { JournalError } from '../journal.ts';
+import { JournalError } from '../../errors.ts';
 
 export const SCHEMA_VERSION = 5;
 export const JOURNAL_FILE = 'journal.db';

@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Durability, errorMessage } from '@fleetgate/core';
 import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
-import { DeadLetters } from './dead-letters.ts';
-import type { Gap, JournalRecord, SeqRange } from './journal.ts';
+import { DeadLetters } from '../dead-letters.ts';
+import type { Gap, JournalRecord, SeqRange } from '../journal.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
-import { SqliteDeadLetterTable } from './sqlite/dead-letter-table.ts';
-import { SqliteJournal, type SqliteJournalOptions } from './sqlite/journal-sqlite.ts';
-import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './sqlite/schema.ts';
-import { readSeqLease } from './sqlite/seq-lease.ts';
+import { SqliteDeadLetterTable } from './dead-letter-table.ts';
+import { SqliteJournal, type SqliteJournalOptions } from './journal-sqlite.ts';
+import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './schema.ts';
+import { readSeqLease } from './seq-lease.ts';
 
 export interface HealReport {
   /** What was wrong with the journal. */

@@ -10,7 +10,7 @@
  * decides which seqs it wants.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { JournalRecord } from './journal.ts';
+import type { JournalRecord } from '../journal.ts';
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 const WAL_MAGIC_LE = 0x377f0682;
