@@ -44,3 +44,8 @@ export class SinkClosedError extends FleetgateError {
 export class CommandConflictError extends FleetgateError {
   override name = 'CommandConflictError';
 }
+
+/** The sink thread could not open its sink, or exited. */
+export class SinkThreadError extends FleetgateError {
+  override name = 'SinkThreadError';
+}

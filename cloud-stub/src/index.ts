@@ -10,6 +10,7 @@ export {
   JetStreamStoreError,
   PublishError,
   SinkClosedError,
+  SinkThreadError,
   StreamMessageError,
   StreamReadError,
 } from './errors.ts';

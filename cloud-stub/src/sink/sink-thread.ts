@@ -3,7 +3,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type Durability, errorMessage } from '@fleetgate/core';
 import { RpcServer } from '@fleetgate/common';
 import { SqliteSink } from './sink-sqlite.ts';
-import { SinkThreadError, unpack, type SinkThreadMethods } from './threaded-sink.ts';
+
+import { SinkThreadError } from '../errors.ts';
+import { unpack, type SinkThreadMethods } from './threaded-sink.ts';
 
 const port = parentPort!;
 const { dir, durability } = (workerData as { data: { dir: string; durability: Durability } }).data;

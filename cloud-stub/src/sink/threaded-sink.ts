@@ -17,6 +17,7 @@ import {
 } from '@fleetgate/common';
 import type { ExportedGap, ExportedRecord, Sink, SinkBatch, SinkGap, SinkOutcome, SinkRecord, SinkStats } from './sink.ts';
 import { exportSqliteSink, readSqliteGaps } from './sink-sqlite.ts';
+import * as CLOUD_ERRORS from '../errors.ts';
 
 /** Batches as columns (common/src/column-packer.ts), with every payload in one buffer. */
 export interface PackedBatches {
@@ -35,12 +36,8 @@ export interface SinkThreadMethods {
   close(): Promise<void>;
 }
 
-export class SinkThreadError extends FleetgateError {
-  override name = 'SinkThreadError';
-}
-
-/** What the errors of the sink thread are re-created as here. */
-const SINK_ERRORS = { SinkThreadError, FleetgateError, RangeError, TypeError };
+/** What the errors of the sink thread are re-created as here: every cloud-stub error class, and the basics. */
+const SINK_ERRORS = { ...CLOUD_ERRORS, FleetgateError, RangeError, TypeError };
 
 export class ThreadedSink implements Sink {
   private readonly rpc: RpcClient<SinkThreadMethods>;
@@ -52,7 +49,7 @@ export class ThreadedSink implements Sink {
   ) {
     this.rpc = new RpcClient<SinkThreadMethods>(worker, { errors: SINK_ERRORS });
     worker.on('error', (err) => this.rpc.fail(err));
-    worker.on('exit', (code) => this.rpc.fail(new SinkThreadError(`the sink thread exited (code ${code})`)));
+    worker.on('exit', (code) => this.rpc.fail(new CLOUD_ERRORS.SinkThreadError(`the sink thread exited (code ${code})`)));
   }
 
   /** Starts the thread and waits until it has opened the sink (so that a broken sink fails the start). */

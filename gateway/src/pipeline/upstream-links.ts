@@ -13,6 +13,7 @@
  *             seqs of what it has in flight changed).
  */
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '@fleetgate/core';
 import { credentials } from '@grpc/grpc-js';
 import type { Logger } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
@@ -169,6 +170,6 @@ function asBuffer(bytes: Uint8Array | undefined): Buffer | null {
 /** The gateway's token, from its file; the file may be replaced at any time (token rotation). */
 function readToken(file: string): string {
   const token = readFileSync(file, 'utf8').trim();
-  if (token === '') throw new Error(`${file} is empty`);
+  if (token === '') throw new ConfigError('--token-file', `${file} is empty`);
   return token;
 }
