@@ -49,8 +49,19 @@ export function countHeld(db: SqliteDatabase, meta: ReadonlyMap<string, number>)
     maxSeq = Math.max(maxSeq, group.maxSeq);
     minSeq = Math.min(minSeq ?? Infinity, group.minSeq);
   }
+  return { groups, held: heldRows(meta, rows, payloadBytes, minSeq, maxSeq) };
+}
+
+/** The journal's counters from what it holds and meta; `minSeq` null when it holds nothing. */
+export function heldRows(
+  meta: ReadonlyMap<string, number>,
+  rows: number,
+  payloadBytes: number,
+  minSeq: number | null,
+  maxSeq: number,
+): HeldRows {
   const lastSeq = Math.max(meta.get('last_seq') ?? 0, maxSeq, meta.get('acked_through') ?? 0);
-  return { groups, held: { rows, payloadBytes, lastSeq, ackedThrough: minSeq === null ? lastSeq : minSeq - 1 } };
+  return { rows, payloadBytes, lastSeq, ackedThrough: minSeq === null ? lastSeq : minSeq - 1 };
 }
 
 export class Backlogs {
@@ -79,6 +90,22 @@ export class Backlogs {
       });
     }
     this.resetCursors(ackedThrough);
+  }
+
+  /** At open after a clean close: each upstream's rows and bytes as they stood (by bit; an upstream new since has none). */
+  restore(snapshot: ReadonlyArray<{ bit: number; rows: number; bytes: number }>, ackedThrough: number): void {
+    this.each.forEach((b, i) => {
+      const kept = snapshot.find((s) => s.bit === this.bits.of(i));
+      b.rows = kept?.rows ?? 0;
+      b.bytes = kept?.bytes ?? 0;
+    });
+    this.resetCursors(ackedThrough);
+  }
+
+  /** For a clean close: each upstream's rows and bytes, by bit (with one upstream, the journal's own counters). */
+  snapshot(held: HeldRows): Array<{ bit: number; rows: number; bytes: number }> {
+    if (this.bits.count === 1) return [{ bit: this.bits.of(0), rows: held.rows, bytes: held.payloadBytes }];
+    return this.each.map((b, i) => ({ bit: this.bits.of(i), rows: b.rows, bytes: b.bytes }));
   }
 
   /** A delta for one transaction to fill in; undefined with one upstream (nothing to count apart). */

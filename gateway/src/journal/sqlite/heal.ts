@@ -17,6 +17,7 @@ import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { DeadLetters } from '../dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from '../journal.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
+import { closedCleanly } from './clean-close.ts';
 import { SqliteDeadLetterTable } from './dead-letter-table.ts';
 import { SqliteJournal, type SqliteJournalOptions } from './journal-sqlite.ts';
 import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './schema.ts';
@@ -45,8 +46,17 @@ const READ_CHUNK = 1000;
 /** Opens the journal in options.dir, healing it first if it is damaged. Throws only if a fresh journal cannot be made. */
 export function openJournal(options: SqliteJournalOptions, now = Date.now()): OpenedJournal {
   const file = join(options.dir, JOURNAL_FILE);
-  const damage = findDamage(file);
-  if (damage === undefined) return { journal: new SqliteJournal(options) };
+  let damage = findDamage(file);
+  if (damage === undefined) {
+    try {
+      return { journal: new SqliteJournal(options) };
+    } catch (err: unknown) {
+      // Damage quick_check did not run to see (it is skipped after a clean close: findDamage) shows here, when
+      // the open reads the pages it needs: heal it as the check would have.
+      if (!isCorruption(err)) throw err;
+      damage = `SQLite cannot read it: ${errorMessage(err)}`;
+    }
+  }
   const movedTo = join(options.dir, `journal.damaged-${new Date(now).toISOString().replace(/[:.]/g, '-')}.db`);
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
@@ -69,6 +79,10 @@ export function findDamage(file: string): string | undefined {
   let db: SqliteDatabase | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
+    // After a clean close the file was last written by a gateway that stopped in order: quick_check reads every
+    // page (seconds for a large journal on an SD card), so it is left to the opens after a crash or a power cut.
+    // Damage that comes later (the card itself) fails a read or a commit, and the next start checks.
+    if (closedCleanly(db)) return undefined;
     const rows = db.pragma('quick_check(3)') as Array<{ quick_check: string }>;
     const problems = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
     return problems.length > 0 ? `quick_check: ${problems.join('; ')}` : undefined;
@@ -301,4 +315,10 @@ function readHead(file: string): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/** SQLite's own word that the file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB and their extended codes). */
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB'));
 }

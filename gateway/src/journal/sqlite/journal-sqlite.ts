@@ -19,6 +19,7 @@
  *                              configuration changes; an upstream that leaves the configuration must leave no
  *                              row waiting for it, or be named in forgetUpstreams)
  *   dead_letters(...)          see dead-letters.ts
+ *   clean_close(snapshot)      one row, written by a clean close and taken by the next open (clean-close.ts)
  *
  * Seqs are given by this class, not by SQLite: a plain rowid restarts at max(rowid) + 1, so it would reuse seqs
  * once every row has been freed, and the backend, which dedupes by (gateway, seq), would drop new data as
@@ -41,6 +42,7 @@
  *
  * The parts, one file each in this folder:
  *   schema.ts              the tables, created or brought up to date at open
+ *   clean-close.ts         what a clean close leaves, so that the next open neither counts nor checks every row
  *   upstream-bits.ts       each upstream's bit in `pending`; route masks translated to stored bits
  *   seq-lease.ts           the seq lease
  *   commit-transaction.ts  the commit: dedupe (device-seqs.ts), insert, frees (releases.ts), limits (limits.ts)
@@ -71,6 +73,7 @@ import {
   type UpstreamJournal,
 } from '../journal.ts';
 import { Backlogs, countHeld, type HeldRows } from './backlog.ts';
+import { leaveCleanClose, takeCleanClose } from './clean-close.ts';
 import { CommitTransaction } from './commit-transaction.ts';
 import { SqliteDeadLetterTable } from './dead-letter-table.ts';
 import { DeviceSeqs } from './device-seqs.ts';
@@ -79,7 +82,7 @@ import { Maintenance } from './maintenance.ts';
 import { Reads } from './reads.ts';
 import { Releases } from './releases.ts';
 import { Renumbering } from './renumber.ts';
-import { createJournalSchema, JOURNAL_FILE, readMeta } from './schema.ts';
+import { createJournalSchema, JOURNAL_FILE, readMeta, SCHEMA_VERSION } from './schema.ts';
 import { SeqLease } from './seq-lease.ts';
 import { registerUpstreams, type UpstreamBits } from './upstream-bits.ts';
 
@@ -131,35 +134,49 @@ export class SqliteJournal implements Journal {
     this.file = join(dir, JOURNAL_FILE);
     this.limits = limits;
     const db = (this.db = openSqlite(this.file, { durability }));
-    createJournalSchema(db, this.file);
-    db.pragma('journal_size_limit = 67108864');
-    if (maxFileBytes)
-      db.pragma(
-        `max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (db.pragma('page_size', { simple: true }) as number)))}`,
+    // A file SQLite cannot read fails here; its handle must not stay open (heal.ts moves the file aside).
+    try {
+      const version = createJournalSchema(db, this.file);
+      db.pragma('journal_size_limit = 67108864');
+      if (maxFileBytes)
+        db.pragma(
+          `max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (db.pragma('page_size', { simple: true }) as number)))}`,
+        );
+      const meta = readMeta(db);
+      // After a clean close the counters come from what it left (clean-close.ts), not from counting every row.
+      // (A journal brought up from an older schema has none that could be trusted.)
+      const clean = takeCleanClose(db, meta, version === SCHEMA_VERSION);
+      const registered = registerUpstreams(db, upstreams, forgetUpstreams, this.file, clean !== undefined);
+      this.bits = registered.bits;
+      this.backlogs = new Backlogs(db, this.bits);
+      if (clean && !registered.rowsChanged) {
+        this.held = clean.held;
+        this.backlogs.restore(clean.backlogs, this.held.ackedThrough);
+      } else {
+        const { groups, held } = countHeld(db, meta);
+        this.held = held;
+        this.backlogs.count(groups, this.held.ackedThrough);
+      }
+
+      this.lease = new SeqLease(dir);
+      this.deviceSeqs = new DeviceSeqs(db);
+      this.reads = new Reads(db, this.bits);
+      this.renumbering = new Renumbering(db, meta);
+      this.maintenance = new Maintenance(db, dir, clock);
+      this.tx = new CommitTransaction(db, {
+        deviceSeqs: this.deviceSeqs,
+        releases: new Releases(db, this.bits),
+        limits: new Limits(db, this.bits, limits, clock),
+        backlogs: this.backlogs,
+        allBits: this.bits.all,
+      });
+      this.insertGap = db.prepare(
+        'INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ?)',
       );
-    this.bits = registerUpstreams(db, upstreams, forgetUpstreams, this.file);
-
-    const meta = readMeta(db);
-    const { groups, held } = countHeld(db, meta);
-    this.held = held;
-
-    this.lease = new SeqLease(dir);
-    this.deviceSeqs = new DeviceSeqs(db);
-    this.backlogs = new Backlogs(db, this.bits);
-    this.backlogs.count(groups, this.held.ackedThrough);
-    this.reads = new Reads(db, this.bits);
-    this.renumbering = new Renumbering(db, meta);
-    this.maintenance = new Maintenance(db, dir, clock);
-    this.tx = new CommitTransaction(db, {
-      deviceSeqs: this.deviceSeqs,
-      releases: new Releases(db, this.bits),
-      limits: new Limits(db, this.bits, limits, clock),
-      backlogs: this.backlogs,
-      allBits: this.bits.all,
-    });
-    this.insertGap = db.prepare(
-      'INSERT OR REPLACE INTO gaps (from_seq, to_seq, reason, count, time, pending) VALUES (?, ?, ?, ?, ?, ?)',
-    );
+    } catch (err: unknown) {
+      db.close();
+      throw err;
+    }
   }
 
   get lastSeq(): number {
@@ -307,9 +324,18 @@ export class SqliteJournal implements Journal {
     this.maintenance.probe();
   }
 
-  /** Closes the database; the seq lease is brought down to the last seq, so that after a clean stop it is exact. */
+  /**
+   * Closes the database, leaving the counters for a constant-time next open (clean-close.ts); the seq lease is
+   * brought down to the last seq, so that after a clean stop it is exact.
+   */
   close(): void {
     if (!this.db.open) return;
+    try {
+      const { rows, payloadBytes } = this.held;
+      leaveCleanClose(this.db, { rows, payloadBytes, backlogs: this.backlogs.snapshot(this.held) });
+    } catch {
+      // A journal that cannot take this last write (a full disk) is counted and checked at its next open instead.
+    }
     this.db.close();
     this.lease.settle(this.held.lastSeq);
   }

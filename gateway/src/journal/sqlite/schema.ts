@@ -2,7 +2,8 @@
 import type { SqliteDatabase } from '@fleetgate/core/sqlite';
 import { JournalError } from '../../errors.ts';
 
-export const SCHEMA_VERSION = 5;
+/** 6: table clean_close (clean-close.ts), which a gateway that does not know it must not open under. */
+export const SCHEMA_VERSION = 6;
 export const JOURNAL_FILE = 'journal.db';
 /** `pending` of a row whose upstreams are not known (salvaged from a damaged journal): every upstream gets it. */
 export const PENDING_UNKNOWN = -1;
@@ -12,8 +13,8 @@ export const SELECT_GAPS = 'SELECT from_seq AS "from", to_seq AS "to", reason, c
 export const RECORD_COLUMNS = `seq, device_id AS deviceId, stream, device_seq AS deviceSeq, device_time AS deviceTimeMs,
   gateway_time AS gatewayTimeMs, content_type AS contentType, payload`;
 
-/** Creates the journal's tables in `db`, or brings an older journal up to date. */
-export function createJournalSchema(db: SqliteDatabase, file: string): void {
+/** Creates the journal's tables in `db`, or brings an older journal up to date; returns the version it found (0: new). */
+export function createJournalSchema(db: SqliteDatabase, file: string): number {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {
     throw new JournalError(`${file} has journal schema ${version}; this gateway knows up to ${SCHEMA_VERSION} (downgrade?)`);
@@ -22,7 +23,7 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
   // switching to WAL already does: a fresh file is empty and rewritten in no time, an older one once.
   db.pragma('auto_vacuum = INCREMENTAL');
   if ((db.pragma('auto_vacuum', { simple: true }) as number) !== 2) db.exec('VACUUM');
-  if (version === SCHEMA_VERSION) return;
+  if (version === SCHEMA_VERSION) return version;
   // Every statement is idempotent: an older journal gains what it lacks; a new one gets everything.
   db.exec(`
     CREATE TABLE IF NOT EXISTS journal (
@@ -53,6 +54,7 @@ export function createJournalSchema(db: SqliteDatabase, file: string): void {
   // out seqs is taken to have been seen (renumbering rows a backend holds would duplicate them there).
   if (version > 0 && version < 4)
     db.exec("INSERT OR IGNORE INTO meta (key, value) SELECT 'welcomed', 1 FROM meta WHERE key = 'last_seq' AND value > 0");
+  return version;
 }
 
 /** The meta table as a map (last_seq, acked_through, welcomed). */

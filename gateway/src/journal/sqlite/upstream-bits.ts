@@ -56,9 +56,12 @@ export function registerUpstreams(
   names: readonly string[],
   forget: readonly string[],
   file: string,
-): UpstreamBits {
+  /** The last close was clean (clean-close.ts): no row waits for unknown upstreams, so none is looked for. */
+  closedCleanly = false,
+): { bits: UpstreamBits; rowsChanged: boolean } {
   if (names.length === 0 || names.length > MAX_UPSTREAMS)
     throw new RangeError(`${names.length} upstreams: 1 to ${MAX_UPSTREAMS} can be configured`);
+  let rowsChanged = false;
   const bits = db.transaction(() => {
     const known = new Map(
       db
@@ -85,7 +88,8 @@ export function registerUpstreams(
             `configure it again until it has caught up, or name it in forget-upstreams to let those rows go for it`,
         );
       }
-      db.prepare('UPDATE journal SET pending = pending & ~? WHERE (pending & ?) != 0').run(bit, bit);
+      if (db.prepare('UPDATE journal SET pending = pending & ~? WHERE (pending & ?) != 0').run(bit, bit).changes > 0)
+        rowsChanged = true;
       db.prepare('UPDATE gaps SET pending = pending & ~? WHERE (pending & ?) != 0').run(bit, bit);
       db.exec('DELETE FROM journal WHERE pending = 0; DELETE FROM gaps WHERE pending = 0');
       db.prepare('DELETE FROM upstreams WHERE name = ?').run(name);
@@ -102,10 +106,14 @@ export function registerUpstreams(
       }
       return bit;
     });
-    const all = bits.reduce((a, b) => a | b, 0);
-    db.prepare('UPDATE journal SET pending = ? WHERE pending < 0').run(all);
-    db.prepare('UPDATE gaps SET pending = ? WHERE pending < 0').run(all);
+    // Rows salvaged from a damaged journal wait for every upstream. After a clean close there are none (the open
+    // after the salvage gave them their bits), and looking would read every row.
+    if (!closedCleanly) {
+      const all = bits.reduce((a, b) => a | b, 0);
+      if (db.prepare('UPDATE journal SET pending = ? WHERE pending < 0').run(all).changes > 0) rowsChanged = true;
+      db.prepare('UPDATE gaps SET pending = ? WHERE pending < 0').run(all);
+    }
     return bits;
   })();
-  return new UpstreamBits(bits);
+  return { bits: new UpstreamBits(bits), rowsChanged };
 }
