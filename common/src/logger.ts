@@ -9,9 +9,10 @@
  * thread's. The format is decided per process from fd 1 (isatty), not from `process.stdout`, which in a worker
  * thread is a pipe to the main thread: the journal thread then prints like the main thread.
  */
+import { createRequire } from 'node:module';
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type Logger, type LevelWithSilent, type LoggerOptions as PinoOptions } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 /** A log level, `silent` included (pino's LevelWithSilent), so that packages need not import pino for it. */
@@ -85,11 +86,16 @@ export function createLogger({ name, level, destination, format }: LoggerOptions
   };
   const out = destination ?? pino.destination({ fd: 1, sync: true });
   const pretty = (format ?? (destination ? 'json' : resolveLogFormat())) === 'pretty';
-  return pino(options, pretty ? prettyStream(out, !destination && pinoPretty.isColorSupported) : out);
+  return pino(options, pretty ? prettyStream(out, !destination) : out);
 }
 
-/** Each JSON line pino writes, printed human-readable into `out`, in the same write (no thread, no buffering). */
-function prettyStream(out: DestinationStream, colorize: boolean): DestinationStream {
+/**
+ * Each JSON line pino writes, printed human-readable into `out`, in the same write (no thread, no buffering).
+ * pino-pretty is loaded here, only for a terminal: under systemd or a pipe the logs are JSON and it is not.
+ */
+function prettyStream(out: DestinationStream, colorIfSupported: boolean): DestinationStream {
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  const colorize = colorIfSupported && pinoPretty.isColorSupported;
   const prettify = pinoPretty.prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' });
   return { write: (line: string) => out.write(prettify(line)) };
 }

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, LineCounter, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError } from '@fleetgate/core';
 import { didYouMean } from './did-you-mean.ts';
 
@@ -30,6 +31,8 @@ export function loadConfigFile(path: string): ConfigFile {
 }
 
 export function parseConfigText(path: string, text: string): ConfigFile {
+  // yaml is loaded with the first config file: `fleetgate gateway` on flags alone does not carry it.
+  const { isMap, LineCounter, parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const error = doc.errors[0];

@@ -1,7 +1,7 @@
 /** The gateway's admin HTTP routes. */
 import type { Routes } from '@fleetgate/common';
 import type { GatewayStats } from '../stats.ts';
-import { GatewayMetrics } from './metrics.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import { Readiness, type GatewayCondition } from './readiness.ts';
 import { statusPageHtml } from './status-page.ts';
 
@@ -13,7 +13,10 @@ export interface AdminSource {
 }
 
 export function gatewayAdminRoutes(source: AdminSource): Routes {
-  const metrics = new GatewayMetrics(source);
+  // prom-client (and the OpenTelemetry API it loads) is loaded at the first scrape: a gateway nobody scrapes
+  // (a Pi without Prometheus) does not carry it.
+  let metrics: Promise<GatewayMetrics> | undefined;
+  const loadMetrics = () => (metrics ??= import('./metrics.ts').then(({ GatewayMetrics }) => new GatewayMetrics(source)));
   const readiness = new Readiness();
   return {
     // Alive: the process answers and the journal thread has not failed.
@@ -32,7 +35,10 @@ export function gatewayAdminRoutes(source: AdminSource): Routes {
       return { status: report.ready ? 200 : 503, body: report };
     },
     // Prometheus text format, from one stats snapshot per scrape.
-    'GET /metrics': async () => ({ status: 200, contentType: metrics.contentType, text: await metrics.render() }),
+    'GET /metrics': async () => {
+      const m = await loadMetrics();
+      return { status: 200, contentType: m.contentType, text: await m.render() };
+    },
     'GET /v1/stats': async () => ({ status: 200, body: await source.stats() }),
     'GET /': () => ({ status: 200, contentType: 'text/html; charset=utf-8', text: statusPageHtml() }),
   };

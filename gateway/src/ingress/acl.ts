@@ -16,7 +16,8 @@
  * Decisions are cached per device and topic; the cache is dropped when the rules change.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { ConfigError } from '@fleetgate/core';
 import { covers, intersects, isValidFilter, levels, matches, type Levels } from './topic-filter.ts';
 
@@ -61,7 +62,8 @@ export class Acl {
   static fromFile(file: string, field = '--acl'): Acl {
     let doc: unknown;
     try {
-      doc = parseYaml(readFileSync(file, 'utf8'));
+      // yaml is loaded with the first ACL file: a gateway on the default rules does not carry it.
+      doc = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(readFileSync(file, 'utf8'));
     } catch (err: unknown) {
       throw new ConfigError(field, `cannot read ${file}: ${(err as Error).message}`);
     }
