@@ -19,6 +19,7 @@
  * expired or revoked, taken over) too.
  */
 import { Aedes, type Client } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import { type Clock, formatHostPort, type HostPort, systemClock, systemTimers, type Timers } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import type { CommandCenter } from '../commands/command-center.ts';
@@ -122,6 +123,10 @@ export class MqttIngress {
   }
 
   static async start(options: MqttIngressOptions): Promise<MqttIngress> {
+    // mqtt-packet (aedes' encoder) otherwise makes a 2-byte Buffer for every message id (65,536 of them, about 6 MB
+    // of heap) the first time it writes a packet. The gateway writes its own PUBACKs (puback-writer.ts); what
+    // aedes still writes with an id (SUBACKs, commands to devices) can make its two bytes when it writes them.
+    mqttPacket.writeToStream.cacheNumbers = false;
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000, connectTimeout: 10_000 });
     const ingress = new MqttIngress(options, broker);
     const counters = ingress.counters;
