@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 /**
  * The URL of the module `name` (without extension) next to the caller's own module `callerUrl`
@@ -18,7 +18,12 @@ const FROM_SOURCES = import.meta.url.endsWith('.ts');
  * dev-worker-entry, which registers tsx in it first (on Node 20 a worker does not inherit its parent's loader).
  * tsx is a dev dependency: an installed package never takes that path.
  */
-export function startWorker(module: URL, data: unknown, name: string): Worker {
-  if (!FROM_SOURCES) return new Worker(module, { workerData: { data }, name });
-  return new Worker(new URL('./dev-worker-entry.js', import.meta.url), { workerData: { module: module.href, data }, name });
+export function startWorker(module: URL, data: unknown, name: string, resourceLimits?: ResourceLimits): Worker {
+  const limits = resourceLimits ? { resourceLimits } : {};
+  if (!FROM_SOURCES) return new Worker(module, { workerData: { data }, name, ...limits });
+  return new Worker(new URL('./dev-worker-entry.js', import.meta.url), {
+    workerData: { module: module.href, data },
+    name,
+    ...limits,
+  });
 }

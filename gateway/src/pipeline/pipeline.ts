@@ -28,6 +28,14 @@ export interface PipelineEvents {
   uplinkReady: [string];
 }
 
+/**
+ * The journal thread's young generation. V8 grows it to 3 x 16 MB semi-spaces on 64-bit when an isolate allocates
+ * fast, which the journal thread does under load (records unpacked, batches encoded) though little of it lives:
+ * that was 36 MB of the gateway's RSS at 5,000 msg/s (bench memory: steady 190 -> 154 MB). At 4 MB it collects
+ * more often, at no measurable cost to the e2e rate (bench e2e, same runs). The old generation keeps V8's default.
+ */
+const JOURNAL_THREAD_HEAP = { maxYoungGenerationSizeMb: 4 };
+
 export class Pipeline extends EventEmitter<PipelineEvents> {
   private packer = new RecordPacker();
   private callbacks: Done[] = [];
@@ -66,7 +74,12 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 
   /** Starts the journal thread; resolves once the journal is open and the uplinks started. */
   static start(settings: PipelineSettings): Promise<Pipeline> {
-    const worker = startWorker(workerModule(import.meta.url, 'journal-thread-entry'), settings, 'fleetgate-journal');
+    const worker = startWorker(
+      workerModule(import.meta.url, 'journal-thread-entry'),
+      settings,
+      'fleetgate-journal',
+      JOURNAL_THREAD_HEAP,
+    );
     const pipeline = new Pipeline(worker, () => worker.terminate());
     worker.on('error', (err) =>
       pipeline.threadGone(new PipelineError(`the journal thread failed: ${err.message}`, { cause: err })),
