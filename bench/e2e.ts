@@ -30,6 +30,8 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
       json: { type: 'boolean', default: false },
       /** Extra flags for `fleetgate gateway`, e.g. --gateway-arg=--uplink-window --gateway-arg=16 */
       'gateway-arg': { type: 'string', multiple: true, default: [] },
+      /** NODE_OPTIONS of the gateway process only (heap flags to compare). */
+      'gateway-node-options': { type: 'string', default: '' },
     },
   });
   const load = (port: number, clientPrefix: string): LoadSettings => ({
@@ -116,6 +118,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
         ...values['gateway-arg']!,
       ],
       'gateway ready',
+      values['gateway-node-options'] ? { NODE_OPTIONS: values['gateway-node-options'] } : {},
     );
     const cloudRecords = async () => ((await (await fetch(`${cloudAdmin}/v1/stats`)).json()) as { records: number }).records;
     const marks: Record<string, { at: number; records: number; gatewayCpu: number; cloudCpu: number }> = {};

@@ -51,6 +51,8 @@ export async function memory(argv: string[]): Promise<BenchReport> {
       json: { type: 'boolean', default: false },
       samples: { type: 'boolean', default: false },
       'gateway-arg': { type: 'string', multiple: true, default: [] },
+      /** NODE_OPTIONS of the gateway process only (--gateway-node-options=--max-semi-space-size=1, as the systemd unit). */
+      'gateway-node-options': { type: 'string', default: '' },
     },
   });
   const idleSeconds = Number(values.idle);
@@ -116,7 +118,11 @@ export async function memory(argv: string[]): Promise<BenchReport> {
       await bare.stop();
     }
 
-    const stack = await startStack(join(dir, 'stack'), { durability: values.durability!, gatewayArgs: values['gateway-arg']! });
+    const stack = await startStack(join(dir, 'stack'), {
+      durability: values.durability!,
+      gatewayArgs: values['gateway-arg']!,
+      ...(values['gateway-node-options'] ? { gatewayEnv: { NODE_OPTIONS: values['gateway-node-options'] } } : {}),
+    });
     let gatewayRun: MemoryRun;
     let committed: number;
     try {

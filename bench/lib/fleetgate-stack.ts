@@ -10,6 +10,8 @@ export interface StackOptions {
   durability: string;
   /** Extra `fleetgate gateway` flags. */
   gatewayArgs?: string[];
+  /** Extra environment of the gateway process (e.g. NODE_OPTIONS). */
+  gatewayEnv?: NodeJS.ProcessEnv;
 }
 
 export interface FleetgateStack {
@@ -69,6 +71,7 @@ export async function startStack(dir: string, options: StackOptions): Promise<Fl
         ...(options.gatewayArgs ?? []),
       ],
       'gateway ready',
+      options.gatewayEnv,
     );
   } catch (err: unknown) {
     await cloud.process.stop();
