@@ -19,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportSqliteSink } from '@fleetgate/cloud-stub';
+import { quantileMs, type HistogramSnapshot } from '@fleetgate/core';
+import type { GatewayStats } from '@fleetgate/gateway';
 import { killAll } from '../test/support/fleetgate-process.ts';
 import { cpuSeconds, runLoader, startServer, startSubscriber, stopChildren } from './lib/children.ts';
 import { startStack } from './lib/fleetgate-stack.ts';
@@ -28,6 +30,37 @@ import type { LoadResult, LoadSettings } from './lib/mqtt-load.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
 const GOAL_P99_MS = 25;
+
+interface StageQuantiles {
+  p50: number | null;
+  p99: number | null;
+  p999: number | null;
+  count: number;
+}
+
+/**
+ * Where the time goes, from the gateway's own stage histograms (GET /v1/stats; the same as /metrics): ingress ->
+ * durable (per message), each journal commit, batch written -> acked and arrival -> acked (per upstream). Their
+ * buckets are coarse (0.5, 1, 2, 5, 10, 25, 50 ms ...): the quantiles are interpolated inside a bucket. `from` and
+ * `to` are read when the measured window opens and closes.
+ */
+function stageQuantiles(from: GatewayStats, to: GatewayStats): Record<string, StageQuantiles> {
+  const of = (pick: (stats: GatewayStats) => HistogramSnapshot): StageQuantiles => {
+    const [a, b] = [pick(from), pick(to)];
+    const h = { ...b, counts: b.counts.map((n, i) => n - a.counts[i]!), sumMs: b.sumMs - a.sumMs, count: b.count - a.count };
+    const q = (p: number) => {
+      const ms = quantileMs(h, p);
+      return ms === null ? null : +ms.toFixed(2);
+    };
+    return { p50: q(0.5), p99: q(0.99), p999: q(0.999), count: h.count };
+  };
+  return {
+    append: of((s) => s.journal.appendDurations),
+    commit: of((s) => s.journal.commitDurations),
+    batchAck: of((s) => s.upstreams[0]!.ackDurations),
+    delivery: of((s) => s.upstreams[0]!.deliveryDurations),
+  };
+}
 
 export async function latency(argv: string[]): Promise<BenchReport> {
   const { values } = parseArgs({
@@ -103,11 +136,18 @@ export async function latency(argv: string[]): Promise<BenchReport> {
     const stack = await startStack(join(dir, 'stack'), { durability: values.durability!, gatewayArgs: values['gateway-arg']! });
     let gatewayLoad: LoadResult;
     let committed: number;
+    let stages: Record<string, StageQuantiles>;
     const cores = coresInWindow({ gateway: stack.gateway.process.pid, cloud: stack.cloud.process.pid });
     try {
-      gatewayLoad = await runLoader(load(stack.mqttPort, 'lat-'), cores.onEvent);
+      // The stage histograms are read when the measured window opens and closes: their difference is the window.
+      const marks: Partial<Record<'measuring' | 'measured', Promise<GatewayStats>>> = {};
+      gatewayLoad = await runLoader(load(stack.mqttPort, 'lat-'), (event) => {
+        cores.onEvent(event);
+        if (event === 'measuring' || event === 'measured') marks[event] = stack.gatewayStats();
+      });
       // Every PUBACKed message must reach the cloud; the tail of the window may still be on its way.
       committed = await stack.waitForCloud(gatewayLoad.totalAcked, 60_000);
+      stages = stageQuantiles(await marks.measuring!, await marks.measured!);
     } finally {
       await stack.stop();
     }
@@ -140,6 +180,7 @@ export async function latency(argv: string[]): Promise<BenchReport> {
           everyPubackedMessageArrived: committed >= gatewayLoad.totalAcked,
           unanswered: gatewayLoad.unanswered,
           coresInWindow: { ...cores.cores(), loader: +(gatewayLoad.cpuSeconds / seconds).toFixed(2) },
+          stagesMs: stages,
         },
         bareAedes: bare,
         mosquitto: mosquitto ?? `skipped: ${mosquittoBin.why}`,
@@ -166,7 +207,12 @@ export async function latency(argv: string[]): Promise<BenchReport> {
         (bare.keptUpWithRate
           ? ''
           : ` (nor did bare aedes: sent ${bare.sentRate}/s, ${(bare.lateShare * 100).toFixed(1)}% late)`) +
-        `; ${cloud.inWindow}/${gatewayLoad.sent} window messages found at the cloud; durability=${values.durability}`,
+        `; ${cloud.inWindow}/${gatewayLoad.sent} window messages found at the cloud; ` +
+        `stages p50/p99/p99.9 (gateway histograms, measured window): ` +
+        Object.entries(stages)
+          .map(([stage, q]) => `${stage} ${q.p50}/${q.p99}/${q.p999} ms`)
+          .join(', ') +
+        `; durability=${values.durability}`,
     };
     printReport(report, values.json!);
     return report;

@@ -9,5 +9,6 @@ export { ConfigError, FleetgateError, errorMessage } from './errors.ts';
 export { DURABILITIES, type Durability } from './durability.ts';
 export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './timers.ts';
 export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
+export { DURATION_BUCKETS_MS, DurationHistogram, quantileMs, type HistogramSnapshot } from './histogram.ts';
 export { LogSampler } from './log-sampler.ts';
 export { ID_PATTERN, isLabel } from './ids.ts';

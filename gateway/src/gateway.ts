@@ -226,7 +226,11 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
       version: VERSION,
       uptimeSeconds: Math.round((now - this.startedAt) / 1000),
       devicesConnected: ingress.devicesConnected + (deviceLink?.devicesConnected ?? 0),
-      journal: { ...journal, oldestUnackedAgeMs: oldestTimeMs === null ? null : Math.max(0, now - oldestTimeMs) },
+      journal: {
+        ...journal,
+        oldestUnackedAgeMs: oldestTimeMs === null ? null : Math.max(0, now - oldestTimeMs),
+        appendDurations: this.pipeline.appendDurations(),
+      },
       upstreams,
       dataAtRisk: this.risk.observe({ nowMs: now, rows, payloadBytes, oldestTimeMs, appendedBytes, freedBytes }),
       ingress,

@@ -2,6 +2,7 @@
  * What a gateway says about itself: GET /v1/stats answers a GatewayStats, and /metrics, /readyz, the status
  * page at / and `fleetgate status` are all drawn from it.
  */
+import type { HistogramSnapshot } from '@fleetgate/core';
 import type { CommandCounters } from './commands/command-center.ts';
 import type { DeviceLinkStats } from './device-link/device-link-server.ts';
 import type { IngressStats } from './ingress/ingress-counters.ts';
@@ -32,7 +33,11 @@ export interface GatewayStats {
   version: string;
   uptimeSeconds: number;
   devicesConnected: number;
-  journal: PipelineStats['journal'] & { oldestUnackedAgeMs: number | null };
+  journal: PipelineStats['journal'] & {
+    oldestUnackedAgeMs: number | null;
+    /** A record's append (MQTT PUBLISH or device-link Data taken) -> durable in the journal, per record. */
+    appendDurations: HistogramSnapshot;
+  };
   /** In configuration order. */
   upstreams: UpstreamStats[];
   dataAtRisk: DataAtRisk;

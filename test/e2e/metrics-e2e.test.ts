@@ -13,6 +13,7 @@ import type { ReadinessReport } from '../../gateway/src/admin/readiness.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
 import { TestDevice, waitUntil } from '../support/test-device.ts';
+import { textSample } from '../support/prometheus-text.ts';
 
 /** parse-prometheus-text-format, which ships no types: the parts read here. */
 interface MetricFamily {
@@ -24,7 +25,10 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 
 /** One scrape: metric name + labels -> value. */
 class Scrape {
-  constructor(private readonly families: MetricFamily[]) {}
+  constructor(
+    private readonly families: MetricFamily[],
+    private readonly text: string,
+  ) {}
   get(name: string, labels: Record<string, string> = {}): number {
     const wanted = JSON.stringify(Object.entries(labels).sort());
     const found = this.families
@@ -33,11 +37,11 @@ class Scrape {
     if (found?.value === undefined) throw new Error(`no sample ${name}${JSON.stringify(labels)}`);
     return Number(found.value);
   }
-  /** A histogram's observation count. */
-  count(name: string): number {
-    const found = this.families.find((f) => f.name === name)?.metrics[0] as { count?: string } | undefined;
-    if (found?.count === undefined) throw new Error(`no histogram ${name}`);
-    return Number(found.count);
+  /** A histogram's observation count (the series with these labels). */
+  count(name: string, labels: Record<string, string> = {}): number {
+    const found = textSample(this.text, `${name}_count`, labels);
+    if (found === undefined) throw new Error(`no histogram ${name}${JSON.stringify(labels)}`);
+    return found;
   }
   has(name: string): boolean {
     return (this.families.find((f) => f.name === name)?.metrics.length ?? 0) > 0;
@@ -66,7 +70,8 @@ describe('metrics and readiness (end to end)', function () {
     const res = await fetch(`${admin()}/metrics`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
-    return new Scrape(parsePrometheus(await res.text()));
+    const text = await res.text();
+    return new Scrape(parsePrometheus(text), text);
   };
   const readyz = async () => {
     const res = await fetch(`${admin()}/readyz`);
@@ -121,6 +126,15 @@ describe('metrics and readiness (end to end)', function () {
       'every commit timed',
     );
     assert.equal(rise('fleetgate_journal_committed_rows_total'), 600);
+    // The stages of a message's path, each message counted once in each (nothing was resent on this stream).
+    const counted = (name: string, labels: Record<string, string> = {}) => after.count(name, labels) - before.count(name, labels);
+    assert.equal(counted('fleetgate_journal_append_seconds'), 600, 'every message timed ingress -> durable');
+    assert.equal(counted('fleetgate_upstream_delivery_seconds', { upstream: 'default' }), 600, 'and arrival -> acked');
+    assert.equal(
+      counted('fleetgate_upstream_ack_seconds', { upstream: 'default' }),
+      rise('fleetgate_upstream_batches_sent_total', { upstream: 'default' }),
+      'every batch timed written -> acked',
+    );
     assert.ok(rise('fleetgate_upstream_records_sent_total', { upstream: 'default' }) >= 600);
     assert.ok(rise('fleetgate_upstream_acks_total', { upstream: 'default' }) > 0);
     assert.equal(after.get('fleetgate_upstream_batches_in_flight', { upstream: 'default' }), 0);

@@ -14,6 +14,7 @@ import { DEVICE_LINK_REFUSALS, MQTT_REFUSALS as REFUSAL_REASONS } from '../../ga
 import type { JournalLimits } from '../../gateway/src/journal/journal.ts';
 import type { GatewayStats, UpstreamStats } from '../../gateway/src/stats.ts';
 import { gatewayStats as fixtureStats, upstream as fixtureUpstream } from './stats-fixture.ts';
+import { textSample } from '../support/prometheus-text.ts';
 
 /** One metric family as parse-prometheus-text-format gives it (it ships no types). */
 interface MetricFamily {
@@ -256,6 +257,22 @@ describe('admin - /metrics', function () {
     assert.deepEqual(histogram.buckets, { '0.001': '850', '0.01': '895', '+Inf': '900' });
     assert.equal(Number(histogram.count), 900);
     assert.equal(Number(histogram.sum), 1.234);
+
+    // The stage histograms: ingress -> durable, and per upstream written -> acked and arrival -> acked.
+    const appends = byName.get('fleetgate_journal_append_seconds');
+    assert.equal(appends?.type, 'HISTOGRAM');
+    const append = appends.metrics[0] as unknown as { buckets: Record<string, string>; count: string; sum: string };
+    assert.deepEqual(append.buckets, { '0.001': '4000', '0.01': '4990', '+Inf': '5000' });
+    assert.equal(Number(append.sum), 9);
+    const text = await metrics.render();
+    const series = (name: string, labels: Record<string, string>) => textSample(text, name, labels);
+    assert.equal(series('fleetgate_upstream_ack_seconds_count', { upstream: 'primary' }), 118);
+    assert.equal(series('fleetgate_upstream_ack_seconds_count', { upstream: 'archive' }), 118, 'one series per upstream');
+    assert.equal(series('fleetgate_upstream_ack_seconds_bucket', { upstream: 'primary', le: '0.001' }), 100);
+    assert.equal(series('fleetgate_upstream_ack_seconds_bucket', { upstream: 'primary', le: '+Inf' }), 118);
+    assert.equal(series('fleetgate_upstream_ack_seconds_sum', { upstream: 'primary' }), 0.15);
+    assert.equal(series('fleetgate_upstream_delivery_seconds_count', { upstream: 'primary' }), 1010);
+    assert.equal(series('fleetgate_upstream_delivery_seconds_bucket', { upstream: 'primary', le: '0.01' }), 1000);
 
     const v = (name: string, labels: Record<string, string> = {}) => sample(families, name, labels);
     assert.equal(v('fleetgate_build_info', { gateway_id: 'gw-berlin-7', version: '0.1.0' }), 1);

@@ -9,24 +9,19 @@
  * that can be known in advance (refusal reasons, states, outcomes) are all exported, zeros included, so that
  * rate() sees the first increment.
  *
- * Commit latency: the journal thread counts every commit's duration into buckets (GroupCommitStats
- * .commitDurations); they are exported as they are, as the histogram fleetgate_journal_commit_seconds.
+ * Latency, stage by stage (a message's path, docs/design.md): where the time goes is counted where it is spent,
+ * into buckets (@fleetgate/core DurationHistogram), and exported as they are: fleetgate_journal_append_seconds
+ * (ingress -> durable, main thread), fleetgate_journal_commit_seconds (each transaction, the journal thread),
+ * fleetgate_upstream_ack_seconds (batch written -> Ack) and fleetgate_upstream_delivery_seconds (arrival -> Ack),
+ * per upstream. Their sum over a window is the p99 a site sees; which one moves says why.
  */
-import {
-  collectDefaultMetrics,
-  Counter,
-  Gauge,
-  Registry,
-  type LabelValues,
-  type Metric,
-  type MetricValueWithName,
-} from 'prom-client';
-import type { CommitDurations } from '../journal/group-commit.ts';
+import { collectDefaultMetrics, Gauge, Registry, type LabelValues } from 'prom-client';
 import { AUTH_REFUSALS } from '../uplink/is-retryable.ts';
 import { ConnectivityState } from '@fleetgate/core';
+import { ExportedHistogram, METRICS_PREFIX, MirroredCounter } from './mirrored-metrics.ts';
 import type { GatewayStats } from '../stats.ts';
 
-export const METRICS_PREFIX = 'fleetgate_';
+export { METRICS_PREFIX };
 
 /** Commands in a final state; "delivered" is a step on the way, counted on its own. */
 const COMMAND_OUTCOMES = ['succeeded', 'failed', 'expired', 'rejected'] as const;
@@ -102,6 +97,7 @@ export class GatewayMetrics {
     m.journalRejectedAppends.set({}, journal.rejectedAppends);
     m.journalLastCommit.set(journal.lastCommitMs / 1000);
     m.journalCommitSeconds.set(journal.commitDurations);
+    m.journalAppendSeconds.set(journal.appendDurations);
     m.journalWaiting.set(journal.waiting);
     m.journalDiskFull.set(journal.diskFull ? 1 : 0);
     for (const [reason, n] of Object.entries(journal.dropped)) m.journalDropped.set({ reason }, n);
@@ -130,6 +126,8 @@ export class GatewayMetrics {
       m.upstreamPendingBytes,
       m.upstreamOldestAge,
       m.upstreamRefused,
+      m.upstreamAckSeconds,
+      m.upstreamDeliverySeconds,
     ])
       g.reset();
     for (const u of stats.upstreams) {
@@ -154,6 +152,8 @@ export class GatewayMetrics {
       m.upstreamPendingRows.set(upstream, u.pendingRows);
       m.upstreamPendingBytes.set(upstream, u.pendingBytes);
       setOrClear(m.upstreamOldestAge, upstream, seconds(u.oldestPendingAgeMs));
+      m.upstreamAckSeconds.set(u.ackDurations, upstream);
+      m.upstreamDeliverySeconds.set(u.deliveryDurations, upstream);
     }
 
     const commands = stats.commands;
@@ -221,6 +221,11 @@ function defineMetrics(registry: Registry) {
       registry,
       'journal_commit_seconds',
       'Duration of journal commits (the transaction, its fsync included).',
+    ),
+    journalAppendSeconds: new ExportedHistogram(
+      registry,
+      'journal_append_seconds',
+      "A message's way into the journal, per message: handed over by ingress (MQTT PUBLISH read, device-link Data) -> durable; the PUBACK follows.",
     ),
     journalWaiting: gauge('journal_waiting_records', 'Records waiting for the next group commit.'),
     journalDiskFull: gauge('journal_disk_full', '1 while the disk (or --journal-max-file-bytes) refuses journal writes.'),
@@ -296,6 +301,16 @@ function defineMetrics(registry: Registry) {
       'Age of the oldest of those rows; absent when there is none.',
       ['upstream'],
     ),
+    upstreamAckSeconds: new ExportedHistogram<'upstream'>(
+      registry,
+      'upstream_ack_seconds',
+      "A batch written to the upstream's stream -> its Ack (the network both ways and the backend's commit), per batch.",
+    ),
+    upstreamDeliverySeconds: new ExportedHistogram<'upstream'>(
+      registry,
+      'upstream_delivery_seconds',
+      "A message's arrival at the gateway -> the upstream's Ack for it, per message: the whole path (an outage's backlog counts its whole age).",
+    ),
 
     // Commands from the backend to devices.
     commandsReceived: counter('commands_received_total', 'Commands received from the backend.'),
@@ -307,78 +322,6 @@ function defineMetrics(registry: Registry) {
     ),
     commandsStored: gauge('commands_stored', 'Commands held by the gateway (pending, or kept after their outcome).'),
   };
-}
-
-/**
- * A Prometheus counter that mirrors a total kept elsewhere (the stats): each update adds what the total grew by
- * since the last one. A total that went back (its source started over) restarts the series from it, which
- * Prometheus reads as a counter reset.
- */
-class MirroredCounter<L extends string> {
-  private readonly counter: Counter<L>;
-  private readonly last = new Map<string, number>();
-
-  constructor(
-    registry: Registry,
-    name: string,
-    help: string,
-    private readonly labelNames: readonly L[],
-  ) {
-    this.counter = new Counter<L>({ name: METRICS_PREFIX + name, help, labelNames, registers: [registry] });
-  }
-
-  set(labels: LabelValues<L>, total: number): void {
-    const key = this.labelNames.map((name) => labels[name]).join('\u0000');
-    const previous = this.last.get(key) ?? 0;
-    if (total < previous) this.counter.remove(labels);
-    this.counter.inc(labels, total < previous ? total : total - previous);
-    this.last.set(key, total);
-  }
-}
-
-/**
- * A histogram whose buckets are counted elsewhere (the journal thread) and exported as they are: prom-client's
- * Histogram can only be fed one observation at a time, so this is a metric of its own that the registry reads.
- */
-class ExportedHistogram {
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly name: string;
-  private durations: CommitDurations | undefined;
-
-  constructor(
-    registry: Registry,
-    name: string,
-    readonly help: string,
-  ) {
-    this.name = METRICS_PREFIX + name;
-    registry.registerMetric(this as unknown as Metric);
-  }
-
-  set(durations: CommitDurations): void {
-    this.durations = durations;
-  }
-
-  reset(): void {
-    this.durations = undefined;
-  }
-
-  /** What the registry reads: the shape prom-client's own metrics answer. */
-  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Array<MetricValueWithName<string>> }> {
-    const values: Array<MetricValueWithName<string>> = [];
-    const d = this.durations;
-    if (d) {
-      let cumulative = 0;
-      d.boundsMs.forEach((bound, i) => {
-        cumulative += d.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { le: bound / 1000 }, value: cumulative });
-      });
-      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: d.count });
-      values.push({ metricName: `${this.name}_sum`, labels: {}, value: d.sumMs / 1000 });
-      values.push({ metricName: `${this.name}_count`, labels: {}, value: d.count });
-    }
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
-  }
 }
 
 /** A gauge with no value is left out of the output rather than shown as 0 (or NaN). */

@@ -12,7 +12,15 @@
  * (SQLITE_FULL) refuses every append (reason "disk") until a write succeeds again: after a commit that freed
  * rows, or a probe once a second.
  */
-import { type Clock, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import {
+  type Clock,
+  DurationHistogram,
+  type HistogramSnapshot,
+  systemClock,
+  systemTimers,
+  type TimerHandle,
+  type Timers,
+} from '@fleetgate/core';
 import { EVERY_UPSTREAM, type CommitResult, type Journal, type NewRecord, type Release } from './journal.ts';
 import { JournalFullError } from '../errors.ts';
 
@@ -54,12 +62,7 @@ export interface GroupCommitOptions extends GroupCommitSettings {
 export const COMMIT_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 /** How long commits took (their transaction, fsync included): counts per bucket of COMMIT_BUCKETS_MS, then +Inf. */
-export interface CommitDurations {
-  boundsMs: readonly number[];
-  counts: number[];
-  sumMs: number;
-  count: number;
-}
+export type CommitDurations = HistogramSnapshot;
 
 export interface GroupCommitStats {
   commits: number;
@@ -86,12 +89,7 @@ export class GroupCommit {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly counters = { commits: 0, committedRows: 0, failedCommits: 0, rejectedAppends: 0, lastCommitMs: 0 };
-  private readonly durations: CommitDurations = {
-    boundsMs: COMMIT_BUCKETS_MS,
-    counts: COMMIT_BUCKETS_MS.map(() => 0).concat(0),
-    sumMs: 0,
-    count: 0,
-  };
+  private readonly durations = new DurationHistogram(COMMIT_BUCKETS_MS);
 
   constructor(private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? systemClock;
@@ -122,7 +120,7 @@ export class GroupCommit {
       ...this.counters,
       diskFull: this.diskFull,
       waiting: this.records.length,
-      commitDurations: { ...this.durations, counts: [...this.durations.counts] },
+      commitDurations: this.durations.snapshot(),
     };
   }
 
@@ -155,7 +153,7 @@ export class GroupCommit {
     let result: CommitResult;
     try {
       result = this.options.journal.commit(records, releases, routesOf(taken));
-      this.timed(performance.now() - startedPrecisely);
+      this.durations.observe(performance.now() - startedPrecisely);
     } catch (err: unknown) {
       const error = isDiskFull(err) ? new JournalFullError('disk') : err instanceof Error ? err : new Error(String(err));
       this.counters.failedCommits++;
@@ -175,14 +173,6 @@ export class GroupCommit {
     this.counters.lastCommitMs = durationMs;
     for (const a of taken) a.done(undefined);
     this.options.onCommitted?.(result, durationMs);
-  }
-
-  private timed(ms: number): void {
-    let bucket = COMMIT_BUCKETS_MS.findIndex((bound) => ms <= bound);
-    if (bucket < 0) bucket = COMMIT_BUCKETS_MS.length;
-    this.durations.counts[bucket]!++;
-    this.durations.sumMs += ms;
-    this.durations.count++;
   }
 
   /** Commits what is waiting and refuses further appends. */

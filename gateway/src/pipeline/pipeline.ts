@@ -5,6 +5,7 @@
  * call of the worker RPC (common/src/worker-rpc.ts); errors come back as their own classes.
  */
 import { EventEmitter } from 'node:events';
+import { DurationHistogram, type HistogramSnapshot } from '@fleetgate/core';
 import { RpcClient, startWorker, workerModule, type RpcPort } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
 import { type NewRecord } from '../journal/journal.ts';
@@ -40,6 +41,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private packer = new RecordPacker();
   private callbacks: Done[] = [];
   private flushScheduled = false;
+  /** When the first record of this event-loop turn was appended (performance.now()). */
+  private turnStartedAt = 0;
+  /** Each record's time from append() to durable: the ingest stage of a message's path (GET /metrics). */
+  private readonly appended = new DurationHistogram();
   /** The callbacks of each append sent and not answered yet. */
   private readonly inFlight = new Set<Done[]>();
   private inFlightRecords = 0;
@@ -108,6 +113,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     this.callbacks.push(done);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
+      this.turnStartedAt = performance.now();
       setImmediate(this.flush);
     }
   }
@@ -121,6 +127,11 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   sendUpstream(frames: UplinkFrame[], to?: string): void {
     if (frames.length > 0 && !this.failure && !this.closing)
       this.rpc.notify('sendUpstream', to === undefined ? [frames] : [frames, to]);
+  }
+
+  /** Append -> durable (the journal thread's commit answered), per record, since start. */
+  appendDurations(): HistogramSnapshot {
+    return this.appended.snapshot();
   }
 
   stats(): Promise<PipelineStats> {
@@ -150,11 +161,16 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
     if (this.packer.count === 0 || this.failure) return;
     const records = this.packer.take();
     const callbacks = this.callbacks;
+    const startedAt = this.turnStartedAt;
     this.callbacks = [];
     this.inFlight.add(callbacks);
     this.inFlightRecords += callbacks.length;
     this.rpc.call('append', [records], [records.payloads]).then(
-      () => this.settle(callbacks, undefined),
+      () => {
+        // Every record of the turn counts from the first one's append: a bound within one event-loop turn.
+        this.appended.observe(performance.now() - startedAt, callbacks.length);
+        this.settle(callbacks, undefined);
+      },
       (err: unknown) => this.settle(callbacks, appendError(err)),
     );
   };

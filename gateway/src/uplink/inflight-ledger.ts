@@ -4,6 +4,7 @@
  * why it cannot be taken: freeing rows the backend does not have would lose them, so an ack for anything not
  * in flight is a protocol error and ends the session (uplink.proto, Ack).
  */
+import { type Clock, systemClock } from '@fleetgate/core';
 import type { Ack } from '@fleetgate/protos';
 import type { JournalRecord, SeqRange } from '../journal/journal.ts';
 import { UplinkProtocolError } from '../errors.ts';
@@ -13,6 +14,8 @@ export type Lane = 'live' | 'backlog' | 'retry';
 export interface Batch extends SeqRange {
   lane: Lane;
   records: JournalRecord[];
+  /** When it was written to the stream (Clock.now()). */
+  sentAtMs: number;
 }
 
 /** What the session knows beside the ledger when it judges an Ack. */
@@ -37,8 +40,11 @@ export class InflightLedger {
     return this.batches.size;
   }
 
-  add(batch: Batch): void {
-    this.batches.set(batch.to, batch);
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  /** A batch written to the stream now. */
+  add(batch: Omit<Batch, 'sentAtMs'>): void {
+    this.batches.set(batch.to, { ...batch, sentAtMs: this.clock.now() });
   }
 
   /** Batches of `lane` in flight. */

@@ -1,5 +1,5 @@
 /** What an uplink says about itself (GatewayStats.upstreams, /metrics, the status page, `fleetgate status`). */
-import type { ConnectivityState } from '@fleetgate/core';
+import type { ConnectivityState, HistogramSnapshot } from '@fleetgate/core';
 import type { AuthRefusal } from './is-retryable.ts';
 
 /** The backend refuses this gateway's credentials: sessions wait long between attempts (lifecycle.ts). */
@@ -44,6 +44,13 @@ export interface UplinkStats {
   lastError: string | null;
   /** Set while the backend refuses this gateway's credentials; null otherwise. */
   refused: UplinkRefusal | null;
+  /** Batch written -> its Ack, per batch (the network both ways and the backend's commit). */
+  ackDurations: HistogramSnapshot;
+  /**
+   * A record's arrival at the gateway -> the Ack that settled it, per record: the whole path, journal, waits for
+   * credit and backlog included (a record resent after an outage counts its whole age).
+   */
+  deliveryDurations: HistogramSnapshot;
 }
 
 /** The counters of UplinkStats, kept for the life of the uplink. */

@@ -32,6 +32,8 @@ import { credentials as grpcCredentials, Metadata } from '@grpc/grpc-js';
 import {
   ConnectivityState,
   ConnectivityTracker,
+  type Clock,
+  DurationHistogram,
   errorMessage,
   systemClock,
   systemTimers,
@@ -66,7 +68,12 @@ export class Uplink {
   private readonly timers: Timers;
   private readonly logger: Logger;
   private readonly lifecycle: Lifecycle;
-  private readonly ledger = new InflightLedger();
+  private readonly ledger: InflightLedger;
+  private readonly clock: Clock;
+  /** Batch written -> its Ack (the backend's commit included), per batch. */
+  private readonly ackDurations = new DurationHistogram();
+  /** A record's arrival at the gateway (gatewayTimeMs) -> the Ack that settled it, per record: the whole path. */
+  private readonly deliveryDurations = new DurationHistogram();
   private readonly lanes: Lanes;
   private readonly rejections: Rejections;
   private readonly heartbeats: Heartbeats;
@@ -95,7 +102,8 @@ export class Uplink {
     this.settings = this.own;
     this.logger = options.logger.child({ upstream: options.name ?? target });
     this.timers = options.timers ?? systemTimers;
-    const clock = options.clock ?? systemClock;
+    const clock = (this.clock = options.clock ?? systemClock);
+    this.ledger = new InflightLedger(clock);
     const channel = channelOptions(keepaliveTimeMs, options.serverName);
     this.clients = target.split(',').map((address) => ({
       target: address,
@@ -152,6 +160,8 @@ export class Uplink {
       ...this.counters,
       lastError: this.lastError,
       refused: this.lifecycle.refused,
+      ackDurations: this.ackDurations.snapshot(),
+      deliveryDurations: this.deliveryDurations.snapshot(),
     };
   }
 
@@ -278,6 +288,11 @@ export class Uplink {
     if (!outcome.ok) return this.fail(call, outcome.error);
     this.counters.acks++;
     const { from, through, settled } = outcome;
+    const now = this.clock.now();
+    for (const batch of settled) {
+      this.ackDurations.observe(now - batch.sentAtMs);
+      for (const record of batch.records) this.deliveryDurations.observe(Math.max(0, now - record.gatewayTimeMs));
+    }
     const rejected = new Map(ack.rejected.map((r) => [r.seq, r.reason]));
     if (rejected.size > 0) {
       for (const batch of settled) {
