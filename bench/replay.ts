@@ -270,7 +270,8 @@ function liveLatency(cloudData: string): Latency {
       )
       .all();
     const samples = rows.map((row) => ({ sent: Number(row.payload.toString('latin1', 0, 13)), received: row.received }));
-    const first = Math.min(...samples.map((x) => x.sent));
+    // A loop, not Math.min(...): at 5,000 msg/s the samples outnumber what a call may spread.
+    const first = samples.reduce((min, x) => Math.min(min, x.sent), Infinity);
     const windows = new Map<number, number[]>();
     for (const { sent, received } of samples) {
       recordMs(histogram, received - sent);
