@@ -14,6 +14,7 @@ import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-proce
 import { cpuSeconds, runLoader, startServer, stopChildren, type ChildServer } from './lib/children.ts';
 import { findMosquitto, startMosquitto } from './lib/mosquitto.ts';
 import type { LoadResult, LoadSettings } from './lib/mqtt-load.ts';
+import { benchGatewayArgs } from './lib/fleetgate-stack.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
 export async function e2e(argv: string[]): Promise<BenchReport> {
@@ -98,25 +99,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
     const cloudAdmin = `http://127.0.0.1:${portOf(cloud.ready.admin)}`;
     const gateway = await startFleetgate(
       'gateway',
-      [
-        'gateway',
-        '--gateway-id',
-        'bench',
-        '--allow-anonymous',
-        '--mqtt',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-        '--upstream',
-        `127.0.0.1:${portOf(cloud.ready.listen)}`,
-        '--data',
-        join(dir, 'gateway'),
-        '--durability',
-        values.durability!,
-        '--device-grpc',
-        'off',
-        ...values['gateway-arg']!,
-      ],
+      benchGatewayArgs(portOf(cloud.ready.listen), join(dir, 'gateway'), values.durability!, values['gateway-arg']!),
       'gateway ready',
       values['gateway-node-options'] ? { NODE_OPTIONS: values['gateway-node-options'] } : {},
     );

@@ -21,6 +21,7 @@ import { SqliteJournal } from '../gateway/src/journal/sqlite/journal-sqlite.ts';
 import type { NewRecord } from '../gateway/src/journal/journal.ts';
 import { killAll, portOf, startFleetgate } from '../test/support/fleetgate-process.ts';
 import { latencyHistogram, percentilesMs, recordMs, type Percentiles } from './lib/latency.ts';
+import { benchGatewayArgs } from './lib/fleetgate-stack.ts';
 import { printReport, type BenchReport } from './lib/report.ts';
 
 interface LiveRun {
@@ -156,25 +157,7 @@ async function withStack<T>(
   );
   const gateway = await startFleetgate(
     'gateway',
-    [
-      'gateway',
-      '--gateway-id',
-      'bench',
-      '--allow-anonymous',
-      '--mqtt',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-      '--upstream',
-      `127.0.0.1:${portOf(cloud.ready.listen)}`,
-      '--data',
-      join(dir, 'gateway'),
-      '--durability',
-      durability,
-      '--device-grpc',
-      'off',
-      ...gatewayArgs,
-    ],
+    benchGatewayArgs(portOf(cloud.ready.listen), join(dir, 'gateway'), durability, gatewayArgs),
     'gateway ready',
   );
   const gatewayAdmin = `http://127.0.0.1:${portOf(gateway.ready.admin)}`;

@@ -51,25 +51,7 @@ export async function startStack(dir: string, options: StackOptions): Promise<Fl
   try {
     gateway = await startFleetgate(
       'gateway',
-      [
-        'gateway',
-        '--gateway-id',
-        'bench',
-        '--allow-anonymous',
-        '--mqtt',
-        '127.0.0.1:0',
-        '--admin',
-        '127.0.0.1:0',
-        '--upstream',
-        `127.0.0.1:${portOf(cloud.ready.listen)}`,
-        '--data',
-        join(dir, 'gateway'),
-        '--durability',
-        options.durability,
-        '--device-grpc',
-        'off',
-        ...(options.gatewayArgs ?? []),
-      ],
+      benchGatewayArgs(portOf(cloud.ready.listen), join(dir, 'gateway'), options.durability, options.gatewayArgs ?? []),
       'gateway ready',
       options.gatewayEnv,
     );
@@ -110,4 +92,30 @@ export async function startStack(dir: string, options: StackOptions): Promise<Fl
       await cloud.process.stop();
     },
   };
+}
+
+/**
+ * `fleetgate gateway` as every bench starts it: anonymous MQTT on a free port, no device link, its data in `data`,
+ * streaming to the cloud-stub on `upstreamPort`; `extra` flags last (they win).
+ */
+export function benchGatewayArgs(upstreamPort: number, data: string, durability: string, extra: readonly string[]): string[] {
+  return [
+    'gateway',
+    '--gateway-id',
+    'bench',
+    '--allow-anonymous',
+    '--mqtt',
+    '127.0.0.1:0',
+    '--admin',
+    '127.0.0.1:0',
+    '--upstream',
+    `127.0.0.1:${upstreamPort}`,
+    '--data',
+    data,
+    '--durability',
+    durability,
+    '--device-grpc',
+    'off',
+    ...extra,
+  ];
 }
