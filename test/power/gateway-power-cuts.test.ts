@@ -7,6 +7,8 @@
  * devices were told. At the end every message a device got a PUBACK for must be at the cloud, once after dedupe,
  * in per-device order; with `--durability process`, every message PUBACKed more than PROCESS_BOUND_MS before a cut.
  *
+ * The same cuts of the cloud-stub, its SQLite sink on the file system, check the backend's side.
+ *
  * FLEETGATE_POWER_CUTS sets the number of cuts per test (6 by default, about 15 s each here; 20 for the long run).
  */
 import assert from 'node:assert/strict';
@@ -69,12 +71,9 @@ describe('power cuts (gateway on a power-cut file system)', function () {
   async function tortureRun(durability: 'power' | 'process'): Promise<RunResult> {
     const fs = await LazyFs.mount(join(root, 'fs'));
     // A folder the gateway makes itself: that its entry survives is the gateway's job too.
-    const stack = await Stack.start(
-      join(root, 'stack'),
-      ['--durability', durability],
-      undefined,
-      join(fs.path, 'site', 'gateway'),
-    );
+    const stack = await Stack.start(join(root, 'stack'), ['--durability', durability], undefined, {
+      gateway: join(fs.path, 'site', 'gateway'),
+    });
     devices = Array.from({ length: 10 }, (_, i) => new TestDevice(`dev-${String(i).padStart(2, '0')}`, stack.mqttPort, 20));
     await Promise.all(devices.map((d) => d.connected()));
     // What each device had been acked, every SNAPSHOT_EVERY_MS: at a cut, the snapshot PROCESS_BOUND_MS old says
@@ -168,9 +167,56 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     console.log(summary('process', run));
   });
 
+  it(`power cuts - the cloud-stub's SQLite sink: ${CUTS} cuts of the backend under load; every PUBACKed message ends at the cloud once, in order`, async () => {
+    const fs = await LazyFs.mount(join(root, 'fs'));
+    const stack = await Stack.start(join(root, 'stack'), [], undefined, { cloud: join(fs.path, 'site', 'cloud') });
+    devices = Array.from({ length: 10 }, (_, i) => new TestDevice(`dev-${String(i).padStart(2, '0')}`, stack.mqttPort, 20));
+    await Promise.all(devices.map((d) => d.connected()));
+    for (const d of devices) d.run();
+    const plan: number[] = [];
+    const dropped: number[] = [];
+    for (let cut = 1; cut <= CUTS; cut++) {
+      const more = 100 + Math.floor(Math.random() * 800);
+      plan.push(more);
+      const target = totalAcked() + more;
+      await waitUntil(`${more} more PUBACKs before cut ${cut}`, () => totalAcked() >= target, 30_000);
+      dropped.push((await fs.cut({ torn: cut % 2 === 0 })).unsyncedPagesBytes);
+      await stack.cloud.kill();
+      await fs.remount();
+      await stack.startCloud();
+    }
+    const target = totalAcked() + 300;
+    await waitUntil('300 PUBACKs after the last restart', () => totalAcked() >= target, 30_000);
+    await Promise.all(devices.map((d) => d.stop()));
+    await waitUntil(
+      'the journal to drain to the cloud',
+      async () => {
+        const gw = await stack.gatewayStats();
+        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
+      },
+      30_000,
+    );
+    const records = readCloud(stack.cloudData);
+    const delivery = verifyDelivery(
+      records,
+      devices.map((d) => ({ deviceId: d.id, acked: d.acked, maxCopies: d.maxCopies })),
+    );
+    assert.deepEqual(
+      { ...delivery, records: 0 },
+      { records: 0, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] },
+      `plan ${plan.join(', ')}`,
+    );
+    console.log(
+      `      sink: ${CUTS} cuts (plan ${plan.join(', ')}), ${totalAcked()} PUBACKs checked against ${records.length} records, ` +
+        `${dropped.reduce((a, b) => a + b, 0)} unsynced bytes dropped`,
+    );
+  });
+
   it(`power cuts - --durability process, light load: what was PUBACKed ${PROCESS_BOUND_MS} ms before a cut survives it (the 1 s WAL sync, not only SQLite's checkpoint at 1,000 pages)`, async () => {
     const fs = await LazyFs.mount(join(root, 'fs'));
-    const stack = await Stack.start(join(root, 'stack'), ['--durability', 'process'], undefined, join(fs.path, 'gateway'));
+    const stack = await Stack.start(join(root, 'stack'), ['--durability', 'process'], undefined, {
+      gateway: join(fs.path, 'gateway'),
+    });
     await stack.cloud.kill(); // the journal alone holds them
     const device = new TestDevice('dev-light', stack.mqttPort, 1);
     devices = [device];

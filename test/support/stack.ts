@@ -17,6 +17,8 @@ export class Stack {
   gatewayAdminPort = 0;
   /** The gateway's --data (another file system's, e.g. the power-cut one of lazyfs.ts). */
   gatewayData: string;
+  /** The cloud-stub's --data (likewise). */
+  cloudData: string;
 
   /** Both processes take --allow-anonymous unless `auth` gives other flags for each. */
   constructor(
@@ -26,20 +28,18 @@ export class Stack {
     private readonly gatewayAuthArgs: string[] = ['--allow-anonymous'],
   ) {
     this.gatewayData = join(dir, 'gateway');
-  }
-
-  get cloudData(): string {
-    return join(this.dir, 'cloud');
+    this.cloudData = join(dir, 'cloud');
   }
 
   static async start(
     dir: string,
     gatewayArgs: string[] = [],
     auth?: { cloud: string[]; gateway: string[] },
-    gatewayData?: string,
+    data: { gateway?: string; cloud?: string } = {},
   ): Promise<Stack> {
     const stack = auth ? new Stack(dir, gatewayArgs, auth.cloud, auth.gateway) : new Stack(dir, gatewayArgs);
-    if (gatewayData) stack.gatewayData = gatewayData;
+    if (data.gateway) stack.gatewayData = data.gateway;
+    if (data.cloud) stack.cloudData = data.cloud;
     await stack.startCloud();
     await stack.startGateway();
     return stack;
