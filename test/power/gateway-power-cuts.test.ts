@@ -16,13 +16,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSqliteGaps } from '@fleetgate/cloud-stub';
-import { killAll } from '../support/fleetgate-process.ts';
+import { fileURLToPath } from 'node:url';
+import { killAll, startScript } from '../support/fleetgate-process.ts';
 import { readCloud, verifyDelivery, type DeliveryReport } from '../support/delivery.ts';
 import { LAZYFS, LazyFs, unmountAll, type CutReport } from '../support/lazyfs.ts';
 import { Stack } from '../support/stack.ts';
 import { requireProgram } from '../support/system-packages.ts';
 import { TestDevice, waitUntil } from '../support/test-device.ts';
 
+const SDK_DEVICE = fileURLToPath(new URL('../support/sdk-device-process.ts', import.meta.url));
 const CUTS = Number(process.env.FLEETGATE_POWER_CUTS ?? 6);
 /**
  * What `--durability process` may lose: the journal fsyncs its WAL once a second (a passive checkpoint), so a
@@ -210,6 +212,45 @@ describe('power cuts (gateway on a power-cut file system)', function () {
       `      sink: ${CUTS} cuts (plan ${plan.join(', ')}), ${totalAcked()} PUBACKs checked against ${records.length} records, ` +
         `${dropped.reduce((a, b) => a + b, 0)} unsynced bytes dropped`,
     );
+  });
+
+  it("power cuts - the device SDK's SQLite outbox: the device cut 3 times while sending 3,000; each arrives once, in order", async () => {
+    const fs = await LazyFs.mount(join(root, 'fs'));
+    // A rate limit at the gateway keeps part of the outbox unsent at each cut.
+    const stack = await Stack.start(join(root, 'stack'), ['--rate-limit', '1000', '--rate-burst', '100']);
+    const settings = {
+      url: `127.0.0.1:${stack.deviceGrpcPort}`,
+      deviceId: 'outbox-1',
+      outboxPath: join(fs.path, 'device', 'outbox.db'),
+      count: 3000,
+    };
+    const lastSeq = async () => (await stack.gatewayStats()).journal.lastSeq;
+    for (let cut = 1; cut <= 3; cut++) {
+      const device = startScript('device', SDK_DEVICE, [JSON.stringify({ ...settings, count: cut === 1 ? 3000 : 0 })]);
+      // `queued` comes after flush(): the 3,000 are committed to the outbox (synchronous=FULL), acked or not.
+      if (cut === 1) await device.waitForLine((line) => line.event === 'queued');
+      // A resumed device says nothing per message: the gateway's journal counts them.
+      const target = (await lastSeq()) + 200;
+      await waitUntil(`200 more messages at the gateway before cut ${cut}`, async () => (await lastSeq()) >= target, 20_000);
+      await fs.cut({ torn: cut === 2 });
+      await device.kill();
+      assert.ok((await lastSeq()) < 3000, 'the outbox still held messages at the cut');
+      await fs.remount();
+    }
+    const last = startScript('device', SDK_DEVICE, [JSON.stringify({ ...settings, count: 0 })]);
+    await last.waitForLine((line) => line.event === 'drained', 30_000);
+    await waitUntil(
+      'the journal to drain to the cloud',
+      async () => {
+        const gw = await stack.gatewayStats();
+        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
+      },
+      30_000,
+    );
+    const report = verifyDelivery(readCloud(stack.cloudData), [
+      { deviceId: 'outbox-1', acked: new Set(Array.from({ length: 3000 }, (_, i) => i + 1)) },
+    ]);
+    assert.deepEqual(report, { records: 3000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
   });
 
   it(`power cuts - --durability process, light load: what was PUBACKed ${PROCESS_BOUND_MS} ms before a cut survives it (the 1 s WAL sync, not only SQLite's checkpoint at 1,000 pages)`, async () => {
