@@ -159,4 +159,11 @@ describe('lazyfs (power-cut file system)', function () {
     await cutAndRemount();
     assert.equal(readFileSync(file, 'utf8'), 'twe');
   });
+
+  it('lazyfs - with a capacity, a write beyond it fails with ENOSPC (a full disk)', async () => {
+    await fs.unmount();
+    fs = await LazyFs.mount(join(root, 'small'), { capacityBytes: 64 * 1024 });
+    writeSynced(join(fs.path, 'fits'), Buffer.alloc(60 * 1024));
+    assert.throws(() => writeSynced(join(fs.path, 'too-much'), Buffer.alloc(8 * 1024)), { code: 'ENOSPC' });
+  });
 });

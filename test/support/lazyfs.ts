@@ -51,11 +51,15 @@ export class LazyFs {
     /** Where the file system is mounted. */
     readonly path: string,
     private readonly control: string,
+    private readonly capacityBytes: number,
   ) {}
 
-  /** Mounts a fresh (or, with an existing `root`, the surviving) file system; `root` holds backing, mount, socket. */
-  static async mount(root: string): Promise<LazyFs> {
-    const fs = new LazyFs(join(root, 'backing'), join(root, 'mnt'), join(root, 'control.sock'));
+  /**
+   * Mounts a fresh (or, with an existing `root`, the surviving) file system; `root` holds backing, mount, socket.
+   * `capacityBytes`: writes beyond it fail with ENOSPC (a full disk; 0: no limit).
+   */
+  static async mount(root: string, { capacityBytes = 0 } = {}): Promise<LazyFs> {
+    const fs = new LazyFs(join(root, 'backing'), join(root, 'mnt'), join(root, 'control.sock'), capacityBytes);
     mkdirSync(fs.backing, { recursive: true });
     mkdirSync(fs.path, { recursive: true });
     await fs.start();
@@ -64,9 +68,13 @@ export class LazyFs {
   }
 
   private start(): Promise<void> {
-    const child = (this.child = spawn(PYTHON, ['-W', 'ignore', SCRIPT, this.backing, this.path, this.control], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }));
+    const child = (this.child = spawn(
+      PYTHON,
+      ['-W', 'ignore', SCRIPT, this.backing, this.path, this.control, String(this.capacityBytes)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ));
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));

@@ -1,5 +1,5 @@
 """
-lazyfs.py BACKING MOUNTPOINT CONTROL_SOCKET: a FUSE file system that loses what a power cut loses (after LazyFS,
+lazyfs.py BACKING MOUNTPOINT CONTROL_SOCKET [CAPACITY]: a FUSE file system that loses what a power cut loses (after LazyFS,
 the file system Jepsen uses for this, https://github.com/dsrhaslab/lazyfs).
 
 Everything written is kept in memory, as a kernel's page cache keeps it, and reaches BACKING only when POSIX says
@@ -18,6 +18,7 @@ Control, one line per connection on CONTROL_SOCKET (a Unix socket), answered wit
   later becomes durable; "torn" first writes to BACKING a prefix of the last unsynced write, cut at a 4 KiB page
   boundary inside it (a write a disk completed only in part). Unmount and mount again to see what survived.
 - "stats": counts of fsyncs, directory fsyncs, writes.
+CAPACITY (bytes, 0 for none): a write that would make the files' sizes add up to more fails with ENOSPC, a full disk.
 The file system prints "lazyfs ready" once mounted.
 """
 import errno
@@ -53,8 +54,9 @@ class Node:
 class LazyFs(fusepy.Operations):
     use_ns = True
 
-    def __init__(self, backing, control):
+    def __init__(self, backing, control, capacity=0):
         self.backing = backing
+        self.capacity = capacity
         self.control = control
         # not `lock`: fusepy would take an attribute of that name for the FUSE lock operation
         self.mutex = threading.RLock()
@@ -293,6 +295,11 @@ class LazyFs(fusepy.Operations):
 
     def write(self, path, data, offset, fh):
         node = self.node_of(path, fh)
+        growth = offset + len(data) - node.size
+        if self.capacity and growth > 0:
+            used = sum(n.size for n in self.nodes.values() if n.kind == 'f')
+            if used + growth > self.capacity:
+                raise fusepy.FuseOSError(errno.ENOSPC)
         pos, done = offset, 0
         while done < len(data):
             idx, within = divmod(pos, PAGE)
@@ -425,6 +432,7 @@ class LazyFs(fusepy.Operations):
 
 if __name__ == '__main__':
     backing, mountpoint, control = sys.argv[1:4]
+    capacity = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     # No kernel caching of attributes or entries: after a cut they would show what the disk no longer has.
-    fusepy.FUSE(LazyFs(backing, control), mountpoint, foreground=True, nothreads=False, fsname='lazyfs', big_writes=True, max_write=131072,
+    fusepy.FUSE(LazyFs(backing, control, capacity), mountpoint, foreground=True, nothreads=False, fsname='lazyfs', big_writes=True, max_write=131072,
                 attr_timeout=0, entry_timeout=0, negative_timeout=0, default_permissions=True)
