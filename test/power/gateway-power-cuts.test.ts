@@ -254,9 +254,10 @@ describe('power cuts (gateway on a power-cut file system)', function () {
   });
 
   // Known bug, found by this test and not fixed yet: restarted on a disk that is still full (real ENOSPC, not the
-  // journal's own --journal-max-file-bytes cap), the journal thread dies within 50 ms of "gateway ready" on an
-  // uncaught SQLITE_FULL ("the journal thread failed: {"code":"SQLITE_FULL"}") as devices and the cloud come back.
-  // Skipped (pending) until the journal thread handles SQLITE_FULL on that path.
+  // journal's own --journal-max-file-bytes cap), the gateway takes no message again though the cloud acks the
+  // backlog. Seen two ways: the journal thread dying within 50 ms of "gateway ready" on an uncaught SQLITE_FULL
+  // ("the journal thread failed: {"code":"SQLITE_FULL"}"), or flapping every second between "the disk takes writes
+  // again" and "the disk is full" (a checkpoint before the probe did not cure it). Pending until fixed.
   it.skip('power cuts - a cut while the disk is full (ENOSPC from the file system): the acked messages survive, and the gateway serves on after it', async () => {
     const fs = await LazyFs.mount(join(root, 'fs'), { capacityBytes: 3 * 1024 * 1024 });
     const stack = await Stack.start(join(root, 'stack'), [], undefined, { gateway: join(fs.path, 'gateway') });

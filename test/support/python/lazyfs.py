@@ -230,7 +230,11 @@ class LazyFs(fusepy.Operations):
         return 0
 
     def statfs(self, path):
-        return {'f_bsize': PAGE, 'f_frsize': PAGE, 'f_blocks': 1 << 24, 'f_bfree': 1 << 23, 'f_bavail': 1 << 23,
+        blocks, free = 1 << 24, 1 << 23
+        if self.capacity:
+            blocks = self.capacity // PAGE
+            free = max(0, self.capacity - sum(n.size for n in self.nodes.values() if n.kind == 'f')) // PAGE
+        return {'f_bsize': PAGE, 'f_frsize': PAGE, 'f_blocks': blocks, 'f_bfree': free, 'f_bavail': free,
                 'f_files': 1 << 20, 'f_ffree': 1 << 19, 'f_namemax': 255}
 
     def readdir(self, path, fh):
