@@ -6,12 +6,14 @@
  * may use SQLite (the device SDK's outbox) declares it as an optional peer, and a device that never opens an
  * outbox file needs no native addon installed.
  */
-import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Durability } from './durability.ts';
+import { mkdirDurable } from './durable-dir.ts';
 import { FleetgateError } from './errors.ts';
+
+export { fsyncDir, mkdirDurable } from './durable-dir.ts';
 
 export type SqliteDatabase = BetterSqlite3.Database;
 
@@ -46,7 +48,8 @@ function loadDriver(): typeof BetterSqlite3 {
  */
 export function openSqlite(file: string, { durability, readonly = false }: OpenSqliteOptions): SqliteDatabase {
   const Database = loadDriver();
-  if (!readonly) mkdirSync(dirname(file), { recursive: true });
+  // The folder made durable too: SQLite fsyncs the folder its WAL is created in, not that folder's parent.
+  if (!readonly) mkdirDurable(dirname(file));
   const db = new Database(file, { readonly, fileMustExist: readonly });
   // A writer and the readers (export, stats) never block each other in WAL mode; a reader waits at most 5 s.
   db.pragma('busy_timeout = 5000');

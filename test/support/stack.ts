@@ -15,6 +15,10 @@ export class Stack {
   mqttPort = 0;
   deviceGrpcPort = 0;
   gatewayAdminPort = 0;
+  /** The gateway's --data (another file system's, e.g. the power-cut one of lazyfs.ts). */
+  gatewayData: string;
+  /** The cloud-stub's --data (likewise). */
+  cloudData: string;
 
   /** Both processes take --allow-anonymous unless `auth` gives other flags for each. */
   constructor(
@@ -22,14 +26,20 @@ export class Stack {
     private readonly gatewayArgs: string[] = [],
     private readonly cloudArgs: string[] = ['--allow-anonymous'],
     private readonly gatewayAuthArgs: string[] = ['--allow-anonymous'],
-  ) {}
-
-  get cloudData(): string {
-    return join(this.dir, 'cloud');
+  ) {
+    this.gatewayData = join(dir, 'gateway');
+    this.cloudData = join(dir, 'cloud');
   }
 
-  static async start(dir: string, gatewayArgs: string[] = [], auth?: { cloud: string[]; gateway: string[] }): Promise<Stack> {
+  static async start(
+    dir: string,
+    gatewayArgs: string[] = [],
+    auth?: { cloud: string[]; gateway: string[] },
+    data: { gateway?: string; cloud?: string } = {},
+  ): Promise<Stack> {
     const stack = auth ? new Stack(dir, gatewayArgs, auth.cloud, auth.gateway) : new Stack(dir, gatewayArgs);
+    if (data.gateway) stack.gatewayData = data.gateway;
+    if (data.cloud) stack.cloudData = data.cloud;
     await stack.startCloud();
     await stack.startGateway();
     return stack;
@@ -74,7 +84,7 @@ export class Stack {
         '--device-grpc',
         `127.0.0.1:${this.deviceGrpcPort}`,
         '--data',
-        join(this.dir, 'gateway'),
+        this.gatewayData,
         '--reconnect-max-ms',
         '500',
         ...this.gatewayArgs,

@@ -86,8 +86,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       JOURNAL_THREAD_HEAP,
     );
     const pipeline = new Pipeline(worker, () => worker.terminate());
-    worker.on('error', (err) =>
-      pipeline.threadGone(new PipelineError(`the journal thread failed: ${err.message}`, { cause: err })),
+    // A worker may throw what is not an Error (a value, a plain object): its message then says what it was.
+    worker.on('error', (err: unknown) =>
+      pipeline.threadGone(new PipelineError(`the journal thread failed: ${describeThrown(err)}`, { cause: err })),
     );
     worker.on('exit', (code) => pipeline.threadGone(new PipelineError(`the journal thread exited (code ${code})`)));
     return pipeline.ready();
@@ -203,4 +204,13 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 function appendError(err: unknown): Error {
   if (err instanceof JournalFullError) return err;
   return new PipelineError(`journal commit failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
 }

@@ -121,6 +121,7 @@ export class SqliteJournal implements Journal {
   private readonly insertGap;
   private readonly views = new Map<number, UpstreamJournal>();
   private letters: SqliteDeadLetterTable | undefined;
+  private readonly durability: Durability;
 
   constructor({
     dir,
@@ -133,6 +134,7 @@ export class SqliteJournal implements Journal {
   }: SqliteJournalOptions) {
     this.file = join(dir, JOURNAL_FILE);
     this.limits = limits;
+    this.durability = durability;
     const db = (this.db = openSqlite(this.file, { durability }));
     // A file SQLite cannot read fails here; its handle must not stay open (heal.ts moves the file aside).
     try {
@@ -313,6 +315,9 @@ export class SqliteJournal implements Journal {
   /** Gives back free pages, a step at a time. */
   maintain(): void {
     this.maintenance.vacuumIfWorthIt();
+    // `process`: commits are not fsynced (synchronous=NORMAL), only checkpoints fsync the WAL. One a second
+    // bounds what a power cut takes to the last second's commits (README, "What the acknowledgement means").
+    if (this.durability === 'process') this.maintenance.syncWal();
   }
 
   /** Moves the WAL into the database file and truncates it. */

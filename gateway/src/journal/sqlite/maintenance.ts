@@ -48,6 +48,14 @@ export class Maintenance {
     if (used <= free / 8) this.db.pragma(`incremental_vacuum(${VACUUM_STEP_PAGES})`);
   }
 
+  /**
+   * A passive checkpoint: with synchronous=NORMAL it fsyncs the WAL before copying it into the database file
+   * (and the file after), so every commit before it survives a power cut. It waits for no reader.
+   */
+  syncWal(): void {
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
   /** Moves the WAL into the database file and truncates it (for a clean stop). */
   checkpoint(): void {
     this.db.pragma('wal_checkpoint(TRUNCATE)');

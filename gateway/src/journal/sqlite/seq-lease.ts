@@ -2,10 +2,11 @@
  * The seq lease: a file of its own (journal.seq-lease) that bounds the seqs given out. Before a commit would
  * pass it, the lease moves SEQ_LEASE_BLOCK further and is fsynced; a clean close brings it down to the last seq.
  * It is read only when the database is damaged beyond telling its own last seq (heal.ts), so that a salvaged
- * journal never gives out a seq twice.
+ * journal never gives out a seq twice. Each move is fsynced, file and folder, so a power cut keeps it.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { fsyncDir } from '@fleetgate/core/sqlite';
 
 export const SEQ_LEASE_FILE = 'journal.seq-lease';
 /** Seqs a lease covers ahead: one small fsynced write per this many records. */
@@ -58,4 +59,7 @@ function writeSeqLease(dir: string, lease: number): void {
     closeSync(fd);
   }
   renameSync(`${file}.tmp`, file);
+  // The rename is durable only once the folder is fsynced (POSIX rename(); see core's durable-dir.ts): without
+  // it a power cut brings back the old, lower lease, and a journal healed after it could give out seqs twice.
+  fsyncDir(dir);
 }
