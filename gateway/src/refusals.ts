@@ -39,8 +39,10 @@ export const MQTT5 = {
   CLIENT_IDENTIFIER_NOT_VALID: 0x85,
   BAD_USER_NAME_OR_PASSWORD: 0x86,
   NOT_AUTHORIZED: 0x87,
+  SERVER_SHUTTING_DOWN: 0x8b,
   SESSION_TAKEN_OVER: 0x8e,
   TOPIC_NAME_INVALID: 0x90,
+  RECEIVE_MAXIMUM_EXCEEDED: 0x93,
   PACKET_TOO_LARGE: 0x95,
   QUOTA_EXCEEDED: 0x97,
   ADMINISTRATIVE_ACTION: 0x98,
@@ -164,6 +166,13 @@ export const REFUSALS = {
     log: PUBLISH_LOG,
   },
   'invalid-command-result': { mqtt: 'close', mqtt5: puback5(MQTT5.PAYLOAD_FORMAT_INVALID), log: PUBLISH_LOG },
+  'qos2-inflight-exceeded': {
+    // More QoS 2 PUBLISHes awaiting PUBREL than the receive maximum the gateway announces (aedes-guards.ts): a
+    // protocol error for MQTT 5 [MQTT-3.3.4-9], which ends the connection; 3.1.1 has nothing else either.
+    mqtt: 'close',
+    mqtt5: disconnect5(MQTT5.RECEIVE_MAXIMUM_EXCEEDED),
+    log: { mqtt: 'connection closed: too many QoS 2 messages awaiting PUBREL' },
+  },
   // SUBSCRIBE.
   'subscribe-denied': {
     mqtt: { suback: SUBACK_FAILURE },
@@ -229,6 +238,7 @@ export const MQTT_REFUSALS = [
   'journal-full',
   'subscribe-denied',
   'invalid-command-result',
+  'qos2-inflight-exceeded',
 ] as const satisfies readonly RefusedOver<'mqtt'>[];
 export type MqttRefusal = (typeof MQTT_REFUSALS)[number];
 

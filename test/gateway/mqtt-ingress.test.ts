@@ -115,11 +115,13 @@ describe('mqtt ingress', function () {
     assert.equal((await refusals())['identifier-rejected'], 3);
   });
 
-  it('ingress - an MQTT 5 CONNECT is refused, counted and logged: the listener speaks MQTT 3.1.1', async () => {
-    await assert.rejects(connect('dev-a', { protocolVersion: 5 }));
-    assert.equal((await refusals())['unsupported-protocol-version'], 1);
-    const client = await connect('dev-a', { protocolVersion: 4 });
-    assert.equal(client.connected, true);
+  it('ingress - MQTT 5, 3.1.1 and 3.1 CONNECTs are accepted on the same listener', async () => {
+    for (const protocolVersion of [5, 4, 3] as const) {
+      const client = await connect(`dev-v${protocolVersion}`, { protocolVersion });
+      await client.publishAsync(`devices/dev-v${protocolVersion}/telemetry`, 'x', { qos: 1 });
+    }
+    assert.equal((await stack.gateway.stats()).ingress.messages, 3);
+    assert.equal((await refusals())['unsupported-protocol-version'], 0);
   });
 
   it("ingress - a device's own non-telemetry topics are plain MQTT: delivered, not journaled", async () => {

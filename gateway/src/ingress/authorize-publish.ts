@@ -17,6 +17,7 @@
 import type { Client, PublishPacket } from 'aedes';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { Acl } from './acl.ts';
+import type { IncomingQos2 } from './aedes-guards.ts';
 import { parseCommandResult } from './command-results.ts';
 import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
@@ -30,6 +31,8 @@ export interface PublishPathDeps {
   rules: { readonly acl: Acl };
   connections: WeakMap<Client, DeviceConnection>;
   maxPayloadBytes: number;
+  /** QoS 2 PUBLISHes awaiting PUBREL, bounded per client (aedes-guards.ts). */
+  incoming: IncomingQos2;
   commands: Pick<CommandCenter, 'fromDevice'>;
   counters: IngressCounters;
   qos: PublishQos;
@@ -42,9 +45,27 @@ export class PublishPath {
   readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: PublishCallback): void => {
     // The broker's own publishes (wills, $SYS) have no client.
     if (!client) return callback(null);
-    const { connections, counters } = this.deps;
-    const connection = connections.get(client);
+    const connection = this.deps.connections.get(client);
     if (!connection) return callback(new NotAuthenticatedError(client.id));
+    if (packet.qos === 2 && packet.messageId !== undefined) return this.qos2(client, connection, packet, callback);
+    this.steps(client, connection, packet, callback);
+  };
+
+  /** A QoS 2 PUBLISH takes a slot until its PUBREL (aedes-guards.ts), given back if the steps refuse it. */
+  private qos2(client: Client, connection: DeviceConnection, packet: PublishPacket, callback: PublishCallback): void {
+    const { incoming, counters } = this.deps;
+    const messageId = packet.messageId!;
+    if (!incoming.admit(client.id, messageId)) {
+      return refusePublish(counters, client, 'qos2-inflight-exceeded', packet, callback);
+    }
+    this.steps(client, connection, packet, (err) => {
+      if (err) incoming.release(client.id, messageId);
+      callback(err);
+    });
+  }
+
+  private steps(client: Client, connection: DeviceConnection, packet: PublishPacket, callback: PublishCallback): void {
+    const { counters } = this.deps;
     const deviceId = connection.deviceId;
     // 1. acl
     if (!this.deps.rules.acl.canPublish(deviceId, packet.topic))
@@ -65,7 +86,7 @@ export class PublishPath {
     if (!connection.rate) return qos.toJournal(client, connection, packet, payload, topic.stream, callback);
     if (connection.rate.submit(() => qos.toJournal(client, connection, packet, payload, topic.stream, callback)))
       counters.counts.rateLimited++;
-  };
+  }
 
   /** devices/{id}/command-results/{commandId}: the device's answer to a command, for the command center. */
   private commandResult(

@@ -11,6 +11,7 @@
  */
 import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
 import { type Clock, errorMessage, type Timers } from '@fleetgate/core';
+import { nullPrototypeMaps, type IncomingQos2 } from './aedes-guards.ts';
 import type { AedesRuntime } from './aedes-runtime.ts';
 import type { DeviceAuthenticator } from './device-authenticator.ts';
 import { DeviceConnection } from './device-connection.ts';
@@ -31,23 +32,25 @@ export interface ConnectHooksDeps {
   counters: IngressCounters;
   broker: { readonly connectedClients: number };
   runtime: AedesRuntime;
+  /** QoS 2 PUBLISHes awaiting PUBREL: a clean session's go when it connects (aedes-guards.ts). */
+  incoming: IncomingQos2;
   clock: Clock;
   timers: Timers;
 }
 
 export class ConnectHooks {
-  /** The client id exactly as CONNECT carried it: aedes replaces an empty one with a generated id. */
-  private readonly connectIds = new WeakMap<Client, string>();
+  /** The client id exactly as CONNECT carried it (aedes replaces an empty one with a generated id), and Clean Start. */
+  private readonly connects = new WeakMap<Client, { clientId: string; clean: boolean }>();
 
   constructor(private readonly deps: ConnectHooksDeps) {}
 
   readonly preConnect = (client: Client, packet: ConnectPacket, callback: (err: Error | null, ok: boolean) => void): void => {
-    this.connectIds.set(client, packet.clientId);
-    // aedes 1.x then answers CONNACK return code 1 [MQTT-3.1.2-2], which an MQTT 5 client reports as 0x84
-    // (unsupported protocol version); without this line the refusal would be silent.
+    nullPrototypeMaps(client);
+    this.connects.set(client, { clientId: packet.clientId, clean: packet.clean !== false });
+    // aedes then answers CONNACK return code 1 [MQTT-3.1.2-2]; without this line the refusal would be silent.
     const version = packet.protocolVersion ?? 4;
-    if (version !== 3 && version !== 4) {
-      const detail = `MQTT protocol version ${version}${version === 5 ? ' (MQTT 5)' : ''}: this gateway speaks MQTT 3.1.1 and 3.1`;
+    if (version !== 3 && version !== 4 && version !== 5) {
+      const detail = `MQTT protocol version ${version}: this gateway speaks MQTT 5, 3.1.1 and 3.1`;
       this.deps.counters.refused('unsupported-protocol-version', {
         clientId: packet.clientId.slice(0, 140),
         returnCode: connackCode('unsupported-protocol-version'),
@@ -63,7 +66,7 @@ export class ConnectHooks {
     password: Buffer | undefined,
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void => {
-    const clientId = this.connectIds.get(client) ?? '';
+    const { clientId, clean } = this.connects.get(client) ?? { clientId: '', clean: true };
     const refuse = (reason: ConnectRefusal, message: string, returnCode: ConnackCode = connackCode(reason), cause?: unknown) => {
       this.deps.counters.refused(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message });
       done(
@@ -75,11 +78,14 @@ export class ConnectHooks {
     auth.authenticate(clientId, password).then(
       (result) => {
         if (!result.ok) return refuse(result.reason, result.message);
-        const existing = this.deps.runtime.clients[result.deviceId];
+        const clients = this.deps.runtime.clients;
+        const existing = Object.hasOwn(clients, result.deviceId) ? clients[result.deviceId] : undefined;
         if (!existing && this.deps.broker.connectedClients >= maxConnections) {
           return refuse('too-many-connections', `${maxConnections} devices connected`);
         }
         if (existing) this.deps.counters.disconnected(existing.id, 'taken-over'); // aedes closes it [MQTT-3.1.4-2]
+        // [MQTT-3.1.2-4] Clean Start discards the session, its QoS 2 state too (aedes-guards.ts).
+        if (clean) this.deps.incoming.clean(result.deviceId);
         this.admit(client, result.deviceId, result.claims);
         done(null, true);
       },

@@ -19,12 +19,14 @@
  * expired or revoked, taken over) too.
  */
 import { Aedes, type Client } from 'aedes';
+import aedesPersistence from 'aedes-persistence';
 import mqttPacket from 'mqtt-packet';
 import { type Clock, formatHostPort, type HostPort, systemClock, systemTimers, type Timers } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { DeviceRegistry } from '../commands/device-registry.ts';
 import type { Acl } from './acl.ts';
+import { IncomingQos2, nullPrototypeMaps, withIncomingStore } from './aedes-guards.ts';
 import { aedesRuntime, type AedesRuntime } from './aedes-runtime.ts';
 import { PublishPath } from './authorize-publish.ts';
 import { SubscribeHooks } from './authorize-subscribe.ts';
@@ -39,6 +41,10 @@ import { PubackWriter } from './puback-writer.ts';
 import { PublishQos } from './publish-qos.ts';
 import type { RateLimit } from './rate-queue.ts';
 import type { RecordAppender } from './record-appender.ts';
+
+// aedes-persistence is CommonJS (module.exports = the factory) typed with `export default`: under nodenext the
+// default import is module.exports, which is the factory itself.
+const memoryPersistence = aedesPersistence as unknown as typeof aedesPersistence.default;
 
 export interface MqttIngressOptions {
   listeners: Omit<ListenerSettings, 'maxSockets'>;
@@ -74,6 +80,7 @@ export class MqttIngress {
   private constructor(
     private readonly options: MqttIngressOptions,
     private readonly broker: Aedes,
+    private readonly incoming: IncomingQos2,
   ) {
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemTimers;
@@ -90,6 +97,7 @@ export class MqttIngress {
       counters,
       broker,
       runtime: this.runtime,
+      incoming,
       clock,
       timers,
     });
@@ -104,6 +112,7 @@ export class MqttIngress {
       rules: this.rules,
       connections,
       maxPayloadBytes: options.maxPayloadBytes,
+      incoming,
       commands: options.commands.center,
       counters,
       qos,
@@ -127,8 +136,14 @@ export class MqttIngress {
     // of heap) the first time it writes a packet. The gateway writes its own PUBACKs (puback-writer.ts); what
     // aedes still writes with an id (SUBACKs, commands to devices) can make its two bytes when it writes them.
     mqttPacket.writeToStream.cacheNumbers = false;
-    const broker = await Aedes.createBroker({ heartbeatInterval: 60_000, connectTimeout: 10_000 });
-    const ingress = new MqttIngress(options, broker);
+    const incoming = new IncomingQos2(receiveMaximum(options));
+    const broker = await Aedes.createBroker({
+      heartbeatInterval: 60_000,
+      connectTimeout: 10_000,
+      persistence: withIncomingStore(memoryPersistence(), incoming),
+    });
+    nullPrototypeMaps(broker);
+    const ingress = new MqttIngress(options, broker, incoming);
     const counters = ingress.counters;
     try {
       ingress.listeners = await MqttListeners.start(
@@ -198,9 +213,24 @@ export class MqttIngress {
   }
 
   private forget(client: Client): void {
+    // A session that does not outlive its connection [MQTT-3.1.2-6] takes its QoS 2 state along, unless a newer
+    // connection with the same id (a takeover) holds it now.
+    const clients = this.runtime.clients;
+    const current = Object.hasOwn(clients, client.id) ? clients[client.id] : undefined;
+    if (isClean(client) && (current === undefined || current === client)) this.incoming.clean(client.id);
     const connection = this.connections.get(client);
     if (connection) this.commands.disconnected(connection);
     connection?.close();
     this.connections.delete(client);
   }
+}
+
+/** QoS 1 and 2 PUBLISHes a connection may have unacknowledged: MQTT 5's Receive Maximum is 1 to 65,535. */
+function receiveMaximum(options: MqttIngressOptions): number {
+  return Math.min(Math.max(options.maxUnackedPerConnection, 1), 65_535);
+}
+
+/** aedes sets `clean` when the session ends with the connection (3.1.1 clean session; MQTT 5 session expiry 0). */
+function isClean(client: Client): boolean {
+  return (client as Client & { clean?: boolean }).clean !== false;
 }
