@@ -133,6 +133,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           maxPayloadBytes: options.maxPayloadBytes,
           maxUnackedPerConnection: options.maxUnackedPerConnection,
           maxConnections: options.maxConnections,
+          maxSessionExpirySeconds: Math.ceil(options.maxSessionExpiryMs / 1000),
           ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
           commands: { registry, center },
           logger,

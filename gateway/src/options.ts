@@ -51,6 +51,8 @@ export interface GatewayOptions {
   maxUnackedPerConnection: number;
   /** Devices connected at most; one more gets CONNACK 0x03. */
   maxConnections: number;
+  /** The longest an MQTT session outlives its connection (MQTT 5 session expiry, 3.1.1 clean session 0). */
+  maxSessionExpiryMs: number;
   /** Messages per second per device, with a burst; none if absent. */
   rateLimit?: RateLimit;
   groupCommit: GroupCommitSettings;
@@ -101,6 +103,7 @@ export const GATEWAY_DEFAULTS = {
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
   maxUnackedPerConnection: 1000,
   maxConnections: 20_000,
+  maxSessionExpiryMs: 86_400_000,
   groupCommit: DEFAULT_GROUP_COMMIT,
   journalLimits: { maxBytes: 1 << 30, maxAgeMs: 0, policy: 'drop-oldest' } as JournalLimits,
   drainGraceMs: 10_000,
@@ -138,6 +141,9 @@ export function validateGatewayOptions(options: GatewayOptions): void {
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
   positiveInteger('--max-unacked-per-connection', options.maxUnackedPerConnection);
   positiveInteger('--max-connections', options.maxConnections);
+  if (options.maxSessionExpiryMs < 1000 || options.maxSessionExpiryMs > 0xfffffffe * 1000) {
+    throw new ConfigError('--max-session-expiry', 'must be between 1s and 136y (MQTT 5 counts it in seconds, 32 bits)');
+  }
   if (options.rateLimit) {
     positiveInteger('--rate-limit', options.rateLimit.perSecond);
     positiveInteger('--rate-burst', options.rateLimit.burst);

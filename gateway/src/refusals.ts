@@ -39,6 +39,7 @@ export const MQTT5 = {
   CLIENT_IDENTIFIER_NOT_VALID: 0x85,
   BAD_USER_NAME_OR_PASSWORD: 0x86,
   NOT_AUTHORIZED: 0x87,
+  SERVER_UNAVAILABLE: 0x88,
   SERVER_SHUTTING_DOWN: 0x8b,
   SESSION_TAKEN_OVER: 0x8e,
   TOPIC_NAME_INVALID: 0x90,
@@ -82,6 +83,9 @@ const CONNECT_LOG = { mqtt: 'connection refused', grpc: DEVICE_LINK_LOG } as con
 /** A message: what it carries, where it goes. */
 const PUBLISH_LOG = { mqtt: 'publish refused, connection closed', grpc: DEVICE_LINK_LOG } as const;
 
+/** The log line of a PUBLISH refused with an MQTT 5 PUBACK/PUBREC reason code (or dropped, QoS 0). */
+export const PUBLISH_LOG_MQTT5 = 'publish refused with its reason code, connection stays';
+
 /**
  * What a journal refusal logs on MQTT when aedes was already told to go on (publish-qos.ts): a QoS 0 message is
  * lost and the connection stays; a QoS 1 message gets no PUBACK and its connection is closed (the device resends
@@ -90,6 +94,7 @@ const PUBLISH_LOG = { mqtt: 'publish refused, connection closed', grpc: DEVICE_L
 export const JOURNAL_REFUSAL_LOG = {
   qos0: 'QoS 0 message lost: not journaled',
   qos1: 'message not journaled: no PUBACK, connection closed',
+  qos1v5: 'message not journaled: PUBACK with its reason code',
 } as const;
 
 export const REFUSALS = {
@@ -275,23 +280,29 @@ export function connackCode(reason: ConnectRefusal): ConnackCode {
   return REFUSALS[reason].mqtt.connack;
 }
 
+/** The MQTT 5 CONNACK reason code of a refused CONNECT (3.2.2.2). */
+export function connack5Code(reason: ConnectRefusal): Mqtt5Code {
+  return REFUSALS[reason].mqtt5.code;
+}
+
 export function grpcStatus(reason: DeviceLinkRefusal): status {
   return REFUSALS[reason].grpc;
 }
 
 /**
  * Why the gateway itself ended a connection it had accepted (`disconnects` in /v1/stats, both protocols). MQTT
- * 3.1.1 has no DISCONNECT from the server: the connection is closed. MQTT 5 would send a DISCONNECT with the code
- * (section 3.14.2.1); the device link ends the stream with the status.
+ * 3.1.1 has no DISCONNECT from the server: the connection is closed. MQTT 5 gets a DISCONNECT with the code
+ * (section 3.14.2.1) and `details` as its Reason String; the device link ends the stream with the status. On
+ * shutdown (SIGTERM) aedes sends every MQTT 5 client DISCONNECT 0x8B, server shutting down (SHUTDOWN_DISCONNECT).
  */
 export const DISCONNECTS = {
   'token-expired': {
-    mqtt5: disconnect5(MQTT5.MAXIMUM_CONNECT_TIME),
+    mqtt5: disconnect5(MQTT5.NOT_AUTHORIZED),
     grpc: status.UNAUTHENTICATED,
     details: 'device token expired: reconnect with a fresh one',
   },
   'token-revoked': {
-    mqtt5: disconnect5(MQTT5.ADMINISTRATIVE_ACTION),
+    mqtt5: disconnect5(MQTT5.NOT_AUTHORIZED),
     grpc: status.PERMISSION_DENIED,
     details: 'device token revoked',
   },
@@ -305,6 +316,9 @@ export const DISCONNECTS = {
 export type DisconnectReason = keyof typeof DISCONNECTS;
 /** In the order /v1/stats has always listed them. */
 export const DISCONNECT_REASONS = ['token-expired', 'token-revoked', 'taken-over'] as const satisfies readonly DisconnectReason[];
+
+/** What an MQTT 5 client gets when the gateway shuts down (aedes' broker.close, [MQTT-3.14.4-1]). */
+export const SHUTDOWN_DISCONNECT = disconnect5(MQTT5.SERVER_SHUTTING_DOWN);
 
 /** MQTT's log line for a connection the gateway ended (the device link does not log them). */
 export const DISCONNECT_LOG = 'connection ended by the gateway';

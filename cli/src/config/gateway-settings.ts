@@ -96,6 +96,14 @@ export function gatewaySettingsCommand(): Command {
     )
     .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
     .addOption(
+      durationOption(
+        '--max-session-expiry <duration>',
+        'longest an MQTT session outlives its connection (MQTT 5 session expiry is lowered to it; 3.1.1 clean session 0 expires after it)',
+        d.maxSessionExpiryMs,
+        '1d',
+      ),
+    )
+    .addOption(
       integerOption(
         '--rate-limit <msgs/s>',
         'messages per second per device; beyond it the device is slowed down, not refused (0: no limit)',
@@ -227,6 +235,7 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     maxPayloadBytes: s.get('max-payload-bytes'),
     maxUnackedPerConnection: s.get('max-unacked-per-connection'),
     maxConnections: s.get('max-connections'),
+    maxSessionExpiryMs: s.get('max-session-expiry'),
     ...(rateLimit ? { rateLimit: { perSecond: rateLimit, burst: s.get<number>('rate-burst') || rateLimit } } : {}),
     groupCommit: { intervalMs: s.get('commit-interval-ms'), maxRows: s.get('commit-max-rows') },
     journalLimits: { maxBytes: s.get('journal-max-bytes'), maxAgeMs: s.get('journal-max-age'), policy: s.get('journal-full') },

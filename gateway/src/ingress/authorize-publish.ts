@@ -23,7 +23,7 @@ import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import { NotAuthenticatedError } from '../errors.ts';
 import type { PublishCallback, PublishQos } from './publish-qos.ts';
-import { refusePublish } from './refuse-publish.ts';
+import type { PublishRefusals } from './refuse-publish.ts';
 import { parseDeviceTopic } from './topics.ts';
 
 export interface PublishPathDeps {
@@ -35,6 +35,7 @@ export interface PublishPathDeps {
   incoming: IncomingQos2;
   commands: Pick<CommandCenter, 'fromDevice'>;
   counters: IngressCounters;
+  refusals: PublishRefusals;
   qos: PublishQos;
 }
 
@@ -53,10 +54,10 @@ export class PublishPath {
 
   /** A QoS 2 PUBLISH takes a slot until its PUBREL (aedes-guards.ts), given back if the steps refuse it. */
   private qos2(client: Client, connection: DeviceConnection, packet: PublishPacket, callback: PublishCallback): void {
-    const { incoming, counters } = this.deps;
+    const { incoming } = this.deps;
     const messageId = packet.messageId!;
     if (!incoming.admit(client.id, messageId)) {
-      return refusePublish(counters, client, 'qos2-inflight-exceeded', packet, callback);
+      return this.deps.refusals.refuse(client, 'qos2-inflight-exceeded', packet, callback);
     }
     this.steps(client, connection, packet, (err) => {
       if (err) incoming.release(client.id, messageId);
@@ -69,18 +70,19 @@ export class PublishPath {
     const deviceId = connection.deviceId;
     // 1. acl
     if (!this.deps.rules.acl.canPublish(deviceId, packet.topic))
-      return refusePublish(counters, client, 'publish-denied', packet, callback);
+      return this.deps.refusals.refuse(client, 'publish-denied', packet, callback);
     // 2. size
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (payload.length > this.deps.maxPayloadBytes) return refusePublish(counters, client, 'payload-too-large', packet, callback);
+    if (payload.length > this.deps.maxPayloadBytes)
+      return this.deps.refusals.refuse(client, 'payload-too-large', packet, callback);
     // 3. topic
     const topic = parseDeviceTopic(packet.topic);
     if (topic?.kind === 'command-result' && topic.deviceId === deviceId)
       return this.commandResult(client, deviceId, topic.commandId, packet, payload, callback);
     if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') return this.plainMqtt(callback);
     // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
-    if (topic.deviceId !== deviceId) return refusePublish(counters, client, 'foreign-telemetry', packet, callback);
-    if (topic.kind === 'invalid-stream') return refusePublish(counters, client, 'invalid-stream', packet, callback);
+    if (topic.deviceId !== deviceId) return this.deps.refusals.refuse(client, 'foreign-telemetry', packet, callback);
+    if (topic.kind === 'invalid-stream') return this.deps.refusals.refuse(client, 'invalid-stream', packet, callback);
     // 4. rate, 5. journal. No named closure here: tsx (esbuild keepNames) would define its name on every message.
     const { qos } = this.deps;
     if (!connection.rate) return qos.toJournal(client, connection, packet, payload, topic.stream, callback);
@@ -98,7 +100,7 @@ export class PublishPath {
     callback: PublishCallback,
   ): void {
     const result = parseCommandResult(commandId, payload);
-    if (!result) return refusePublish(this.deps.counters, client, 'invalid-command-result', packet, callback);
+    if (!result) return this.deps.refusals.refuse(client, 'invalid-command-result', packet, callback);
     this.deps.commands.fromDevice(deviceId, result);
     return this.plainMqtt(callback);
   }

@@ -9,7 +9,9 @@
  *
  * A refusal is a ConnectRefusedError carrying the CONNACK return code from refusals.ts.
  */
+import type { Socket } from 'node:net';
 import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import { type Clock, errorMessage, type Timers } from '@fleetgate/core';
 import { nullPrototypeMaps, type IncomingQos2 } from './aedes-guards.ts';
 import type { AedesRuntime } from './aedes-runtime.ts';
@@ -18,7 +20,16 @@ import { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import { ConnectRefusedError } from '../errors.ts';
 import type { RateLimit } from './rate-queue.ts';
-import { CONNACK, connackCode, type ConnackCode, type ConnectRefusal, type DisconnectReason } from '../refusals.ts';
+import {
+  CONNACK,
+  connack5Code,
+  connackCode,
+  DISCONNECTS,
+  MQTT5,
+  type ConnackCode,
+  type ConnectRefusal,
+  type DisconnectReason,
+} from '../refusals.ts';
 
 export interface ConnectHooksDeps {
   auth: DeviceAuthenticator;
@@ -68,7 +79,19 @@ export class ConnectHooks {
   ): void => {
     const { clientId, clean } = this.connects.get(client) ?? { clientId: '', clean: true };
     const refuse = (reason: ConnectRefusal, message: string, returnCode: ConnackCode = connackCode(reason), cause?: unknown) => {
-      this.deps.counters.refused(reason, { clientId: clientId.slice(0, 140), returnCode, detail: message });
+      const v5 = client.version === 5;
+      const reasonCode =
+        returnCode === CONNACK.SERVER_UNAVAILABLE && reason !== 'too-many-connections'
+          ? MQTT5.SERVER_UNAVAILABLE
+          : connack5Code(reason);
+      this.deps.counters.refused(reason, {
+        clientId: clientId.slice(0, 140),
+        ...(v5 ? { reasonCode } : { returnCode }),
+        detail: message,
+      });
+      // MQTT 5: the table's reason code (aedes maps only return codes 2 to 5) and a Reason String (3.2.2.3.9),
+      // written here; the connection then closes [MQTT-3.2.2-7], and aedes, finding it closed, answers nothing more.
+      if (v5) writeRefusalConnack(client, reasonCode, `${reason}: ${message}`);
       done(
         new ConnectRefusedError(reason, returnCode, message, cause === undefined ? undefined : { cause }) as AuthenticateError,
         false,
@@ -94,10 +117,14 @@ export class ConnectHooks {
     );
   };
 
-  /** Ends a connection the gateway had accepted (its token expired, or was revoked). */
+  /**
+   * Ends a connection the gateway had accepted (its token expired, or was revoked): MQTT 5 gets a DISCONNECT
+   * with the reason code and a Reason String (3.14.2.1, 3.14.2.2.3); 3.1.1 has no server DISCONNECT.
+   */
   end(client: Client, reason: DisconnectReason): void {
     this.deps.counters.disconnected(client.id, reason);
-    client.close();
+    const { code } = DISCONNECTS[reason].mqtt5;
+    client.disconnect({ reasonCode: code, properties: { reasonString: DISCONNECTS[reason].details } }, () => {});
   }
 
   private admit(client: Client, deviceId: string, claims: DeviceConnection['claims']): void {
@@ -112,4 +139,19 @@ export class ConnectHooks {
     this.deps.connections.set(client, connection);
     if (claims) connection.expireAt(claims.exp * 1000, () => this.end(client, 'token-expired'));
   }
+}
+
+/** An MQTT 5 CONNACK refusing the connection, then the connection closed; aedes' own answer is then skipped. */
+function writeRefusalConnack(client: Client, reasonCode: number, reasonString: string): void {
+  const socket = client.conn as Socket;
+  if (!socket.destroyed && socket.writable) {
+    const connack = {
+      cmd: 'connack',
+      sessionPresent: false,
+      reasonCode,
+      properties: { reasonString: reasonString.slice(0, 200) },
+    };
+    socket.end(mqttPacket.generate(connack as mqttPacket.IConnackPacket, { protocolVersion: 5 }));
+  }
+  client.close();
 }

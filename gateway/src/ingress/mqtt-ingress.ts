@@ -28,6 +28,7 @@ import type { DeviceRegistry } from '../commands/device-registry.ts';
 import type { Acl } from './acl.ts';
 import { IncomingQos2, nullPrototypeMaps, withIncomingStore } from './aedes-guards.ts';
 import { aedesRuntime, type AedesRuntime } from './aedes-runtime.ts';
+import { MQTT5 } from '../refusals.ts';
 import { PublishPath } from './authorize-publish.ts';
 import { SubscribeHooks } from './authorize-subscribe.ts';
 import { ConnectHooks } from './connect-hooks.ts';
@@ -39,6 +40,7 @@ import { MqttCommands } from './mqtt-commands.ts';
 import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
 import { PublishQos } from './publish-qos.ts';
+import { PublishRefusals } from './refuse-publish.ts';
 import type { RateLimit } from './rate-queue.ts';
 import type { RecordAppender } from './record-appender.ts';
 
@@ -59,6 +61,11 @@ export interface MqttIngressOptions {
   maxConnections: number;
   /** Per device; none if absent. */
   rateLimit?: RateLimit;
+  /**
+   * The longest a session may outlive its connection, in seconds: an MQTT 5 Session Expiry Interval above it is
+   * lowered to it (and the CONNACK says so), and an MQTT 3.1.1 persistent session (clean session 0) expires after it.
+   */
+  maxSessionExpirySeconds: number;
   /** Where connected devices are announced, and what takes their command results. */
   commands: { registry: DeviceRegistry; center: CommandCenter };
   logger: Logger;
@@ -101,10 +108,13 @@ export class MqttIngress {
       clock,
       timers,
     });
+    const pubacks = new PubackWriter();
+    const refusals = new PublishRefusals({ counters, pubacks, connections });
     const qos = new PublishQos({
       pipeline: options.pipeline,
-      pubacks: new PubackWriter(),
+      pubacks,
       counters,
+      refusals,
       runtime: this.runtime,
       clock,
     });
@@ -115,6 +125,7 @@ export class MqttIngress {
       incoming,
       commands: options.commands.center,
       counters,
+      refusals,
       qos,
     });
     const subscribe = new SubscribeHooks(this.rules, counters);
@@ -137,10 +148,21 @@ export class MqttIngress {
     // aedes still writes with an id (SUBACKs, commands to devices) can make its two bytes when it writes them.
     mqttPacket.writeToStream.cacheNumbers = false;
     const incoming = new IncomingQos2(receiveMaximum(options));
+    // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
+    const maxRemainingLength = options.maxPayloadBytes + 65_536 + 16;
     const broker = await Aedes.createBroker({
       heartbeatInterval: 60_000,
       connectTimeout: 10_000,
       persistence: withIncomingStore(memoryPersistence(), incoming),
+      // MQTT 5 CONNACK properties (3.2.2.3): what a client must stay within.
+      // Maximum Packet Size counts the whole packet: the fixed header's 1 + at most 4 bytes, then the rest.
+      maximumPacketSize: maxRemainingLength + 5,
+      // The PUBACK backpressure (puback-writer.ts) and the QoS 2 cap (aedes-guards.ts), announced.
+      receiveMaximum: receiveMaximum(options),
+      topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+      sessionExpiryIntervalLimit: options.maxSessionExpirySeconds,
+      // Sessions waiting to expire, at most: beyond, a disconnecting session expires at once.
+      pendingSessionsLimit: options.maxConnections,
     });
     nullPrototypeMaps(broker);
     const ingress = new MqttIngress(options, broker, incoming);
@@ -151,11 +173,15 @@ export class MqttIngress {
         { ...options.listeners, maxSockets: Math.ceil(options.maxConnections * 1.1) + 100 },
         {
           onSocket: (socket) => {
-            // A packet may carry the largest payload, a topic of up to 64 KiB and its headers; nothing larger.
-            guardFrames(socket, options.maxPayloadBytes + 65_536 + 16, (reason) =>
-              counters.refused('packet-too-large', { remote: socket.remoteAddress, detail: reason }),
-            );
-            broker.handle(socket);
+            let client: Client | undefined;
+            guardFrames(socket, maxRemainingLength, (reason) => {
+              counters.refused('packet-too-large', { remote: socket.remoteAddress, detail: reason });
+              // MQTT 5 (connected): DISCONNECT 0x95 [MQTT-3.2.2-15] before the socket closes; otherwise just closed.
+              if (client?.version !== 5 || !client.connected) return false;
+              client.disconnect({ reasonCode: MQTT5.PACKET_TOO_LARGE, properties: { reasonString: reason } }, () => {});
+              return true;
+            });
+            client = broker.handle(socket);
           },
           onTlsError: (err) => counters.refused('tls-handshake', { err: err.message }),
         },
@@ -199,11 +225,13 @@ export class MqttIngress {
     return ended;
   }
 
-  /** Stops accepting connections and closes the open ones. */
+  /**
+   * Stops accepting connections and closes the open ones: aedes first, which sends MQTT 5 clients DISCONNECT 0x8B
+   * (server shutting down, [MQTT-3.14.4-1]), then the sockets left.
+   */
   async close(): Promise<void> {
-    const stopped = this.listeners?.close();
     await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-    await stopped;
+    await this.listeners?.close();
   }
 
   /** A connected device is reachable for commands. */
@@ -224,6 +252,9 @@ export class MqttIngress {
     this.connections.delete(client);
   }
 }
+
+/** Inbound topic aliases per MQTT 5 connection [MQTT-3.2.2-17]: a few small numbers, each a topic kept. */
+const TOPIC_ALIAS_MAXIMUM = 32;
 
 /** QoS 1 and 2 PUBLISHes a connection may have unacknowledged: MQTT 5's Receive Maximum is 1 to 65,535. */
 function receiveMaximum(options: MqttIngressOptions): number {
