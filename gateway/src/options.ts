@@ -15,6 +15,10 @@ export interface GatewayOptions {
   mqtt: HostPort | null;
   /** MQTT over TLS listener (needs `tls`); none if absent. */
   mqtts?: HostPort;
+  /** MQTT over WebSockets (HTTP, path /mqtt); none if absent. */
+  ws?: HostPort;
+  /** MQTT over secure WebSockets (HTTPS with `tls`, path /mqtt); none if absent. */
+  wss?: HostPort;
   /** Device link (gRPC, device SDK) listener; null for none. On TLS when `tls` is given. */
   deviceGrpc: HostPort | null;
   /** Certificate and key of the MQTT TLS listener; clientAuth requires client certificates (mTLS). */
@@ -133,10 +137,11 @@ export function validateGatewayOptions(options: GatewayOptions): void {
     );
   }
   // MQTT off entirely is fine when the device link serves: a gateway for SDK devices only.
-  if (!options.mqtt && !options.mqtts && !options.deviceGrpc) {
-    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts or --device-grpc');
+  if (!options.mqtt && !options.mqtts && !options.ws && !options.wss && !options.deviceGrpc) {
+    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts, --ws, --wss or --device-grpc');
   }
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
+  if (options.wss && !options.tls) throw new ConfigError('--wss', 'needs --tls-cert and --tls-key');
   validateUpstreams(options);
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
   positiveInteger('--max-unacked-per-connection', options.maxUnackedPerConnection);

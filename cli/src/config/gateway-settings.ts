@@ -46,6 +46,17 @@ export function gatewaySettingsCommand(): Command {
       ).argParser(wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0'))),
     )
     .addOption(
+      new Option('--ws <host:port>', 'MQTT over WebSockets listener (HTTP, path /mqtt)').argParser(
+        wrap((value) => parseHostPort('--ws', value, '0.0.0.0')),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--wss <host:port>',
+        'MQTT over secure WebSockets listener (HTTPS with --tls-cert and --tls-key, path /mqtt)',
+      ).argParser(wrap((value) => parseHostPort('--wss', value, '0.0.0.0'))),
+    )
+    .addOption(
       new Option(
         '--device-grpc <host:port|off>',
         'device link listener (gRPC, for the device SDK); on TLS when --tls-cert is given',
@@ -211,6 +222,8 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     gatewayId: s.get('gateway-id'),
     mqtt: s.get('mqtt'),
     ...(mqtts ? { mqtts } : {}),
+    ...(s.get<HostPort | undefined>('ws') ? { ws: s.get<HostPort>('ws') } : {}),
+    ...(s.get<HostPort | undefined>('wss') ? { wss: s.get<HostPort>('wss') } : {}),
     deviceGrpc: s.get('device-grpc'),
     ...(tlsCert || tlsKey
       ? {

@@ -80,6 +80,12 @@ export class GatewayMetrics {
     m.mqttClientErrors.set({}, mqtt.clientErrors);
     m.mqttHeld.set({}, mqtt.heldForBackpressure);
     m.mqttRateLimited.set({}, mqtt.rateLimited);
+    for (const [transport, versions] of Object.entries(mqtt.protocols)) {
+      for (const [version, count] of Object.entries(versions)) {
+        m.mqttConnections.set({ transport, version }, count.connections);
+        m.mqttConnected.set({ transport, version }, count.connected);
+      }
+    }
     const grpc = stats.deviceLink;
     if (grpc) {
       m.ingressMessages.set({ protocol: 'grpc' }, grpc.messages);
@@ -197,6 +203,12 @@ function defineMetrics(registry: Registry) {
       'PUBLISHes held back while too many PUBACKs were pending on their connection.',
     ),
     mqttRateLimited: counter('mqtt_rate_limited_total', 'PUBLISHes that waited for their device rate limit.'),
+    mqttConnections: counter(
+      'mqtt_connections_total',
+      'MQTT connections admitted, by transport (tcp, tls, ws, wss) and MQTT version (3.1, 3.1.1, 5).',
+      ['transport', 'version'],
+    ),
+    mqttConnected: gauge('mqtt_connected', 'MQTT connections open now, by transport and MQTT version.', ['transport', 'version']),
 
     // The journal.
     journalRows: gauge(

@@ -35,9 +35,9 @@ import { ConnectHooks } from './connect-hooks.ts';
 import type { DeviceAuthenticator } from './device-authenticator.ts';
 import type { DeviceConnection } from './device-connection.ts';
 import { guardFrames } from './frame-guard.ts';
-import { IngressCounters, type IngressStats } from './ingress-counters.ts';
+import { IngressCounters, mqttVersion, type IngressStats } from './ingress-counters.ts';
 import { MqttCommands } from './mqtt-commands.ts';
-import { MqttListeners, type ListenerSettings } from './mqtt-listeners.ts';
+import { MqttListeners, type ListenerSettings, type Transport } from './mqtt-listeners.ts';
 import { PubackWriter } from './puback-writer.ts';
 import { PublishQos } from './publish-qos.ts';
 import { PublishRefusals } from './refuse-publish.ts';
@@ -49,7 +49,7 @@ import type { RecordAppender } from './record-appender.ts';
 const memoryPersistence = aedesPersistence as unknown as typeof aedesPersistence.default;
 
 export interface MqttIngressOptions {
-  listeners: Omit<ListenerSettings, 'maxSockets'>;
+  listeners: Omit<ListenerSettings, 'maxSockets' | 'maxMessageBytes'>;
   pipeline: RecordAppender;
   auth: DeviceAuthenticator;
   acl: Acl;
@@ -77,6 +77,8 @@ export class MqttIngress {
   private readonly counters: IngressCounters;
   /** Each admitted connection's state, from authenticate to 'clientDisconnect'. */
   private readonly connections = new WeakMap<Client, DeviceConnection>();
+  /** What each connection came over, for the counts by transport and MQTT version. */
+  private readonly transports = new WeakMap<Client, Transport>();
   /** The ACL in force, shared by the publish and subscribe hooks; setAcl replaces it. */
   private readonly rules: { acl: Acl };
   private readonly runtime: AedesRuntime;
@@ -170,18 +172,23 @@ export class MqttIngress {
     try {
       ingress.listeners = await MqttListeners.start(
         // Sockets that have not sent CONNECT yet count too: leave room above the connection limit.
-        { ...options.listeners, maxSockets: Math.ceil(options.maxConnections * 1.1) + 100 },
         {
-          onSocket: (socket) => {
+          ...options.listeners,
+          maxSockets: Math.ceil(options.maxConnections * 1.1) + 100,
+          maxMessageBytes: maxRemainingLength + 5,
+        },
+        {
+          onStream: (stream, transport, remoteAddress) => {
             let client: Client | undefined;
-            guardFrames(socket, maxRemainingLength, (reason) => {
-              counters.refused('packet-too-large', { remote: socket.remoteAddress, detail: reason });
+            guardFrames(stream, maxRemainingLength, (reason) => {
+              counters.refused('packet-too-large', { remote: remoteAddress, transport, detail: reason });
               // MQTT 5 (connected): DISCONNECT 0x95 [MQTT-3.2.2-15] before the socket closes; otherwise just closed.
               if (client?.version !== 5 || !client.connected) return false;
               client.disconnect({ reasonCode: MQTT5.PACKET_TOO_LARGE, properties: { reasonString: reason } }, () => {});
               return true;
             });
-            client = broker.handle(socket);
+            client = broker.handle(stream);
+            ingress.transports.set(client, transport);
           },
           onTlsError: (err) => counters.refused('tls-handshake', { err: err.message }),
         },
@@ -193,14 +200,19 @@ export class MqttIngress {
     return ingress;
   }
 
-  get addresses(): { tcp?: HostPort; tls?: HostPort } {
+  get addresses(): Partial<Record<Transport, HostPort>> {
     return this.listeners?.addresses ?? {};
   }
 
   stats(): IngressStats {
-    const { tcp, tls } = this.addresses;
+    const { tcp, tls, ws, wss } = this.addresses;
     return {
-      listeners: { ...(tcp ? { mqtt: formatHostPort(tcp) } : {}), ...(tls ? { mqtts: formatHostPort(tls) } : {}) },
+      listeners: {
+        ...(tcp ? { mqtt: formatHostPort(tcp) } : {}),
+        ...(tls ? { mqtts: formatHostPort(tls) } : {}),
+        ...(ws ? { ws: formatHostPort(ws) } : {}),
+        ...(wss ? { wss: formatHostPort(wss) } : {}),
+      },
       auth: this.options.auth.kind,
       devicesConnected: this.broker.connectedClients,
       ...this.counters.snapshot(),
@@ -237,7 +249,11 @@ export class MqttIngress {
   /** A connected device is reachable for commands. */
   private announce(client: Client): void {
     const connection = this.connections.get(client);
-    if (connection) this.commands.connected(client, connection);
+    if (!connection) return;
+    const transport = this.transports.get(client);
+    if (transport) this.counters.connectedOver(transport, mqttVersion(client.version));
+    connection.counted = true;
+    this.commands.connected(client, connection);
   }
 
   private forget(client: Client): void {
@@ -247,6 +263,8 @@ export class MqttIngress {
     const current = Object.hasOwn(clients, client.id) ? clients[client.id] : undefined;
     if (isClean(client) && (current === undefined || current === client)) this.incoming.clean(client.id);
     const connection = this.connections.get(client);
+    const transport = this.transports.get(client);
+    if (connection?.counted && transport) this.counters.disconnectedOver(transport, mqttVersion(client.version));
     if (connection) this.commands.disconnected(connection);
     connection?.close();
     this.connections.delete(client);
