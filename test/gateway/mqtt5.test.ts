@@ -151,6 +151,15 @@ describe('mqtt 5', function () {
     assert.equal((await refusals())['too-many-connections'], 1);
   });
 
+  it('mqtt 5 - an empty client id: an anonymous device gets an assigned id, one asking for a session 0x85', async () => {
+    const { client, connack } = await connect('', { clean: true });
+    const assigned = String(connack.properties?.assignedClientIdentifier);
+    assert.match(assigned, /^aedes_[0-9a-f-]{36}$/);
+    await client.publishAsync(`devices/${assigned}/telemetry`, 'x', { qos: 1 });
+    assert.equal((await stack.gateway.stats()).ingress.messages, 1);
+    await assert.rejects(connect('', { properties: { sessionExpiryInterval: 60 } }), (err: unknown) => reasonOf(err) === 0x85);
+  });
+
   it('mqtt 5 - a client id that is not a device id: CONNACK 0x85', async () => {
     await assert.rejects(connect('has/slash'), (err: unknown) => reasonOf(err) === 0x85);
     await assert.rejects(connect('constructor'), (err: unknown) => reasonOf(err) === 0x85);
@@ -262,6 +271,13 @@ describe('mqtt 5 (tokens)', function () {
     }
     const { connack } = await connect('dev-1', await keys.device('dev-1'));
     assert.equal(connack.reasonCode, 0);
+  });
+
+  it("mqtt 5 - an empty client id with a token: the device is the token's sub, assigned in the CONNACK", async () => {
+    const { client, connack } = await connect('', await keys.device('dev-7'));
+    assert.equal(connack.properties?.assignedClientIdentifier, 'dev-7');
+    await client.publishAsync('devices/dev-7/telemetry', 'x', { qos: 1 });
+    await assert.rejects(client.publishAsync('devices/other/telemetry', 'x', { qos: 1 }), (e: unknown) => reasonOf(e) === 0x87);
   });
 
   it('mqtt 5 - a token revoked mid-connection: DISCONNECT 0x87 with a reason string', async () => {

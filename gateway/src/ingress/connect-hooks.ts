@@ -98,9 +98,22 @@ export class ConnectHooks {
       );
     };
     const { auth, maxConnections } = this.deps;
-    auth.authenticate(clientId, password).then(
+    if (clientId === '' && (!clean || client.sessionExpiryInterval > 0)) {
+      // [MQTT-3.1.3-8]; MQTT 5: a session to resume needs a client id to find it by.
+      return refuse('identifier-rejected', 'an empty client id needs a clean session that ends with the connection');
+    }
+    // An empty client id with a clean session [MQTT-3.1.3-6]: with a token, the device is the token's sub; an
+    // anonymous device gets the unique id aedes assigned (MQTT 5: the CONNACK's Assigned Client Identifier).
+    const asked =
+      clientId !== ''
+        ? auth.authenticate(clientId, password)
+        : auth.kind === 'anonymous'
+          ? auth.authenticate(client.id, undefined)
+          : auth.identify('', password?.toString('utf8'));
+    asked.then(
       (result) => {
         if (!result.ok) return refuse(result.reason, result.message);
+        if (clientId === '') assignId(client, result.deviceId);
         const clients = this.deps.runtime.clients;
         const existing = Object.hasOwn(clients, result.deviceId) ? clients[result.deviceId] : undefined;
         if (!existing && this.deps.broker.connectedClients >= maxConnections) {
@@ -154,4 +167,11 @@ function writeRefusalConnack(client: Client, reasonCode: number, reasonString: s
     socket.end(mqttPacket.generate(connack as mqttPacket.IConnackPacket, { protocolVersion: 5 }));
   }
   client.close();
+}
+
+/** The device id becomes the connection's client id, and MQTT 5 is told it (3.2.2.3.7). */
+function assignId(client: Client, deviceId: string): void {
+  const writable = client as unknown as { id: string; _assignedClientId?: string };
+  writable.id = deviceId;
+  if (client.version === 5) writable._assignedClientId = deviceId;
 }
