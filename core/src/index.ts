@@ -10,4 +10,4 @@ export { DURABILITIES, type Durability } from './durability.ts';
 export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './timers.ts';
 export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
 export { LogSampler } from './log-sampler.ts';
-export { ID_PATTERN, isLabel } from './ids.ts';
+export { DEVICE_ID_PATTERN, ID_PATTERN, isLabel } from './ids.ts';

@@ -1,9 +1,8 @@
 /** Everything a gateway is started with, its defaults, and the checks that refuse a gateway that cannot work. */
-import { ConfigError, type Durability, type HostPort } from '@fleetgate/core';
+import { ConfigError, type Durability, type HostPort, ID_PATTERN } from '@fleetgate/core';
 import { DEVICE_AUDIENCE, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
 import type { RateLimit } from './ingress/rate-queue.ts';
 import { isValidFilter } from './ingress/topic-filter.ts';
-import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';
 import { MAX_UPSTREAMS, type JournalLimits } from './journal/journal.ts';
 import type { Route } from './uplink/router.ts';
@@ -117,7 +116,7 @@ export const GATEWAY_DEFAULTS = {
 
 /** Throws a ConfigError naming the first setting that cannot work. */
 export function validateGatewayOptions(options: GatewayOptions): void {
-  if (!DEVICE_ID.test(options.gatewayId)) {
+  if (!ID_PATTERN.test(options.gatewayId)) {
     throw new ConfigError(
       '--gateway-id',
       `"${options.gatewayId}" must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit`,

@@ -125,6 +125,21 @@ describe('mqtt ingress', function () {
     assert.equal((await refusals())['identifier-rejected'], 2);
   });
 
+  it('ingress - the device-id alphabet: what MQTT allows but / + # and control characters; a space is fine', async () => {
+    const client = await connect('clean retained');
+    await client.publishAsync('devices/clean retained/telemetry', 'x', { qos: 1 });
+    const unicode = await connect('capteur-été:1');
+    await unicode.publishAsync('devices/capteur-été:1/telemetry', 'y', { qos: 1 });
+    await waitUntil('both at the cloud', async () => (await stack.cloud.stats()).records === 2);
+    assert.deepEqual(
+      readCloud(`${dir.path}/cloud`).map((r) => r.deviceId),
+      ['clean retained', 'capteur-été:1'],
+    );
+    for (const clientId of ['a+b', 'a#', 'tab\there', 'nul\u0000']) {
+      await assert.rejects(connect(clientId), (err: Error & { code?: number }) => err.code === 2, JSON.stringify(clientId));
+    }
+  });
+
   it('ingress - an empty client id with a clean session gets a unique id assigned [MQTT-3.1.3-6]', async () => {
     const client = await connect('', { clean: true });
     // An MQTT 3.1.1 client is not told its id; it may still publish in plain MQTT where the rules allow.

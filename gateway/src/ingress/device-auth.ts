@@ -16,7 +16,7 @@ function identifierRejected(clientId: string): AuthResult {
     reason: 'identifier-rejected',
     message: PROTOTYPE_KEYS.has(clientId)
       ? `client id "${clientId}" is the name of a JavaScript Object.prototype member, refused (aedes-guards.ts)`
-      : `client id "${clientId.slice(0, 140)}" is not a device id (1-128 of [A-Za-z0-9._:-])`,
+      : `client id "${clientId.slice(0, 140)}" is not a device id (1-128 characters, none of them / + # or a control character)`,
   };
 }
 

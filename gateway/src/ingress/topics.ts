@@ -9,10 +9,10 @@
  * A device may publish and subscribe only under devices/{itsOwnId}/.
  */
 
-import { ID_PATTERN, isLabel } from '@fleetgate/core';
+import { DEVICE_ID_PATTERN, isLabel } from '@fleetgate/core';
 
-/** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters (common/ids.ts). */
-export const DEVICE_ID = ID_PATTERN;
+/** Device ids are also topic levels and log fields: no `/ + #`, no control character, 1 to 128 (core/src/ids.ts). */
+export const DEVICE_ID = DEVICE_ID_PATTERN;
 const MAX_STREAM_LENGTH = 128;
 
 export type DeviceTopic =
