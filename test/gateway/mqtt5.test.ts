@@ -296,3 +296,51 @@ describe('mqtt 5 (tokens)', function () {
     assert.match(String(packet.properties?.reasonString), /expired/);
   });
 });
+
+describe('mqtt sessions', function () {
+  this.timeout(20_000);
+  const dir = useTempDir();
+  let stack: InProcessStack;
+  let clients: MqttClient[] = [];
+
+  beforeEach(async () => {
+    const acl = join(dir.path, 'acl.yaml');
+    writeFileSync(
+      acl,
+      'rules:\n  - allow: [publish, subscribe]\n    topic: devices/{deviceId}/#\n  - allow: publish\n    topic: devices/+/inbox\n',
+    );
+    stack = await startInProcess(dir.path, { aclFile: acl });
+  });
+  afterEach(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    clients = [];
+    await stack.close();
+  });
+
+  for (const protocolVersion of [4, 5] as const) {
+    it(`sessions - MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}: a persistent session keeps its subscriptions and queued QoS 1 messages across a reconnect`, async () => {
+      const persistent: Partial<IClientOptions> =
+        protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
+      const port = stack.gateway.mqttAddress.port;
+      const { client: first } = await connect5(port, 'dev-a', { protocolVersion, ...persistent });
+      await first.subscribeAsync('devices/dev-a/inbox', { qos: 1 });
+      await first.endAsync();
+      const { client: sender } = await connect5(port, 'dev-b', { protocolVersion });
+      clients.push(sender);
+      await sender.publishAsync('devices/dev-a/inbox', 'while away', { qos: 1 });
+      const again = mqtt.connect({
+        host: '127.0.0.1',
+        port,
+        clientId: 'dev-a',
+        protocolVersion,
+        reconnectPeriod: 0,
+        ...persistent,
+      });
+      clients.push(again);
+      const message = new Promise<string>((resolve) => again.once('message', (_t, payload) => resolve(payload.toString())));
+      const connack = await new Promise<IConnackPacket>((resolve) => again.once('connect', resolve));
+      assert.equal(connack.sessionPresent, true);
+      assert.equal(await message, 'while away');
+    });
+  }
+});
