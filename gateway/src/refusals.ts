@@ -171,6 +171,13 @@ export const REFUSALS = {
     log: PUBLISH_LOG,
   },
   'invalid-command-result': { mqtt: 'close', mqtt5: puback5(MQTT5.PAYLOAD_FORMAT_INVALID), log: PUBLISH_LOG },
+  'payload-format-invalid': {
+    // MQTT 5: the Payload Format Indicator says UTF-8 and the payload is not [MQTT-3.3.2-4], or the Content Type
+    // is no label (over 128 characters, or a control character in it).
+    mqtt: 'close',
+    mqtt5: puback5(MQTT5.PAYLOAD_FORMAT_INVALID),
+    log: PUBLISH_LOG,
+  },
   'qos2-inflight-exceeded': {
     // More QoS 2 PUBLISHes awaiting PUBREL than the receive maximum the gateway announces (aedes-guards.ts): a
     // protocol error for MQTT 5 [MQTT-3.3.4-9], which ends the connection; 3.1.1 has nothing else either.
@@ -244,6 +251,7 @@ export const MQTT_REFUSALS = [
   'subscribe-denied',
   'invalid-command-result',
   'qos2-inflight-exceeded',
+  'payload-format-invalid',
 ] as const satisfies readonly RefusedOver<'mqtt'>[];
 export type MqttRefusal = (typeof MQTT_REFUSALS)[number];
 

@@ -9,6 +9,7 @@ import { connect as connectSocket } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
 import mqttPacket, { type Packet } from 'mqtt-packet';
+import { readCloud } from '../support/delivery.ts';
 import { makeFleetKeys, type FleetKeys } from '../support/fleet-keys.ts';
 import { startInProcess, type InProcessStack } from '../support/in-process.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -117,6 +118,31 @@ describe('mqtt 5', function () {
     );
     await Promise.all(sent);
     assert.deepEqual(order, ['0:ok-1', '1:refused', '2:ok-2', '3:refused', '4:ok-3']);
+  });
+
+  it('mqtt 5 - content type and payload format indicator become the record content_type; invalid UTF-8 gets 0x99', async () => {
+    const { client } = await connect('dev-a');
+    await client.publishAsync('devices/dev-a/telemetry', '{"t":1}', { qos: 1, properties: { contentType: 'application/json' } });
+    await client.publishAsync('devices/dev-a/telemetry', 'héllo', { qos: 1, properties: { payloadFormatIndicator: true } });
+    await client.publishAsync('devices/dev-a/telemetry', Buffer.from([1, 2]), { qos: 1 });
+    await assert.rejects(
+      client.publishAsync('devices/dev-a/telemetry', Buffer.from([0xff, 0xfe]), {
+        qos: 1,
+        properties: { payloadFormatIndicator: true },
+      }),
+      (e: unknown) => reasonOf(e) === 0x99,
+    );
+    await assert.rejects(
+      client.publishAsync('devices/dev-a/telemetry', 'x', { qos: 1, properties: { contentType: 'a'.repeat(200) } }),
+      (e: unknown) => reasonOf(e) === 0x99,
+    );
+    assert.equal(client.connected, true);
+    await waitUntil('three at the cloud', async () => (await stack.cloud.stats()).records === 3);
+    assert.deepEqual(
+      readCloud(`${dir.path}/cloud`).map((r) => r.contentType),
+      ['application/json', 'text/plain; charset=utf-8', ''],
+    );
+    assert.equal((await refusals())['payload-format-invalid'], 2);
   });
 
   it('mqtt 5 - SUBACK answers each filter: granted ones their QoS, refused ones 0x87', async () => {

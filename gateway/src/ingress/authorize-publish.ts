@@ -4,6 +4,8 @@
  *
  *   1. acl      the ACL lets this device publish on this topic (acl.ts)                       else publish-denied
  *   2. size     the payload is within --max-payload-bytes                                     else payload-too-large
+ *      format   MQTT 5: UTF-8 when the Payload Format Indicator says so [MQTT-3.3.2-4], a Content Type
+ *               that is a label (record-format.ts)                                   else payload-format-invalid
  *   3. topic    what the topic is (topics.ts): a command result goes to the command center
  *               (command-results.ts); a topic that is not telemetry is plain MQTT, not journaled;
  *               telemetry must be under the device's own id, on a valid stream     else foreign-telemetry, invalid-stream
@@ -24,6 +26,7 @@ import type { IngressCounters } from './ingress-counters.ts';
 import { NotAuthenticatedError } from '../errors.ts';
 import type { PublishCallback, PublishQos } from './publish-qos.ts';
 import type { PublishRefusals } from './refuse-publish.ts';
+import { formatHolds } from './record-format.ts';
 import { parseDeviceTopic } from './topics.ts';
 
 export interface PublishPathDeps {
@@ -75,6 +78,9 @@ export class PublishPath {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length > this.deps.maxPayloadBytes)
       return this.deps.refusals.refuse(client, 'payload-too-large', packet, callback);
+    // 2b. format (MQTT 5 properties): what the payload says it is must hold
+    if (packet.properties !== undefined && !formatHolds(packet, payload))
+      return this.deps.refusals.refuse(client, 'payload-format-invalid', packet, callback);
     // 3. topic
     const topic = parseDeviceTopic(packet.topic);
     if (topic?.kind === 'command-result' && topic.deviceId === deviceId)

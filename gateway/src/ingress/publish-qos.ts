@@ -23,6 +23,7 @@ import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import type { PubackWriter } from './puback-writer.ts';
 import type { RecordAppender } from './record-appender.ts';
+import { contentTypeOf } from './record-format.ts';
 import type { PublishRefusals } from './refuse-publish.ts';
 import { JOURNAL_REFUSAL_LOG } from '../refusals.ts';
 import { JournalFullError } from '../errors.ts';
@@ -54,7 +55,7 @@ export class PublishQos {
       deviceId: connection.deviceId,
       stream,
       payload,
-      contentType: '',
+      contentType: contentTypeOf(packet),
       deviceSeq: 0,
       deviceEpoch: '',
       deviceTimeMs: 0,
