@@ -49,12 +49,10 @@ describe('fleetgate sim', function () {
   it('sim - --mqtt-version mixed: MQTT 5 devices beside 3.1.1 ones, verified end to end', async () => {
     const stack = await Stack.start(dir.path);
     const { code, result, stderr } = await sim(
-      [
-        ...['--devices', '4', '--protocol', 'mqtt', '--mqtt-version', 'mixed', '--messages', '30', '--rate', '100'],
-        ...['--id-prefix', 'v5mix-', '--gateway', `mqtt://127.0.0.1:${stack.mqttPort}`],
-        ...['--gateway-admin', `http://127.0.0.1:${stack.gatewayAdminPort}`],
-        ...['--cloud-admin', `http://127.0.0.1:${stack.cloudAdminPort}`],
-      ],
+      ['--devices', '4', '--protocol', 'mqtt', '--mqtt-version', 'mixed', '--messages', '30', '--rate', '100']
+        .concat(['--id-prefix', 'v5mix-', '--gateway', `mqtt://127.0.0.1:${stack.mqttPort}`])
+        .concat(['--gateway-admin', `http://127.0.0.1:${stack.gatewayAdminPort}`])
+        .concat(['--cloud-admin', `http://127.0.0.1:${stack.cloudAdminPort}`]),
       120_000,
     );
     assert.equal(code, 0, stderr);
