@@ -131,7 +131,7 @@ export class MqttIngress {
       qos,
     });
     const subscribe = new SubscribeHooks(this.rules, counters);
-    this.commands = new MqttCommands(options.commands);
+    this.commands = new MqttCommands(options.commands, clock);
     broker.preConnect = this.connect.preConnect;
     broker.authenticate = this.connect.authenticate;
     broker.authorizePublish = publish.authorizePublish;

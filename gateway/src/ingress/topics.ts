@@ -53,3 +53,8 @@ export function isOwnFilter(filter: string, deviceId: string): boolean {
 export function commandTopic(deviceId: string, name: string, commandId: string): string {
   return `devices/${deviceId}/commands/${name}/${commandId}`;
 }
+
+/** Where a device answers a command (MQTT 5: also the command's Response Topic). */
+export function commandResultTopic(deviceId: string, commandId: string): string {
+  return `devices/${deviceId}/command-results/${commandId}`;
+}
