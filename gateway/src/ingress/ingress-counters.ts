@@ -29,6 +29,15 @@ export interface ProtocolCount {
   connections: number;
 }
 
+/** Each count with its labels, for /metrics. */
+export function* protocolCounts(
+  protocols: IngressStats['protocols'],
+): Generator<[{ transport: string; version: string }, ProtocolCount]> {
+  for (const [transport, versions] of Object.entries(protocols)) {
+    for (const [version, count] of Object.entries(versions)) yield [{ transport, version }, count];
+  }
+}
+
 export interface IngressStats {
   listeners: { mqtt?: string; mqtts?: string; ws?: string; wss?: string };
   auth: 'token' | 'anonymous';
