@@ -5,14 +5,14 @@
  * `fleetgate_ingress_refusals_total{protocol,reason}` in /metrics. The reason names are part of that surface.
  *
  * Columns:
- * - mqtt: what an MQTT 3.1.1 client gets (aedes 1.x speaks 3.1.1 and 3.1). A refused CONNECT: its CONNACK return
+ * - mqtt: what an MQTT 3.1.1 (and 3.1) client gets. A refused CONNECT: its CONNACK return
  *   code (section 3.2.2.3), then the connection is closed [MQTT-3.2.2-5]. A refused SUBSCRIBE: 0x80 in its SUBACK
  *   (section 3.9.3), the connection stays. A refused PUBLISH: 'close', since 3.1.1 has no negative acknowledgement:
  *   "it MUST either make a positive acknowledgement ... or close the Network Connection" [MQTT-3.3.5-2].
- * - mqtt5: the MQTT 5 reason code for the MQTT 5 work that follows. Not sent anywhere yet (aedes 1.x answers an
- *   MQTT 5 CONNECT with return code 1). Each code is one MQTT 5 allows in that packet: CONNACK section 3.2.2.2,
- *   PUBACK 3.4.2.1, SUBACK 3.9.3, DISCONNECT 3.14.2.1. A QoS 0 PUBLISH has no PUBACK: it would be refused with a
- *   DISCONNECT carrying the same code (every PUBACK code used here is also a DISCONNECT code).
+ * - mqtt5: what an MQTT 5 client gets, each code one MQTT 5 allows in that packet: CONNACK section 3.2.2.2
+ *   (connect-hooks.ts writes it, with a Reason String), PUBACK 3.4.2.1 (PUBREC for QoS 2; refuse-publish.ts, the
+ *   connection stays), SUBACK 3.9.3 (aedes, 0x87), DISCONNECT 3.14.2.1 (the connection ends). A refused QoS 0
+ *   PUBLISH has no PUBACK: it is dropped, counted and logged, the connection stays.
  * - grpc: the status a device-link stream ends with (README "Device SDK", device.proto).
  * - log: the message of the log line, per protocol (at most one line a second per reason, with the reason and
  *   the details as fields).

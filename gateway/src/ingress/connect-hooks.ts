@@ -2,12 +2,14 @@
  * Where an MQTT connection is admitted, aedes' two CONNECT hooks in order:
  *
  *   preConnect    keeps the client id exactly as CONNECT carried it (aedes replaces an empty one with a generated
- *                 id); counts an MQTT 5 CONNECT, which aedes 1.x answers itself with return code 1
+ *                 id), makes the client's tables prototype-less (aedes-guards.ts); counts a protocol level other
+ *                 than 3, 4 or 5, which aedes answers itself with return code 1
  *   authenticate  who the device is (device-authenticator.ts: token or anonymous), room under --max-connections,
  *                 the takeover of an older connection with the same id [MQTT-3.1.4-2]; then its DeviceConnection
  *                 (device-connection.ts), ended when its token expires
  *
- * A refusal is a ConnectRefusedError carrying the CONNACK return code from refusals.ts.
+ * A refusal is a ConnectRefusedError carrying the CONNACK return code from refusals.ts; MQTT 5 gets the table's
+ * reason code and a Reason String, written here.
  */
 import type { Socket } from 'node:net';
 import type { AuthenticateError, Client, ConnectPacket } from 'aedes';

@@ -1,9 +1,10 @@
 /**
- * MQTT ingress: an aedes broker behind the TCP and TLS listeners (mqtt-listeners.ts). This file sets it up and
+ * MQTT ingress (MQTT 5, 3.1.1, 3.1): an aedes 2.0.0-beta.1 broker behind the TCP, TLS, WebSocket and secure
+ * WebSocket listeners (mqtt-listeners.ts), with guards for what the beta lacks (aedes-guards.ts). This file sets it up and
  * hands each aedes hook to the file that holds it:
  *
  *   socket    -> frame-guard.ts: a packet announcing more than the limit is refused at its header
- *   CONNECT   -> connect-hooks.ts: preConnect (MQTT 3.1 or 3.1.1 only), authenticate (device-auth.ts, connection
+ *   CONNECT   -> connect-hooks.ts: preConnect (MQTT 5, 3.1.1 or 3.1), authenticate (device-auth.ts, connection
  *                limit, takeover [MQTT-3.1.4-2])
  *   PUBLISH   -> authorize-publish.ts: where a PUBLISH becomes a journal row (acl, size, topic, rate, journal),
  *                then publish-qos.ts (QoS 0/1/2; the PUBACK after the commit, puback-writer.ts)
@@ -13,8 +14,8 @@
  *
  * A PUBACK is written only after the commit returned: it means "on disk". QoS 0 does not wait. When the journal
  * thread is congested, a connection has too many PUBACKs pending, or a device exceeds its rate, the callback
- * is held: aedes then stops reading that socket, which is the backpressure. A refused PUBLISH closes the
- * connection: MQTT 3.1.1 has no other way to refuse one. Every refusal is counted by reason and logged
+ * is held: aedes then stops reading that socket, which is the backpressure. A refused PUBLISH closes an MQTT
+ * 3.1.1 connection (3.1.1 has no other way to refuse one); MQTT 5 gets the reason code (refuse-publish.ts). Every refusal is counted by reason and logged
  * (ingress-counters.ts; what each refusal answers: refusals.ts); a connection ended by the gateway (token
  * expired or revoked, taken over) too.
  */
