@@ -26,6 +26,8 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
       inflight: { type: 'string', default: '20' },
       payload: { type: 'string', default: '100' },
       seconds: { type: 'string', default: '10' },
+      /** Every Nth connection speaks MQTT 5 (0: all 3.1.1; 2: half of them), against every broker of the run. */
+      'mqtt5-every': { type: 'string', default: '0' },
       warmup: { type: 'string', default: '3' },
       durability: { type: 'string', default: 'power' },
       json: { type: 'boolean', default: false },
@@ -44,6 +46,7 @@ export async function e2e(argv: string[]): Promise<BenchReport> {
     payloadBytes: Number(values.payload),
     warmupSeconds: Number(values.warmup),
     seconds: Number(values.seconds),
+    mqtt5Every: Number(values['mqtt5-every']),
   });
 
   /** The loader against a baseline broker; with the broker's CPU time over the measured window. */

@@ -40,6 +40,8 @@ export interface LoadSettings {
   seconds: number;
   /** Client ids are `${clientPrefix}${i}`, topics devices/{clientId}/telemetry. */
   clientPrefix: string;
+  /** Every Nth connection (i % N === N - 1) speaks MQTT 5, the others 3.1.1; absent or 0: all 3.1.1. */
+  mqtt5Every?: number;
   /** Paced: messages per second over all connections. Absent: closed loop. */
   rate?: number;
   /** Paced: the period of the pacing timer, ms (default 5). */
@@ -108,6 +110,7 @@ interface ConnectionEvents {
 class LoadConnection {
   private readonly template: Buffer;
   private readonly idOffset: number;
+  private readonly payloadOffset: number;
   /** Send time by message id. Ids cycle through 1..sentAt.length-1: far more than can be outstanding at once. */
   private readonly sentAt: Float64Array;
   private nextId = 1;
@@ -129,22 +132,28 @@ class LoadConnection {
     private readonly stamp: boolean,
     private readonly inflight: number,
     private readonly events: ConnectionEvents,
+    protocolVersion: 4 | 5 = 4,
   ) {
     const topic = `devices/${clientId}/telemetry`;
-    this.template = mqttPacket.generate({
-      cmd: 'publish',
-      topic,
-      payload: Buffer.alloc(payloadBytes, 0x61),
-      qos: 1,
-      messageId: 1,
-      retain: false,
-      dup: false,
-    });
+    this.template = mqttPacket.generate(
+      {
+        cmd: 'publish',
+        topic,
+        payload: Buffer.alloc(payloadBytes, 0x61),
+        qos: 1,
+        messageId: 1,
+        retain: false,
+        dup: false,
+      },
+      { protocolVersion },
+    );
     if (stamp && payloadBytes < 16) throw new Error('stampPayload needs payloads of 16 bytes or more');
     // Fixed header (1 byte + remaining length), topic (2 + length), then the 2-byte message id.
     let headerBytes = 1;
     while (this.template[headerBytes]! & 0x80) headerBytes++;
     this.idOffset = headerBytes + 1 + 2 + Buffer.byteLength(topic);
+    // MQTT 5: a property length (0) follows the message id.
+    this.payloadOffset = this.idOffset + 2 + (protocolVersion === 5 ? 1 : 0);
     let ids = 64;
     while (ids < inflight * 16 && ids < 65536) ids *= 2;
     this.sentAt = new Float64Array(ids);
@@ -164,7 +173,10 @@ class LoadConnection {
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.write(
-      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 60 }),
+      mqttPacket.generate(
+        { cmd: 'connect', protocolId: 'MQTT', protocolVersion, clientId, clean: true, keepalive: 60 },
+        { protocolVersion },
+      ),
     );
   }
 
@@ -187,10 +199,10 @@ class LoadConnection {
       const packet = Buffer.from(this.template);
       packet.writeUInt16BE(id, this.idOffset);
       if (this.stamp) {
-        packet.writeDoubleLE(epoch, this.idOffset + 2);
+        packet.writeDoubleLE(epoch, this.payloadOffset);
         packet.writeDoubleLE(
           this.scheduledAt ? performance.timeOrigin + this.scheduledAt(this.sentCount + i) : epoch,
-          this.idOffset + 10,
+          this.payloadOffset + 8,
         );
       }
       this.sentAt[id] = now;
@@ -390,6 +402,7 @@ async function connectAll(
           settings.stampPayload ?? false,
           settings.inflight,
           events,
+          settings.mqtt5Every && i % settings.mqtt5Every === settings.mqtt5Every - 1 ? 5 : 4,
         );
         await connection.connected;
         recordMs(histogram, performance.now() - started);

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { errorMessage, ID_PATTERN, isLabel } from '@fleetgate/core';
+import { DEVICE_ID_PATTERN, errorMessage, ID_PATTERN, isLabel } from '@fleetgate/core';
 import type { Logger, TokenClaims } from '@fleetgate/common';
 import type {
   Ack,
@@ -322,7 +322,8 @@ function invalidGap(gap: Gap): string | undefined {
 /** What is wrong with a record's fields, if anything: a compromised gateway must not put garbage in the sink. */
 function invalidField(r: TelemetryRecord, knownDevices: Set<string>): string | undefined {
   if (!knownDevices.has(r.deviceId)) {
-    if (!ID_PATTERN.test(r.deviceId)) return `deviceId "${r.deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`;
+    if (!DEVICE_ID_PATTERN.test(r.deviceId))
+      return `deviceId "${r.deviceId.slice(0, 140)}" is not a device id (1-128, no / + # or control character)`;
     if (knownDevices.size < MAX_KNOWN_DEVICES) knownDevices.add(r.deviceId);
   }
   if (!isLabel(r.stream)) return 'stream is longer than 128 characters or has control characters';

@@ -5,6 +5,15 @@
  */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+/**
+ * Device ids: what MQTT client ids allow, less what breaks downstream, decided from where a device id goes (README
+ * "Client ids"): it is a topic level (devices/{id}/...), so no `/`, `+` or `#`; a log field and a line in exports,
+ * so no control character (C0, DEL, C1); 1 to 128 characters. Spaces and any other Unicode are fine: NATS subjects
+ * escape it (sink-jetstream.ts), SQLite and JSON carry it as is. Stock clients name themselves "clean retained".
+ * Names of Object.prototype members are refused where devices connect (gateway device-auth.ts).
+ */
+export const DEVICE_ID_PATTERN = /^[^/+#\p{Cc}]{1,128}$/u;
+
 /** Stream names and content types: up to 128 characters, none of them a control character. */
 export function isLabel(value: string): boolean {
   return value === '' || (value.length <= 128 && !CONTROL.test(value));

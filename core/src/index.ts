@@ -11,4 +11,4 @@ export { systemClock, systemTimers, type Clock, type TimerHandle, type Timers } 
 export { ConnectivityState, ConnectivityTracker, type StateChange } from './connectivity.ts';
 export { DURATION_BUCKETS_MS, DurationHistogram, quantileMs, type HistogramSnapshot } from './histogram.ts';
 export { LogSampler } from './log-sampler.ts';
-export { ID_PATTERN, isLabel } from './ids.ts';
+export { DEVICE_ID_PATTERN, ID_PATTERN, isLabel } from './ids.ts';

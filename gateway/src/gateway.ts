@@ -33,6 +33,7 @@ import { Acl } from './ingress/acl.ts';
 import { AnonymousAuth, TokenAuth } from './ingress/device-auth.ts';
 import type { DeviceAuthenticator } from './ingress/device-authenticator.ts';
 import { MqttIngress } from './ingress/mqtt-ingress.ts';
+import { WS_PATH } from './ingress/mqtt-listeners.ts';
 import { DEFAULT_UPSTREAM_NAME, validateGatewayOptions, type GatewayOptions, type UpstreamOptions } from './options.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import type { PipelineSettings } from './pipeline/pipeline-protocol.ts';
@@ -126,6 +127,8 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           listeners: {
             ...(options.mqtt ? { tcp: options.mqtt } : {}),
             ...(options.mqtts && tls ? { tls: { ...options.mqtts, material: tls } } : {}),
+            ...(options.ws ? { ws: options.ws } : {}),
+            ...(options.wss && tls ? { wss: { ...options.wss, material: tls } } : {}),
           },
           pipeline,
           auth,
@@ -133,6 +136,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
           maxPayloadBytes: options.maxPayloadBytes,
           maxUnackedPerConnection: options.maxUnackedPerConnection,
           maxConnections: options.maxConnections,
+          maxSessionExpirySeconds: Math.ceil(options.maxSessionExpiryMs / 1000),
           ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
           commands: { registry, center },
           logger,
@@ -162,13 +166,15 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
         await gateway.close();
         throw err;
       }
-      const { tcp, tls: tlsAddress } = gateway.mqttAddresses;
+      const { tcp, tls: tlsAddress, ws, wss } = gateway.mqttAddresses;
       logger.info(
         {
           gatewayId: options.gatewayId,
           version: VERSION,
           mqtt: tcp && formatHostPort(tcp),
           mqtts: tlsAddress && formatHostPort(tlsAddress),
+          ws: ws && `${formatHostPort(ws)}${WS_PATH}`,
+          wss: wss && `${formatHostPort(wss)}${WS_PATH}`,
           deviceGrpc: gateway.deviceLink && formatHostPort(gateway.deviceLink.address),
           auth: auth.kind,
           admin: gateway.adminAddress && formatHostPort(gateway.adminAddress),
@@ -192,7 +198,7 @@ export class Gateway extends EventEmitter<{ fatal: [Error] }> {
     return this.deviceLink?.address;
   }
 
-  get mqttAddresses(): { tcp?: HostPort; tls?: HostPort } {
+  get mqttAddresses(): { tcp?: HostPort; tls?: HostPort; ws?: HostPort; wss?: HostPort } {
     return this.ingress?.addresses ?? {};
   }
 

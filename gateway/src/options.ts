@@ -1,9 +1,8 @@
 /** Everything a gateway is started with, its defaults, and the checks that refuse a gateway that cannot work. */
-import { ConfigError, type Durability, type HostPort } from '@fleetgate/core';
+import { ConfigError, type Durability, type HostPort, ID_PATTERN } from '@fleetgate/core';
 import { DEVICE_AUDIENCE, type KeySource, type TlsClientFiles, type TlsServerFiles } from '@fleetgate/common';
 import type { RateLimit } from './ingress/rate-queue.ts';
 import { isValidFilter } from './ingress/topic-filter.ts';
-import { DEVICE_ID } from './ingress/topics.ts';
 import { DEFAULT_GROUP_COMMIT, type GroupCommitSettings } from './journal/group-commit.ts';
 import { MAX_UPSTREAMS, type JournalLimits } from './journal/journal.ts';
 import type { Route } from './uplink/router.ts';
@@ -15,6 +14,10 @@ export interface GatewayOptions {
   mqtt: HostPort | null;
   /** MQTT over TLS listener (needs `tls`); none if absent. */
   mqtts?: HostPort;
+  /** MQTT over WebSockets (HTTP, path /mqtt); none if absent. */
+  ws?: HostPort;
+  /** MQTT over secure WebSockets (HTTPS with `tls`, path /mqtt); none if absent. */
+  wss?: HostPort;
   /** Device link (gRPC, device SDK) listener; null for none. On TLS when `tls` is given. */
   deviceGrpc: HostPort | null;
   /** Certificate and key of the MQTT TLS listener; clientAuth requires client certificates (mTLS). */
@@ -51,6 +54,8 @@ export interface GatewayOptions {
   maxUnackedPerConnection: number;
   /** Devices connected at most; one more gets CONNACK 0x03. */
   maxConnections: number;
+  /** The longest an MQTT session outlives its connection (MQTT 5 session expiry, 3.1.1 clean session 0). */
+  maxSessionExpiryMs: number;
   /** Messages per second per device, with a burst; none if absent. */
   rateLimit?: RateLimit;
   groupCommit: GroupCommitSettings;
@@ -101,6 +106,7 @@ export const GATEWAY_DEFAULTS = {
   maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
   maxUnackedPerConnection: 1000,
   maxConnections: 20_000,
+  maxSessionExpiryMs: 86_400_000,
   groupCommit: DEFAULT_GROUP_COMMIT,
   journalLimits: { maxBytes: 1 << 30, maxAgeMs: 0, policy: 'drop-oldest' } as JournalLimits,
   drainGraceMs: 10_000,
@@ -110,7 +116,7 @@ export const GATEWAY_DEFAULTS = {
 
 /** Throws a ConfigError naming the first setting that cannot work. */
 export function validateGatewayOptions(options: GatewayOptions): void {
-  if (!DEVICE_ID.test(options.gatewayId)) {
+  if (!ID_PATTERN.test(options.gatewayId)) {
     throw new ConfigError(
       '--gateway-id',
       `"${options.gatewayId}" must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit`,
@@ -130,14 +136,18 @@ export function validateGatewayOptions(options: GatewayOptions): void {
     );
   }
   // MQTT off entirely is fine when the device link serves: a gateway for SDK devices only.
-  if (!options.mqtt && !options.mqtts && !options.deviceGrpc) {
-    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts or --device-grpc');
+  if (!options.mqtt && !options.mqtts && !options.ws && !options.wss && !options.deviceGrpc) {
+    throw new ConfigError('--mqtt', 'no device listener: --mqtt off needs --mqtts, --ws, --wss or --device-grpc');
   }
   if (options.mqtts && !options.tls) throw new ConfigError('--mqtts', 'needs --tls-cert and --tls-key');
+  if (options.wss && !options.tls) throw new ConfigError('--wss', 'needs --tls-cert and --tls-key');
   validateUpstreams(options);
   positiveInteger('--max-payload-bytes', options.maxPayloadBytes);
   positiveInteger('--max-unacked-per-connection', options.maxUnackedPerConnection);
   positiveInteger('--max-connections', options.maxConnections);
+  if (options.maxSessionExpiryMs < 1000 || options.maxSessionExpiryMs > 0xfffffffe * 1000) {
+    throw new ConfigError('--max-session-expiry', 'must be between 1s and 136y (MQTT 5 counts it in seconds, 32 bits)');
+  }
   if (options.rateLimit) {
     positiveInteger('--rate-limit', options.rateLimit.perSecond);
     positiveInteger('--rate-burst', options.rateLimit.burst);

@@ -5,14 +5,14 @@
  * `fleetgate_ingress_refusals_total{protocol,reason}` in /metrics. The reason names are part of that surface.
  *
  * Columns:
- * - mqtt: what an MQTT 3.1.1 client gets (aedes 1.x speaks 3.1.1 and 3.1). A refused CONNECT: its CONNACK return
+ * - mqtt: what an MQTT 3.1.1 (and 3.1) client gets. A refused CONNECT: its CONNACK return
  *   code (section 3.2.2.3), then the connection is closed [MQTT-3.2.2-5]. A refused SUBSCRIBE: 0x80 in its SUBACK
  *   (section 3.9.3), the connection stays. A refused PUBLISH: 'close', since 3.1.1 has no negative acknowledgement:
  *   "it MUST either make a positive acknowledgement ... or close the Network Connection" [MQTT-3.3.5-2].
- * - mqtt5: the MQTT 5 reason code for the MQTT 5 work that follows. Not sent anywhere yet (aedes 1.x answers an
- *   MQTT 5 CONNECT with return code 1). Each code is one MQTT 5 allows in that packet: CONNACK section 3.2.2.2,
- *   PUBACK 3.4.2.1, SUBACK 3.9.3, DISCONNECT 3.14.2.1. A QoS 0 PUBLISH has no PUBACK: it would be refused with a
- *   DISCONNECT carrying the same code (every PUBACK code used here is also a DISCONNECT code).
+ * - mqtt5: what an MQTT 5 client gets, each code one MQTT 5 allows in that packet: CONNACK section 3.2.2.2
+ *   (connect-hooks.ts writes it, with a Reason String), PUBACK 3.4.2.1 (PUBREC for QoS 2; refuse-publish.ts, the
+ *   connection stays), SUBACK 3.9.3 (aedes, 0x87), DISCONNECT 3.14.2.1 (the connection ends). A refused QoS 0
+ *   PUBLISH has no PUBACK: it is dropped, counted and logged, the connection stays.
  * - grpc: the status a device-link stream ends with (README "Device SDK", device.proto).
  * - log: the message of the log line, per protocol (at most one line a second per reason, with the reason and
  *   the details as fields).
@@ -39,8 +39,11 @@ export const MQTT5 = {
   CLIENT_IDENTIFIER_NOT_VALID: 0x85,
   BAD_USER_NAME_OR_PASSWORD: 0x86,
   NOT_AUTHORIZED: 0x87,
+  SERVER_UNAVAILABLE: 0x88,
+  SERVER_SHUTTING_DOWN: 0x8b,
   SESSION_TAKEN_OVER: 0x8e,
   TOPIC_NAME_INVALID: 0x90,
+  RECEIVE_MAXIMUM_EXCEEDED: 0x93,
   PACKET_TOO_LARGE: 0x95,
   QUOTA_EXCEEDED: 0x97,
   ADMINISTRATIVE_ACTION: 0x98,
@@ -80,6 +83,9 @@ const CONNECT_LOG = { mqtt: 'connection refused', grpc: DEVICE_LINK_LOG } as con
 /** A message: what it carries, where it goes. */
 const PUBLISH_LOG = { mqtt: 'publish refused, connection closed', grpc: DEVICE_LINK_LOG } as const;
 
+/** The log line of a PUBLISH refused with an MQTT 5 PUBACK/PUBREC reason code (or dropped, QoS 0). */
+export const PUBLISH_LOG_MQTT5 = 'publish refused with its reason code, connection stays';
+
 /**
  * What a journal refusal logs on MQTT when aedes was already told to go on (publish-qos.ts): a QoS 0 message is
  * lost and the connection stays; a QoS 1 message gets no PUBACK and its connection is closed (the device resends
@@ -88,6 +94,7 @@ const PUBLISH_LOG = { mqtt: 'publish refused, connection closed', grpc: DEVICE_L
 export const JOURNAL_REFUSAL_LOG = {
   qos0: 'QoS 0 message lost: not journaled',
   qos1: 'message not journaled: no PUBACK, connection closed',
+  qos1v5: 'message not journaled: PUBACK with its reason code',
 } as const;
 
 export const REFUSALS = {
@@ -164,6 +171,20 @@ export const REFUSALS = {
     log: PUBLISH_LOG,
   },
   'invalid-command-result': { mqtt: 'close', mqtt5: puback5(MQTT5.PAYLOAD_FORMAT_INVALID), log: PUBLISH_LOG },
+  'payload-format-invalid': {
+    // MQTT 5: the Payload Format Indicator says UTF-8 and the payload is not [MQTT-3.3.2-4], or the Content Type
+    // is no label (over 128 characters, or a control character in it).
+    mqtt: 'close',
+    mqtt5: puback5(MQTT5.PAYLOAD_FORMAT_INVALID),
+    log: PUBLISH_LOG,
+  },
+  'qos2-inflight-exceeded': {
+    // More QoS 2 PUBLISHes awaiting PUBREL than the receive maximum the gateway announces (aedes-guards.ts): a
+    // protocol error for MQTT 5 [MQTT-3.3.4-9], which ends the connection; 3.1.1 has nothing else either.
+    mqtt: 'close',
+    mqtt5: disconnect5(MQTT5.RECEIVE_MAXIMUM_EXCEEDED),
+    log: { mqtt: 'connection closed: too many QoS 2 messages awaiting PUBREL' },
+  },
   // SUBSCRIBE.
   'subscribe-denied': {
     mqtt: { suback: SUBACK_FAILURE },
@@ -229,6 +250,8 @@ export const MQTT_REFUSALS = [
   'journal-full',
   'subscribe-denied',
   'invalid-command-result',
+  'qos2-inflight-exceeded',
+  'payload-format-invalid',
 ] as const satisfies readonly RefusedOver<'mqtt'>[];
 export type MqttRefusal = (typeof MQTT_REFUSALS)[number];
 
@@ -265,23 +288,29 @@ export function connackCode(reason: ConnectRefusal): ConnackCode {
   return REFUSALS[reason].mqtt.connack;
 }
 
+/** The MQTT 5 CONNACK reason code of a refused CONNECT (3.2.2.2). */
+export function connack5Code(reason: ConnectRefusal): Mqtt5Code {
+  return REFUSALS[reason].mqtt5.code;
+}
+
 export function grpcStatus(reason: DeviceLinkRefusal): status {
   return REFUSALS[reason].grpc;
 }
 
 /**
  * Why the gateway itself ended a connection it had accepted (`disconnects` in /v1/stats, both protocols). MQTT
- * 3.1.1 has no DISCONNECT from the server: the connection is closed. MQTT 5 would send a DISCONNECT with the code
- * (section 3.14.2.1); the device link ends the stream with the status.
+ * 3.1.1 has no DISCONNECT from the server: the connection is closed. MQTT 5 gets a DISCONNECT with the code
+ * (section 3.14.2.1) and `details` as its Reason String; the device link ends the stream with the status. On
+ * shutdown (SIGTERM) aedes sends every MQTT 5 client DISCONNECT 0x8B, server shutting down (SHUTDOWN_DISCONNECT).
  */
 export const DISCONNECTS = {
   'token-expired': {
-    mqtt5: disconnect5(MQTT5.MAXIMUM_CONNECT_TIME),
+    mqtt5: disconnect5(MQTT5.NOT_AUTHORIZED),
     grpc: status.UNAUTHENTICATED,
     details: 'device token expired: reconnect with a fresh one',
   },
   'token-revoked': {
-    mqtt5: disconnect5(MQTT5.ADMINISTRATIVE_ACTION),
+    mqtt5: disconnect5(MQTT5.NOT_AUTHORIZED),
     grpc: status.PERMISSION_DENIED,
     details: 'device token revoked',
   },
@@ -295,6 +324,9 @@ export const DISCONNECTS = {
 export type DisconnectReason = keyof typeof DISCONNECTS;
 /** In the order /v1/stats has always listed them. */
 export const DISCONNECT_REASONS = ['token-expired', 'token-revoked', 'taken-over'] as const satisfies readonly DisconnectReason[];
+
+/** What an MQTT 5 client gets when the gateway shuts down (aedes' broker.close, [MQTT-3.14.4-1]). */
+export const SHUTDOWN_DISCONNECT = disconnect5(MQTT5.SERVER_SHUTTING_DOWN);
 
 /** MQTT's log line for a connection the gateway ended (the device link does not log them). */
 export const DISCONNECT_LOG = 'connection ended by the gateway';

@@ -25,6 +25,7 @@ interface SimFlags {
   payload: number;
   payloadTemplate?: string;
   qos: '0' | '1';
+  mqttVersion: '3.1.1' | '5' | 'mixed';
   window: number;
   duration: number;
   messages?: number;
@@ -84,6 +85,11 @@ export function simCommand(bin: string): Command {
       'payload template: a JSON object whose "$..." strings are generated ($seq $now $iso $device $uuid $bool $int:MIN:MAX $float:MIN:MAX[:D] $walk:MIN:MAX $pick:A|B)',
     )
     .addOption(new Option('--qos <n>', 'MQTT QoS of the publishes (SDK sends are always acked)').choices(['0', '1']).default('1'))
+    .addOption(
+      new Option('--mqtt-version <v>', 'MQTT version of the MQTT devices (mixed: every other one speaks MQTT 5)')
+        .choices(['3.1.1', '5', 'mixed'])
+        .default('3.1.1'),
+    )
     .addOption(new Option('--window <n>', 'messages a device keeps unacknowledged at most').argParser(whole(1)).default(20))
     .addOption(new Option('--duration <d>', 'how long to send (e.g. 30s, 5m)').argParser(durationMs).default(30_000, '30s'))
     .addOption(new Option('--messages <n>', 'messages per device, instead of --duration').argParser(whole(1)))
@@ -199,6 +205,7 @@ async function buildSettings(
     devices: pick('devices', flags.devices, scenario?.devices),
     protocol: pick('protocol', flags.protocol, scenario?.protocol),
     qos: pick('qos', Number(flags.qos) as 0 | 1, scenario?.qos),
+    mqttVersion: flags.mqttVersion,
     window: pick('window', flags.window, scenario?.window),
     payload,
     churn: pick('churn', flags.churn, scenario?.churn),

@@ -39,6 +39,8 @@ export class MqttSimDevice implements SimDevice {
     readonly id: string,
     private readonly url: string,
     private readonly settings: DeviceSettings,
+    /** 4: MQTT 3.1.1, 5: MQTT 5. */
+    private readonly protocolVersion: 4 | 5 = 4,
   ) {
     this.ledger = new DeviceLedger(id, 'mqtt');
   }
@@ -62,7 +64,7 @@ export class MqttSimDevice implements SimDevice {
           clientId: this.id,
           username: this.id,
           password,
-          protocolVersion: 4,
+          protocolVersion: this.protocolVersion,
           reconnectPeriod: 200 + Math.floor(Math.random() * 300),
           connectTimeout: 10_000,
         });

@@ -29,6 +29,8 @@ export interface SimSettings {
   devices: number;
   protocol: Protocol;
   qos: 0 | 1;
+  /** What the MQTT devices speak; mixed: every other device MQTT 5, the rest 3.1.1. */
+  mqttVersion: '3.1.1' | '5' | 'mixed';
   /** Messages each device keeps unacknowledged at most. */
   window: number;
   payload: PayloadSpec;
@@ -88,12 +90,13 @@ export async function runSimulation(settings: SimSettings, hooks: RunHooks = {})
         if (count === 1) event(`device error: ${err.message}`);
       },
     };
+    let mqttDevices = 0;
     const devices: SimDevice[] = Array.from({ length: settings.devices }, (_, i) => {
       const id = `${settings.idPrefix}${i}`;
       const sdk = settings.protocol === 'sdk' || (settings.protocol === 'mix' && i % 2 === 1);
-      return sdk
-        ? new SdkSimDevice(id, targets.deviceGrpc, deviceSettings)
-        : new MqttSimDevice(id, targets.mqttUrl, deviceSettings);
+      if (sdk) return new SdkSimDevice(id, targets.deviceGrpc, deviceSettings);
+      const v5 = settings.mqttVersion === '5' || (settings.mqttVersion === 'mixed' && mqttDevices++ % 2 === 1);
+      return new MqttSimDevice(id, targets.mqttUrl, deviceSettings, v5 ? 5 : 4);
     });
     const fleet = new Fleet(devices, settings.messagesPerDevice);
     const runner = new PhaseRunner(settings, fleet, targets, stack, tokens, event, hooks);
@@ -346,6 +349,7 @@ function describe(settings: SimSettings): Record<string, unknown> {
     devices: settings.devices,
     protocol: settings.protocol,
     qos: settings.qos,
+    mqttVersion: settings.mqttVersion,
     window: settings.window,
     payload: 'bytes' in settings.payload ? `${settings.payload.bytes} bytes` : 'template',
     churn: settings.churn,

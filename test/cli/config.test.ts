@@ -145,7 +145,7 @@ ${TWO_UPSTREAMS}`);
     assert.deepEqual(options.deviceGrpc, { host: '0.0.0.0', port: 50052 });
     refusal(
       () => resolveGatewayOptions(['--allow-anonymous', '--mqtt', 'off', '--device-grpc', 'off']),
-      /^--mqtt: no device listener: --mqtt off needs --mqtts or --device-grpc/,
+      /^--mqtt: no device listener: --mqtt off needs --mqtts, --ws, --wss or --device-grpc/,
     );
   });
 

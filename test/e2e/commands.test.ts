@@ -111,6 +111,34 @@ describe('commands (end to end)', function () {
     assert.deepEqual([view.status, view.result], ['succeeded', { asked: 'all' }]);
   });
 
+  it('commands - to an MQTT 5 device: the TTL as message expiry, answered on the response topic with the correlation data', async () => {
+    const device = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: stack.mqttPort,
+      clientId: 'mqtt5-1',
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    });
+    mqttDevices.push(device);
+    const seen: Array<{ expiry?: number; correlation?: string }> = [];
+    device.on('message', (topic, _payload, packet) => {
+      if (topic.split('/')[2] !== 'commands') return;
+      const properties = packet.properties ?? {};
+      seen.push({ expiry: properties.messageExpiryInterval, correlation: properties.correlationData?.toString() });
+      // A request/response client answers where it was told to.
+      void device.publishAsync(properties.responseTopic!, JSON.stringify({ status: 'succeeded', payload: 'done' }), {
+        qos: 1,
+        properties: { correlationData: properties.correlationData! },
+      });
+    });
+    await reported('mqtt5-1');
+    const command = await send({ deviceId: 'mqtt5-1', name: 'reboot', ttlMs: 60_000 });
+    const view = await finalOf(command.commandId);
+    assert.deepEqual([view.status, view.result], ['succeeded', 'done']);
+    const delivered = seen.find((s) => s.correlation === command.commandId);
+    assert.ok(delivered && delivered.expiry! > 50 && delivered.expiry! <= 60, JSON.stringify(seen));
+  });
+
   it('commands - to a device not yet connected: delivered when it connects before the command expires', async () => {
     const { commandId } = await send({ deviceId: 'late-1', name: 'hello', payload: 1, ttlMs: 30_000 });
     assert.equal(((await (await fetch(`${admin()}/v1/commands/${commandId}`)).json()) as CommandView).status, 'pending');

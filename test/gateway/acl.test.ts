@@ -50,14 +50,19 @@ describe('acl', function () {
     assert.ok(!acl.canPublish('d1', 'devices/d2/telemetry'));
     assert.ok(!acl.canPublish('d1', 'site/alarm'));
     assert.ok(acl.canSubscribe('d1', 'devices/d1/commands/#'));
-    assert.ok(!acl.canSubscribe('d1', 'devices/+/telemetry'));
-    assert.ok(!acl.canSubscribe('d1', '#'));
+    // Broad filters overlapping its own space are granted; delivery lets through only its own topics.
+    assert.ok(acl.canSubscribe('d1', 'devices/+/telemetry'));
+    assert.ok(acl.canSubscribe('d1', '#'));
+    assert.ok(!acl.canReceive('d1', 'devices/d2/telemetry'));
+    // Nothing it could match may ever be delivered: refused.
+    assert.ok(!acl.canSubscribe('d1', 'devices/d2/#'));
+    assert.ok(!acl.canSubscribe('d1', 'site/+'));
     assert.ok(!acl.canSubscribe('d1', '$SYS/#'));
     assert.ok(acl.canReceive('d1', 'devices/d1/commands/reboot'));
     assert.ok(!acl.canReceive('d1', 'devices/d2/commands/reboot'));
   });
 
-  it('acl - rules from a file: first match wins, a deny overlapping a subscription refuses it, delivery is filtered', () => {
+  it('acl - rules from a file: first match wins, a subscription is refused only when all it matches is denied, delivery is filtered', () => {
     const file = join(dir.path, 'acl.yaml');
     writeFileSync(
       file,
@@ -78,9 +83,13 @@ rules:
     const acl = Acl.fromFile(file);
     assert.ok(acl.canSubscribe('d1', 'devices/d2/status'), 'local pub/sub between devices where a rule allows it');
     assert.ok(acl.canSubscribe('d1', 'devices/+/status'));
-    assert.ok(!acl.canSubscribe('d1', 'devices/d1/#'), 'would receive its secrets: the deny overlaps');
+    assert.ok(acl.canSubscribe('d1', 'devices/d1/#'), 'overlaps its secrets: granted, the secrets filtered at delivery');
+    assert.ok(acl.canSubscribe('d1', '#'));
+    assert.ok(!acl.canSubscribe('d1', 'devices/d1/secrets/#'), 'everything it could match is denied');
+    assert.ok(!acl.canSubscribe('d1', 'devices/+/secrets/key'));
     assert.ok(acl.canSubscribe('d1', 'devices/d1/commands/#'));
     assert.ok(!acl.canReceive('d1', 'devices/d1/secrets/key'), 'a deny still holds at delivery');
+    assert.ok(acl.canReceive('d1', 'devices/d1/commands/x'));
     assert.ok(acl.canPublish('d1', 'site/broadcast/hello'));
     assert.ok(!acl.canPublish('d1', 'site/other'));
   });

@@ -115,6 +115,28 @@ export function gatewayStats(): GatewayStats {
       clientErrors: 0,
       heldForBackpressure: 0,
       rateLimited: 0,
+      protocols: {
+        tcp: {
+          '3.1': { connected: 0, connections: 0 },
+          '3.1.1': { connected: 8, connections: 9 },
+          '5': { connected: 2, connections: 2 },
+        },
+        tls: {
+          '3.1': { connected: 0, connections: 0 },
+          '3.1.1': { connected: 0, connections: 0 },
+          '5': { connected: 0, connections: 0 },
+        },
+        ws: {
+          '3.1': { connected: 0, connections: 0 },
+          '3.1.1': { connected: 0, connections: 0 },
+          '5': { connected: 0, connections: 0 },
+        },
+        wss: {
+          '3.1': { connected: 0, connections: 0 },
+          '3.1.1': { connected: 0, connections: 0 },
+          '5': { connected: 0, connections: 0 },
+        },
+      },
     },
     deviceLink: {
       listen: '0.0.0.0:50052',

@@ -46,6 +46,22 @@ describe('fleetgate sim', function () {
   const dir = useTempDir('fleetgate-sim-');
   afterEach(killAll);
 
+  it('sim - --mqtt-version mixed: MQTT 5 devices beside 3.1.1 ones, verified end to end', async () => {
+    const stack = await Stack.start(dir.path);
+    const { code, result, stderr } = await sim(
+      ['--devices', '4', '--protocol', 'mqtt', '--mqtt-version', 'mixed', '--messages', '30', '--rate', '100']
+        .concat(['--id-prefix', 'v5mix-', '--gateway', `mqtt://127.0.0.1:${stack.mqttPort}`])
+        .concat(['--gateway-admin', `http://127.0.0.1:${stack.gatewayAdminPort}`])
+        .concat(['--cloud-admin', `http://127.0.0.1:${stack.cloudAdminPort}`]),
+      120_000,
+    );
+    assert.equal(code, 0, stderr);
+    const v = result!.verification;
+    assert.deepEqual([v.ok, v.sent, v.arrived, v.lost, v.duplicates], [true, 120, 120, 0, 0]);
+    const tcp = (await stack.gatewayStats()).ingress.protocols.tcp;
+    assert.equal(tcp['5'].connections >= 2 && tcp['3.1.1'].connections >= 2, true, JSON.stringify(tcp));
+  });
+
   it('verifies a mixed MQTT and SDK fleet through a real gateway and cloud-stub: nothing lost, nothing twice, in order', async () => {
     const stack = await Stack.start(dir.path);
     const { code, result, stderr } = await sim(

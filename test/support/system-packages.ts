@@ -1,6 +1,6 @@
 /**
  * Programs from the system (Debian packages) that some tests drive for real: Chromium for the pages, nats-server
- * for the JetStream clusters, Python's grpcio for a grpc-core backend. A machine without one reports those tests as skipped, naming the package and the
+ * for the JetStream clusters, Python's grpcio for a grpc-core backend, Paho for a third-party MQTT 5 client. A machine without one reports those tests as skipped, naming the package and the
  * command that installs it; the closing line then says ", N skipped". CI (.ci/run) installs every one and sets
  * FLEETGATE_REQUIRE_SYSTEM=1, under which a missing program fails the test instead: CI skips nothing.
  */
@@ -57,6 +57,13 @@ export const PYTHON_GRPCIO: SystemProgram = {
   install: 'apt-get install python3-grpcio',
   locate: () =>
     spawnSync('/usr/bin/python3', ['-c', 'import grpc, google.protobuf']).status === 0 ? '/usr/bin/python3' : undefined,
+};
+
+/** Debian's python3 with Eclipse Paho (1.6 speaks MQTT 5): a third-party MQTT 5 client. */
+export const PYTHON_PAHO: SystemProgram = {
+  what: "Debian's python3-paho-mqtt for /usr/bin/python3 (Eclipse Paho, an MQTT 5 client)",
+  install: 'apt-get install python3-paho-mqtt',
+  locate: () => (spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client']).status === 0 ? '/usr/bin/python3' : undefined),
 };
 
 /** The message a test without `program` skips (or, in CI, fails) with. */

@@ -68,7 +68,8 @@ export function tokenCommand(): Command {
             throw new ConfigError('--device', 'give exactly one of --device ID or --gateway ID');
           const subject = (flags.device ?? flags.gateway)!;
           const field = flags.device !== undefined ? '--device' : '--gateway';
-          if (!DEVICE_ID.test(subject)) throw new ConfigError(field, `"${subject}" must be 1-128 characters of [A-Za-z0-9._:-]`);
+          if (!DEVICE_ID.test(subject))
+            throw new ConfigError(field, `"${subject}" must be 1-128 characters, none of them / + # or a control character`);
           const ttlMs = ms(flags.ttl as ms.StringValue);
           if (typeof ttlMs !== 'number' || !(ttlMs >= 1000))
             throw new ConfigError('--ttl', `"${flags.ttl}" is not a duration of at least 1s (like 30d, 12h, 15m)`);

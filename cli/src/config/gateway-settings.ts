@@ -46,6 +46,17 @@ export function gatewaySettingsCommand(): Command {
       ).argParser(wrap((value) => parseHostPort('--mqtts', value, '0.0.0.0'))),
     )
     .addOption(
+      new Option('--ws <host:port>', 'MQTT over WebSockets listener (HTTP, path /mqtt)').argParser(
+        wrap((value) => parseHostPort('--ws', value, '0.0.0.0')),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--wss <host:port>',
+        'MQTT over secure WebSockets listener (HTTPS with --tls-cert and --tls-key, path /mqtt)',
+      ).argParser(wrap((value) => parseHostPort('--wss', value, '0.0.0.0'))),
+    )
+    .addOption(
       new Option(
         '--device-grpc <host:port|off>',
         'device link listener (gRPC, for the device SDK); on TLS when --tls-cert is given',
@@ -95,6 +106,14 @@ export function gatewaySettingsCommand(): Command {
       ),
     )
     .addOption(integerOption('--max-connections <n>', 'connected devices at most (then CONNACK 0x03)', d.maxConnections))
+    .addOption(
+      durationOption(
+        '--max-session-expiry <duration>',
+        'longest an MQTT session outlives its connection (MQTT 5 session expiry is lowered to it; 3.1.1 clean session 0 expires after it)',
+        d.maxSessionExpiryMs,
+        '1d',
+      ),
+    )
     .addOption(
       integerOption(
         '--rate-limit <msgs/s>',
@@ -203,6 +222,8 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     gatewayId: s.get('gateway-id'),
     mqtt: s.get('mqtt'),
     ...(mqtts ? { mqtts } : {}),
+    ...(s.get<HostPort | undefined>('ws') ? { ws: s.get<HostPort>('ws') } : {}),
+    ...(s.get<HostPort | undefined>('wss') ? { wss: s.get<HostPort>('wss') } : {}),
     deviceGrpc: s.get('device-grpc'),
     ...(tlsCert || tlsKey
       ? {
@@ -227,6 +248,7 @@ function toGatewayOptions(s: Settings): GatewayOptions {
     maxPayloadBytes: s.get('max-payload-bytes'),
     maxUnackedPerConnection: s.get('max-unacked-per-connection'),
     maxConnections: s.get('max-connections'),
+    maxSessionExpiryMs: s.get('max-session-expiry'),
     ...(rateLimit ? { rateLimit: { perSecond: rateLimit, burst: s.get<number>('rate-burst') || rateLimit } } : {}),
     groupCommit: { intervalMs: s.get('commit-interval-ms'), maxRows: s.get('commit-max-rows') },
     journalLimits: { maxBytes: s.get('journal-max-bytes'), maxAgeMs: s.get('journal-max-age'), policy: s.get('journal-full') },

@@ -9,7 +9,7 @@
  * - Every status a gateway reports is recorded (forward only) and confirmed with CommandAck.
  * - A command no gateway confirmed before its expiry is expired here; one a gateway holds expires there.
  */
-import { ID_PATTERN } from '@fleetgate/core';
+import { DEVICE_ID_PATTERN, ID_PATTERN } from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import type { Command, CommandResult, DeviceStatus } from '@fleetgate/protos';
 import { LOCAL_BUS, STATE_OF_STATUS, type CloudCommand, type CloudCommandStore, type CommandBus } from './command-store.ts';
@@ -44,7 +44,7 @@ export class CommandRouter {
   }
 
   async create({ deviceId, name, payload, ttlMs }: CreateCommand): Promise<CloudCommand> {
-    if (!ID_PATTERN.test(deviceId)) throw new TypeError(`deviceId "${deviceId.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
+    if (!DEVICE_ID_PATTERN.test(deviceId)) throw new TypeError(`deviceId "${deviceId.slice(0, 140)}" is not a device id`);
     if (!ID_PATTERN.test(name)) throw new TypeError(`name "${name.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`);
     const command = await this.store.create({ deviceId, name, payload, expiresAtMs: Date.now() + ttlMs });
     this.logger.info({ commandId: command.commandId, deviceId, name, ttlMs }, 'command created');
@@ -68,7 +68,7 @@ export class CommandRouter {
   }
 
   async deviceStatus(link: GatewayLink, status: DeviceStatus): Promise<void> {
-    if (!ID_PATTERN.test(status.deviceId)) return;
+    if (!DEVICE_ID_PATTERN.test(status.deviceId)) return;
     const current = await this.store.location(status.deviceId);
     // An "offline" from a gateway the device has left since does not move it back.
     if (!status.online && current && current.gatewayId !== link.gatewayId) return;

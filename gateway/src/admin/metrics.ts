@@ -19,10 +19,13 @@ import { collectDefaultMetrics, Gauge, Registry, type LabelValues } from 'prom-c
 import { AUTH_REFUSALS } from '../uplink/is-retryable.ts';
 import { ConnectivityState } from '@fleetgate/core';
 import { ExportedHistogram, METRICS_PREFIX, MirroredCounter } from './mirrored-metrics.ts';
+import { protocolCounts } from '../ingress/ingress-counters.ts';
 import type { GatewayStats } from '../stats.ts';
 
 export { METRICS_PREFIX };
 
+/** MQTT connections by transport (tcp, tls, ws, wss) and MQTT version (3.1, 3.1.1, 5). */
+const BY_PROTOCOL = ['transport', 'version'] as const;
 /** Commands in a final state; "delivered" is a step on the way, counted on its own. */
 const COMMAND_OUTCOMES = ['succeeded', 'failed', 'expired', 'rejected'] as const;
 
@@ -75,6 +78,8 @@ export class GatewayMetrics {
     m.mqttClientErrors.set({}, mqtt.clientErrors);
     m.mqttHeld.set({}, mqtt.heldForBackpressure);
     m.mqttRateLimited.set({}, mqtt.rateLimited);
+    for (const [labels, count] of protocolCounts(mqtt.protocols)) m.mqttConnections.set(labels, count.connections);
+    for (const [labels, count] of protocolCounts(mqtt.protocols)) m.mqttConnected.set(labels, count.connected);
     const grpc = stats.deviceLink;
     if (grpc) {
       m.ingressMessages.set({ protocol: 'grpc' }, grpc.messages);
@@ -197,6 +202,8 @@ function defineMetrics(registry: Registry) {
       'PUBLISHes held back while too many PUBACKs were pending on their connection.',
     ),
     mqttRateLimited: counter('mqtt_rate_limited_total', 'PUBLISHes that waited for their device rate limit.'),
+    mqttConnections: counter('mqtt_connections_total', 'MQTT connections admitted, by transport and version.', BY_PROTOCOL),
+    mqttConnected: gauge('mqtt_connected', 'MQTT connections open now, by transport and MQTT version.', BY_PROTOCOL),
 
     // The journal.
     journalRows: gauge(

@@ -11,7 +11,15 @@
  * counts; device statuses go to every upstream.
  * A device gets its pending commands each time it connects; it recognises a command it already ran by its id.
  */
-import { type Clock, ID_PATTERN, systemClock, systemTimers, type TimerHandle, type Timers } from '@fleetgate/core';
+import {
+  type Clock,
+  DEVICE_ID_PATTERN,
+  ID_PATTERN,
+  systemClock,
+  systemTimers,
+  type TimerHandle,
+  type Timers,
+} from '@fleetgate/core';
 import type { Logger } from '@fleetgate/common';
 import { CommandStatus, type Command, type CommandAck, type CommandResult, type UplinkFrame } from '@fleetgate/protos';
 import { FINAL_STATUSES, type CommandStore, type StoredCommand } from './command-store.ts';
@@ -215,7 +223,7 @@ export class CommandCenter {
 
 /** Why a command from the backend cannot be run, if it cannot. */
 function invalid(command: Command): string | undefined {
-  if (!ID_PATTERN.test(command.deviceId)) return `deviceId "${command.deviceId.slice(0, 140)}" is not a device id`;
+  if (!DEVICE_ID_PATTERN.test(command.deviceId)) return `deviceId "${command.deviceId.slice(0, 140)}" is not a device id`;
   if (!ID_PATTERN.test(command.name)) return `name "${command.name.slice(0, 140)}" is not 1-128 of [A-Za-z0-9._:-]`;
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(command.commandId)) return 'commandId is not 1-128 of [A-Za-z0-9._:-]';
   return undefined;

@@ -9,8 +9,9 @@
  *       topic: devices/+/secrets/#
  *
  * - publish topic T: the first publish rule whose pattern matches T decides.
- * - subscribe filter F: deny if the first subscribe rule that overlaps F is a deny (F could receive what it
- *   denies); allow when an allow rule covers all of F; an allow that covers only part of F does not decide.
+ * - subscribe filter F: granted when any part of it may be received (an allow overlaps F before a deny covers
+ *   all of F); refused only when everything F could match is denied (as mosquitto does). A broad filter (`#`)
+ *   is granted and what the rules deny is filtered at delivery, so stock clients that subscribe to `#` work.
  * - delivery (each message a subscription would forward): the first subscribe rule matching the topic decides,
  *   so a deny still holds inside a broader allowed subscription, and after the rules are changed.
  * Decisions are cached per device and topic; the cache is dropped when the rules change.
@@ -88,8 +89,10 @@ export class Acl {
         if (!rule.operations.includes('subscribe')) continue;
         const pattern = this.instantiate(rule, deviceId);
         if (!intersects(pattern, f)) continue;
-        if (rule.action === 'deny') return false;
-        if (covers(pattern, f)) return true;
+        // An allow overlapping F: something F matches may be delivered (each delivery is checked, canReceive).
+        if (rule.action === 'allow') return true;
+        // A deny covering all of F, before any allow: nothing F matches could ever be delivered.
+        if (covers(pattern, f)) return false;
       }
       return false;
     });

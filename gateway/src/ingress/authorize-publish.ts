@@ -4,6 +4,8 @@
  *
  *   1. acl      the ACL lets this device publish on this topic (acl.ts)                       else publish-denied
  *   2. size     the payload is within --max-payload-bytes                                     else payload-too-large
+ *      format   MQTT 5: UTF-8 when the Payload Format Indicator says so [MQTT-3.3.2-4], a Content Type
+ *               that is a label (record-format.ts)                                   else payload-format-invalid
  *   3. topic    what the topic is (topics.ts): a command result goes to the command center
  *               (command-results.ts); a topic that is not telemetry is plain MQTT, not journaled;
  *               telemetry must be under the device's own id, on a valid stream     else foreign-telemetry, invalid-stream
@@ -17,12 +19,14 @@
 import type { Client, PublishPacket } from 'aedes';
 import type { CommandCenter } from '../commands/command-center.ts';
 import type { Acl } from './acl.ts';
+import type { IncomingQos2 } from './aedes-guards.ts';
 import { parseCommandResult } from './command-results.ts';
 import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import { NotAuthenticatedError } from '../errors.ts';
 import type { PublishCallback, PublishQos } from './publish-qos.ts';
-import { refusePublish } from './refuse-publish.ts';
+import type { PublishRefusals } from './refuse-publish.ts';
+import { formatHolds } from './record-format.ts';
 import { parseDeviceTopic } from './topics.ts';
 
 export interface PublishPathDeps {
@@ -30,8 +34,11 @@ export interface PublishPathDeps {
   rules: { readonly acl: Acl };
   connections: WeakMap<Client, DeviceConnection>;
   maxPayloadBytes: number;
+  /** QoS 2 PUBLISHes awaiting PUBREL, bounded per client (aedes-guards.ts). */
+  incoming: IncomingQos2;
   commands: Pick<CommandCenter, 'fromDevice'>;
   counters: IngressCounters;
+  refusals: PublishRefusals;
   qos: PublishQos;
 }
 
@@ -42,30 +49,52 @@ export class PublishPath {
   readonly authorizePublish = (client: Client | null, packet: PublishPacket, callback: PublishCallback): void => {
     // The broker's own publishes (wills, $SYS) have no client.
     if (!client) return callback(null);
-    const { connections, counters } = this.deps;
-    const connection = connections.get(client);
+    const connection = this.deps.connections.get(client);
     if (!connection) return callback(new NotAuthenticatedError(client.id));
+    if (packet.qos === 2 && packet.messageId !== undefined) return this.qos2(client, connection, packet, callback);
+    this.steps(client, connection, packet, callback);
+  };
+
+  /** A QoS 2 PUBLISH takes a slot until its PUBREL (aedes-guards.ts), given back if the steps refuse it. */
+  private qos2(client: Client, connection: DeviceConnection, packet: PublishPacket, callback: PublishCallback): void {
+    const { incoming } = this.deps;
+    const messageId = packet.messageId!;
+    if (!incoming.admit(client.id, messageId)) {
+      return this.deps.refusals.refuse(client, 'qos2-inflight-exceeded', packet, callback);
+    }
+    this.steps(client, connection, packet, (err) => {
+      if (err) incoming.release(client.id, messageId);
+      callback(err);
+    });
+  }
+
+  private steps(client: Client, connection: DeviceConnection, packet: PublishPacket, callback: PublishCallback): void {
+    const { counters } = this.deps;
     const deviceId = connection.deviceId;
     // 1. acl
     if (!this.deps.rules.acl.canPublish(deviceId, packet.topic))
-      return refusePublish(counters, client, 'publish-denied', packet, callback);
+      return this.deps.refusals.refuse(client, 'publish-denied', packet, callback);
     // 2. size
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    if (payload.length > this.deps.maxPayloadBytes) return refusePublish(counters, client, 'payload-too-large', packet, callback);
+    if (payload.length > this.deps.maxPayloadBytes)
+      return this.deps.refusals.refuse(client, 'payload-too-large', packet, callback);
+    // 2b. format (MQTT 5 properties): what the payload says it is must hold
+    if (packet.properties !== undefined && !formatHolds(packet, payload))
+      return this.deps.refusals.refuse(client, 'payload-format-invalid', packet, callback);
     // 3. topic
     const topic = parseDeviceTopic(packet.topic);
     if (topic?.kind === 'command-result' && topic.deviceId === deviceId)
       return this.commandResult(client, deviceId, topic.commandId, packet, payload, callback);
     if (topic?.kind !== 'telemetry' && topic?.kind !== 'invalid-stream') return this.plainMqtt(callback);
     // Telemetry is journaled under the device's own id only, whatever the ACL lets it publish to.
-    if (topic.deviceId !== deviceId) return refusePublish(counters, client, 'foreign-telemetry', packet, callback);
-    if (topic.kind === 'invalid-stream') return refusePublish(counters, client, 'invalid-stream', packet, callback);
+    if (topic.deviceId !== deviceId) return this.deps.refusals.refuse(client, 'foreign-telemetry', packet, callback);
+    if (topic.kind === 'invalid-stream') return this.deps.refusals.refuse(client, 'invalid-stream', packet, callback);
     // 4. rate, 5. journal. No named closure here: tsx (esbuild keepNames) would define its name on every message.
     const { qos } = this.deps;
     if (!connection.rate) return qos.toJournal(client, connection, packet, payload, topic.stream, callback);
     if (connection.rate.submit(() => qos.toJournal(client, connection, packet, payload, topic.stream, callback)))
       counters.counts.rateLimited++;
-  };
+  }
 
   /** devices/{id}/command-results/{commandId}: the device's answer to a command, for the command center. */
   private commandResult(
@@ -77,7 +106,7 @@ export class PublishPath {
     callback: PublishCallback,
   ): void {
     const result = parseCommandResult(commandId, payload);
-    if (!result) return refusePublish(this.deps.counters, client, 'invalid-command-result', packet, callback);
+    if (!result) return this.deps.refusals.refuse(client, 'invalid-command-result', packet, callback);
     this.deps.commands.fromDevice(deviceId, result);
     return this.plainMqtt(callback);
   }

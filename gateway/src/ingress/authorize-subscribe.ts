@@ -1,7 +1,8 @@
 /**
  * The ACL on the way out, aedes' two hooks:
- *   authorizeSubscribe  each filter of a SUBSCRIBE; a refused one gets 0x80 in the SUBACK [MQTT-3.9.3], the
- *                       connection stays (subscribe-denied, refusals.ts)
+ *   authorizeSubscribe  each filter of a SUBSCRIBE, granted unless everything it could match is denied (acl.ts);
+ *                       a refused one gets 0x80 in the SUBACK (MQTT 5: 0x87) [MQTT-3.9.3], the connection stays
+ *                       (subscribe-denied, refusals.ts)
  *   authorizeForward    each message a subscription would deliver: a deny holds inside a broader subscription,
  *                       and after the rules change
  */

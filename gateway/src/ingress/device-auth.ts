@@ -14,15 +14,28 @@ function identifierRejected(clientId: string): AuthResult {
   return {
     ok: false,
     reason: 'identifier-rejected',
-    message: `client id "${clientId.slice(0, 140)}" is not a device id (1-128 of [A-Za-z0-9._:-])`,
+    message: PROTOTYPE_KEYS.has(clientId)
+      ? `client id "${clientId}" is the name of a JavaScript Object.prototype member, refused (aedes-guards.ts)`
+      : `client id "${clientId.slice(0, 140)}" is not a device id (1-128 characters, none of them / + # or a control character)`,
   };
+}
+
+/**
+ * `constructor`, `toString`, `__proto__` ...: names every plain object answers for. aedes 2.0.0-beta.1 kept its
+ * clients in one (aedes-guards.ts); they are refused as device ids, so that nothing downstream (the cloud's and
+ * integrations' maps keyed by device id) meets them either.
+ */
+const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+function isDeviceId(id: string): boolean {
+  return DEVICE_ID.test(id) && !PROTOTYPE_KEYS.has(id);
 }
 
 export class AnonymousAuth implements DeviceAuthenticator {
   readonly kind = 'anonymous';
 
   async authenticate(clientId: string): Promise<AuthResult> {
-    return DEVICE_ID.test(clientId) ? { ok: true, deviceId: clientId } : identifierRejected(clientId);
+    return isDeviceId(clientId) ? { ok: true, deviceId: clientId } : identifierRejected(clientId);
   }
 
   identify(claimedId: string): Promise<AuthResult> {
@@ -36,7 +49,7 @@ export class TokenAuth implements DeviceAuthenticator {
   constructor(readonly verifier: TokenVerifier) {}
 
   async authenticate(clientId: string, password: Buffer | undefined): Promise<AuthResult> {
-    if (!DEVICE_ID.test(clientId)) return identifierRejected(clientId);
+    if (!isDeviceId(clientId)) return identifierRejected(clientId);
     const result = await this.verifier.verify(password?.toString('utf8'));
     if (!result.ok) return { ok: false, reason: `token-${result.reason}`, message: result.message };
     if (result.claims.sub !== clientId) {
@@ -53,7 +66,7 @@ export class TokenAuth implements DeviceAuthenticator {
     if (claimedId !== '') return this.authenticate(claimedId, token === undefined ? undefined : Buffer.from(token));
     const result = await this.verifier.verify(token);
     if (!result.ok) return { ok: false, reason: `token-${result.reason}`, message: result.message };
-    return DEVICE_ID.test(result.claims.sub)
+    return isDeviceId(result.claims.sub)
       ? { ok: true, deviceId: result.claims.sub, claims: result.claims }
       : identifierRejected(result.claims.sub);
   }

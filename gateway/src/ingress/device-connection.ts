@@ -15,6 +15,8 @@ export class DeviceConnection {
   readonly rate: RateQueue | undefined;
   /** How commands reach this connection, once it is announced. */
   channel: DeviceChannel | undefined;
+  /** Counted as connected by transport and MQTT version (from aedes' clientReady to clientDisconnect). */
+  counted = false;
   private expiry: TimerHandle | undefined;
   private readonly clock: Clock;
   private readonly timers: Timers;

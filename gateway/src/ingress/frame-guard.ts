@@ -6,7 +6,7 @@
  * limit. It runs on the bytes aedes reads from the socket (aedes pulls with socket.read(), which is wrapped),
  * so it costs a few operations per packet, not per byte.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export class MqttFrameGuard {
   /** Body bytes of the current packet still to pass. */
@@ -49,17 +49,22 @@ export class MqttFrameGuard {
   }
 }
 
-/** Ends `socket` (calling onRefused first) as soon as what aedes reads from it holds an oversized packet. */
-export function guardFrames(socket: Socket, maxPacketBytes: number, onRefused: (reason: string) => void): void {
+/**
+ * Ends `socket` as soon as what aedes reads from it holds an oversized packet: onRefused is told first, and
+ * returns true when it ends the connection itself (an MQTT 5 DISCONNECT 0x95).
+ */
+export function guardFrames(socket: Duplex, maxPacketBytes: number, onRefused: (reason: string) => boolean): void {
   const guard = new MqttFrameGuard(maxPacketBytes);
   const read = socket.read.bind(socket);
+  let refused = false;
   socket.read = (size?: number) => {
+    if (refused) return null;
     const chunk = read(size) as Buffer | string | null;
     if (chunk && typeof chunk !== 'string') {
       const refusal = guard.scan(chunk);
       if (refusal !== undefined) {
-        onRefused(refusal);
-        socket.destroy();
+        refused = true;
+        if (!onRefused(refusal)) socket.destroy();
         return null;
       }
     }

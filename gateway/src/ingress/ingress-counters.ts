@@ -13,9 +13,33 @@ import {
   type DisconnectReason,
   type MqttRefusal,
 } from '../refusals.ts';
+import { TRANSPORTS, type Transport } from './mqtt-listeners.ts';
+
+/** The MQTT versions a connection may speak: protocol level 3, 4 and 5. */
+export const MQTT_VERSIONS = ['3.1', '3.1.1', '5'] as const;
+export type MqttVersion = (typeof MQTT_VERSIONS)[number];
+
+export function mqttVersion(protocolLevel: number): MqttVersion {
+  return protocolLevel === 5 ? '5' : protocolLevel === 3 ? '3.1' : '3.1.1';
+}
+
+/** Connections admitted over one transport in one MQTT version: connected now, and since the start. */
+export interface ProtocolCount {
+  connected: number;
+  connections: number;
+}
+
+/** Each count with its labels, for /metrics. */
+export function* protocolCounts(
+  protocols: IngressStats['protocols'],
+): Generator<[{ transport: string; version: string }, ProtocolCount]> {
+  for (const [transport, versions] of Object.entries(protocols)) {
+    for (const [version, count] of Object.entries(versions)) yield [{ transport, version }, count];
+  }
+}
 
 export interface IngressStats {
-  listeners: { mqtt?: string; mqtts?: string };
+  listeners: { mqtt?: string; mqtts?: string; ws?: string; wss?: string };
   auth: 'token' | 'anonymous';
   devicesConnected: number;
   /** Telemetry messages handed to the journal. */
@@ -34,6 +58,8 @@ export interface IngressStats {
   heldForBackpressure: number;
   /** PUBLISHes that waited for their device's rate limit. */
   rateLimited: number;
+  /** Admitted connections by transport (tcp, tls, ws, wss) and MQTT version. */
+  protocols: Record<Transport, Record<MqttVersion, ProtocolCount>>;
 }
 
 export type IngressCounts = Omit<IngressStats, 'listeners' | 'auth' | 'devicesConnected'>;
@@ -56,6 +82,9 @@ export class IngressCounters {
   private readonly refusals = zeroes(MQTT_REFUSALS);
   private readonly disconnects = zeroes(DISCONNECT_REASONS);
   private readonly sampler = new LogSampler(1000);
+  private readonly protocols = Object.fromEntries(
+    TRANSPORTS.map((t) => [t, Object.fromEntries(MQTT_VERSIONS.map((v) => [v, { connected: 0, connections: 0 }]))]),
+  ) as Record<Transport, Record<MqttVersion, ProtocolCount>>;
 
   constructor(private readonly logger: Logger) {}
 
@@ -87,7 +116,22 @@ export class IngressCounters {
     }
   }
 
+  /** A connection admitted (aedes' clientReady) over `transport`, speaking `version`. */
+  connectedOver(transport: Transport, version: MqttVersion): void {
+    const count = this.protocols[transport][version];
+    count.connected++;
+    count.connections++;
+  }
+
+  /** That connection ended. */
+  disconnectedOver(transport: Transport, version: MqttVersion): void {
+    this.protocols[transport][version].connected--;
+  }
+
   snapshot(): IngressCounts {
-    return { ...this.counts, refusals: { ...this.refusals }, disconnects: { ...this.disconnects } };
+    const protocols = Object.fromEntries(
+      TRANSPORTS.map((t) => [t, Object.fromEntries(MQTT_VERSIONS.map((v) => [v, { ...this.protocols[t][v] }]))]),
+    ) as IngressCounts['protocols'];
+    return { ...this.counts, refusals: { ...this.refusals }, disconnects: { ...this.disconnects }, protocols };
   }
 }

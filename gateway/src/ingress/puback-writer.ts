@@ -13,6 +13,7 @@
  * authorizePublish callback (see ConnectionFlow), which stops aedes reading that socket: TCP backpressure.
  */
 import type { Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
 
 const PUBACK = 0x40;
 
@@ -37,6 +38,24 @@ export class PubackWriter {
     socket.write(packet);
   }
 
+  /**
+   * An MQTT 5 PUBACK or PUBREC refusing a PUBLISH with its reason code (3.4.2.1, 3.5.2.1) and, unless the client
+   * asked for no problem information [MQTT-3.1.2-29], a Reason String. Rare: encoded by mqtt-packet.
+   */
+  writeRefusal(
+    socket: Socket,
+    ack: 'puback' | 'pubrec',
+    messageId: number,
+    reasonCode: number,
+    reasonString: string | undefined,
+  ): void {
+    if (socket.destroyed || !socket.writable) return;
+    const properties = reasonString === undefined ? undefined : { reasonString: reasonString.slice(0, 200) };
+    socket.write(
+      mqttPacket.generate({ cmd: ack, messageId, reasonCode, ...(properties ? { properties } : {}) }, { protocolVersion: 5 }),
+    );
+  }
+
   private readonly uncorkAll = (): void => {
     this.flushScheduled = false;
     for (const socket of this.corked) socket.uncork();
@@ -50,7 +69,12 @@ export class PubackWriter {
  */
 export class ConnectionFlow {
   pending = 0;
+  /** QoS 1 messages appended, and settled, since the connection began: orders refusals among the PUBACKs. */
+  appended = 0;
+  private settledCount = 0;
   private held: Array<() => void> = [];
+  /** Refusal acks waiting for the PUBACKs of the PUBLISHes that came before them [MQTT-4.6.0-2]. */
+  private after: Array<{ ticket: number; write: () => void }> = [];
 
   constructor(
     private readonly maxUnacked: number,
@@ -68,9 +92,17 @@ export class ConnectionFlow {
     }
   }
 
+  /** Writes an ack now, or right after the PUBACKs still pending for earlier PUBLISHes. */
+  inOrder(write: () => void): void {
+    if (this.pending === 0) return write();
+    this.after.push({ ticket: this.appended, write });
+  }
+
   /** A PUBACK went out (or its message failed): release held PUBLISHes once below half the bound. */
   settled(): void {
     this.pending--;
+    this.settledCount++;
+    while (this.after.length > 0 && this.after[0]!.ticket <= this.settledCount) this.after.shift()!.write();
     if (this.held.length > 0 && this.pending <= this.maxUnacked / 2) {
       const held = this.held;
       this.held = [];

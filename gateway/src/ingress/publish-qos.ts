@@ -23,7 +23,8 @@ import type { DeviceConnection } from './device-connection.ts';
 import type { IngressCounters } from './ingress-counters.ts';
 import type { PubackWriter } from './puback-writer.ts';
 import type { RecordAppender } from './record-appender.ts';
-import { refusePublish } from './refuse-publish.ts';
+import { contentTypeOf } from './record-format.ts';
+import type { PublishRefusals } from './refuse-publish.ts';
 import { JOURNAL_REFUSAL_LOG } from '../refusals.ts';
 import { JournalFullError } from '../errors.ts';
 
@@ -33,6 +34,7 @@ export interface PublishQosDeps {
   pipeline: RecordAppender;
   pubacks: PubackWriter;
   counters: IngressCounters;
+  refusals: PublishRefusals;
   runtime: AedesRuntime;
   clock: Clock;
 }
@@ -53,7 +55,7 @@ export class PublishQos {
       deviceId: connection.deviceId,
       stream,
       payload,
-      contentType: '',
+      contentType: contentTypeOf(packet),
       deviceSeq: 0,
       deviceEpoch: '',
       deviceTimeMs: 0,
@@ -93,9 +95,10 @@ export class PublishQos {
     const messageId = packet.messageId!;
     const flow = connection.flow;
     flow.pending++;
+    flow.appended++;
     packet.qos = 0;
     pipeline.append(record, (err) => {
-      if (err) this.closeAfterFailure(client, connection.deviceId, err);
+      if (err) this.afterFailure(client, connection.deviceId, messageId, err);
       else pubacks.write(client.conn as Socket, messageId);
       flow.settled();
     });
@@ -107,7 +110,7 @@ export class PublishQos {
     const append = () => {
       this.deps.counters.accepted(record.payload.length, 'qos2');
       this.deps.pipeline.append(record, (err) =>
-        err ? refusePublish(this.deps.counters, client, journalRefusal(err), packet, callback, err) : callback(null),
+        err ? this.deps.refusals.refuse(client, journalRefusal(err), packet, callback, err) : callback(null),
       );
     };
     if (!packet.dup) return append();
@@ -115,11 +118,17 @@ export class PublishQos {
   }
 
   /**
-   * A QoS 1 message could not be journaled after aedes moved on: no PUBACK, and the connection is closed, so the
-   * device (which still holds the message) reconnects and sends it again; with a full journal, after a backoff.
+   * A QoS 1 message could not be journaled after aedes moved on. MQTT 5: a PUBACK with the reason code (0x97 when
+   * the journal is full), the connection stays. MQTT 3.1.1: no PUBACK, and the connection is closed, so the device
+   * (which still holds the message) reconnects and sends it again; with a full journal, after a backoff.
    */
-  private closeAfterFailure(client: Client, deviceId: string, err: Error): void {
-    this.deps.counters.refused(journalRefusal(err), { deviceId, err: err.message }, JOURNAL_REFUSAL_LOG.qos1);
+  private afterFailure(client: Client, deviceId: string, messageId: number, err: Error): void {
+    const reason = journalRefusal(err);
+    if (this.deps.refusals.journalRefusedQos1(client, messageId, reason, err.message)) {
+      this.deps.counters.refused(reason, { deviceId, err: err.message, protocol: 'mqtt5' }, JOURNAL_REFUSAL_LOG.qos1v5);
+      return;
+    }
+    this.deps.counters.refused(reason, { deviceId, err: err.message }, JOURNAL_REFUSAL_LOG.qos1);
     (client.conn as Socket).destroy();
   }
 }

@@ -9,10 +9,10 @@
  * A device may publish and subscribe only under devices/{itsOwnId}/.
  */
 
-import { ID_PATTERN, isLabel } from '@fleetgate/core';
+import { DEVICE_ID_PATTERN, isLabel } from '@fleetgate/core';
 
-/** Device ids are also topic levels and log fields: a safe alphabet, 1 to 128 characters (common/ids.ts). */
-export const DEVICE_ID = ID_PATTERN;
+/** Device ids are also topic levels and log fields: no `/ + #`, no control character, 1 to 128 (core/src/ids.ts). */
+export const DEVICE_ID = DEVICE_ID_PATTERN;
 const MAX_STREAM_LENGTH = 128;
 
 export type DeviceTopic =
@@ -52,4 +52,9 @@ export function isOwnFilter(filter: string, deviceId: string): boolean {
 /** Where the gateway publishes a command for an MQTT device. */
 export function commandTopic(deviceId: string, name: string, commandId: string): string {
   return `devices/${deviceId}/commands/${name}/${commandId}`;
+}
+
+/** Where a device answers a command (MQTT 5: also the command's Response Topic). */
+export function commandResultTopic(deviceId: string, commandId: string): string {
+  return `devices/${deviceId}/command-results/${commandId}`;
 }
