@@ -258,6 +258,10 @@ describe('power cuts (gateway on a power-cut file system)', function () {
   // backlog. Seen two ways: the journal thread dying within 50 ms of "gateway ready" on an uncaught SQLITE_FULL
   // ("the journal thread failed: {"code":"SQLITE_FULL"}"), or flapping every second between "the disk takes writes
   // again" and "the disk is full" (a checkpoint before the probe did not cure it). Pending until fixed.
+  // Diagnosis (its log): the uplink is ready and the cloud acks, but ackedThrough stays 0: every release-only commit
+  // fails with SQLITE_FULL, because freeing rows needs WAL pages and the WAL cannot grow on a full file system, so
+  // the space that would end the full disk is never freed. A fix needs room reserved for deletes (a ballast file
+  // given up on SQLITE_FULL, or a WAL kept allocated), not a better probe.
   it.skip('power cuts - a cut while the disk is full (ENOSPC from the file system): the acked messages survive, and the gateway serves on after it', async () => {
     const fs = await LazyFs.mount(join(root, 'fs'), { capacityBytes: 3 * 1024 * 1024 });
     const stack = await Stack.start(join(root, 'stack'), [], undefined, { gateway: join(fs.path, 'gateway') });
