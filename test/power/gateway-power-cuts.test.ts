@@ -32,6 +32,22 @@ const CUTS = Number(process.env.FLEETGATE_POWER_CUTS ?? 6);
  * loaded machine.
  */
 const PROCESS_BOUND_MS = 2000;
+
+/** Waits until the gateway's journal is empty and its upstream acked everything (and, with gapsToo, no gap is pending). */
+function untilDrained(stack: Stack, timeoutMs: number, { gapsToo = false } = {}): Promise<unknown> {
+  return waitUntil(
+    'the journal to drain to the cloud',
+    async () => {
+      const gw = await stack.gatewayStats();
+      return (
+        gw.journal.rows === 0 &&
+        (!gapsToo || gw.journal.pendingGaps === 0) &&
+        gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq
+      );
+    },
+    timeoutMs,
+  );
+}
 const SNAPSHOT_EVERY_MS = 100;
 
 interface Cut {
@@ -116,14 +132,7 @@ describe('power cuts (gateway on a power-cut file system)', function () {
       clearInterval(timer);
     }
     await Promise.all(devices.map((d) => d.stop()));
-    await waitUntil(
-      'the journal to drain to the cloud',
-      async () => {
-        const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.journal.pendingGaps === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
-      },
-      30_000,
-    );
+    await untilDrained(stack, 30_000, { gapsToo: true });
     const delivery = verifyDelivery(
       readCloud(stack.cloudData),
       devices.map((d) => ({ deviceId: d.id, acked: d.acked, maxCopies: d.maxCopies })),
@@ -190,14 +199,7 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     const target = totalAcked() + 300;
     await waitUntil('300 PUBACKs after the last restart', () => totalAcked() >= target, 30_000);
     await Promise.all(devices.map((d) => d.stop()));
-    await waitUntil(
-      'the journal to drain to the cloud',
-      async () => {
-        const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
-      },
-      30_000,
-    );
+    await untilDrained(stack, 30_000);
     const records = readCloud(stack.cloudData);
     const delivery = verifyDelivery(
       records,
@@ -239,14 +241,7 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     }
     const last = startScript('device', SDK_DEVICE, [JSON.stringify({ ...settings, count: 0 })]);
     await last.waitForLine((line) => line.event === 'drained', 30_000);
-    await waitUntil(
-      'the journal to drain to the cloud',
-      async () => {
-        const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
-      },
-      30_000,
-    );
+    await untilDrained(stack, 30_000);
     const report = verifyDelivery(readCloud(stack.cloudData), [
       { deviceId: 'outbox-1', acked: new Set(Array.from({ length: 3000 }, (_, i) => i + 1)) },
     ]);
@@ -279,14 +274,7 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     const target = totalAcked() + 300;
     await waitUntil('300 PUBACKs after the restart', () => totalAcked() >= target, 30_000);
     await Promise.all(devices.map((d) => d.stop()));
-    await waitUntil(
-      'the journal to drain to the cloud',
-      async () => {
-        const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
-      },
-      30_000,
-    );
+    await untilDrained(stack, 30_000);
     const delivery = verifyDelivery(
       readCloud(stack.cloudData),
       devices.map((d) => ({ deviceId: d.id, acked: d.acked, maxCopies: d.maxCopies })),
@@ -315,14 +303,7 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     await fs.remount();
     await stack.startCloud();
     await stack.startGateway();
-    await waitUntil(
-      'the journal to drain to the cloud',
-      async () => {
-        const gw = await stack.gatewayStats();
-        return gw.journal.rows === 0 && gw.upstreams[0]!.ackedThrough === gw.journal.lastSeq;
-      },
-      20_000,
-    );
+    await untilDrained(stack, 20_000);
     const delivery = verifyDelivery(readCloud(stack.cloudData), [{ deviceId: device.id, acked: device.acked }]);
     assert.deepEqual(delivery.lost, []);
   });
