@@ -104,6 +104,17 @@ export class NoTokenError extends UplinkError {
   }
 }
 
+/**
+ * The journal could not take a Welcome (a full disk refused the renumbering or its mark): nothing may be sent
+ * under the old numbering, so the session ends and starts over.
+ */
+export class WelcomeNotTakenError extends UplinkError {
+  override name = 'WelcomeNotTakenError';
+  constructor(cause: unknown) {
+    super(`the journal could not take the Welcome: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** The uplink's owner ended the session (Uplink.restart), e.g. because the journal was renumbered. */
 export class SessionRestartError extends UplinkError {
   override name = 'SessionRestartError';

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { GroupCommit, type AppendDone } from '../../gateway/src/journal/group-commit.ts';
 import { SqliteJournal } from '../../gateway/src/journal/sqlite/journal-sqlite.ts';
+import { Reserve, RESERVE_FILE } from '../../gateway/src/journal/sqlite/reserve.ts';
 import type { Journal, JournalLimits } from '../../gateway/src/journal/journal.ts';
 import { fakeTime, type FakeTime } from '../support/fake-time.ts';
 import { useTempDir } from '../support/temp-dir.ts';
@@ -187,16 +190,57 @@ describe('group commit', function () {
     assert.match(refused[0]!.calls[0]!, /disk is full/);
     assert.deepEqual(states, [true]);
     assert.ok(group.stats().diskFull);
+    assert.ok(journal.full);
+    assert.ok(!existsSync(join(dir.path, RESERVE_FILE)), 'the reserve was given up: its room is for the commits that free rows');
     const durable = outcomes.filter((o) => o.calls[0] === 'durable').length;
     assert.equal(journal.stats().rows, durable, 'what was refused was not stored; what was acked is all there');
     // Space returns: the backend frees rows. The release commit runs even while appends are refused.
     group.release({ from: 1, to: journal.lastSeq });
     time.tick(10);
     assert.deepEqual(states, [true, false], 'the commit that freed rows found the space at once');
+    assert.ok(!journal.full);
+    assert.equal(statSync(join(dir.path, RESERVE_FILE)).size, new Reserve(dir.path).bytes, 'the probe made the reserve again');
     const again = outcome();
     group.append([record('d', 999, 4000)], again.done);
     time.tick(10);
     assert.deepEqual(again.calls, ['durable']);
+  });
+
+  it('group commit - a journal opened short of room (no reserve) refuses appends as "disk" until a probe succeeds', () => {
+    let room = false;
+    const states: boolean[] = [];
+    const group = new GroupCommit({
+      intervalMs: 5,
+      maxRows: 100,
+      journal: {
+        commit: (records, releases, routes) => journal.commit(records, releases, routes),
+        get room() {
+          return journal.room;
+        },
+        probe: () => {
+          if (!room) throw Object.assign(new Error('no room'), { code: 'SQLITE_FULL' });
+        },
+        full: true,
+      },
+      rejectWhenFull: false,
+      clock: time.clock,
+      timers: time.timers,
+      onDiskFull: (full) => states.push(full),
+    });
+    assert.deepEqual(states, [true], 'full from the start');
+    const first = outcome();
+    group.append([record('d', 1)], first.done);
+    time.tick(10);
+    assert.match(first.calls[0]!, /JournalFullError: the disk is full/);
+    time.tick(1000);
+    assert.deepEqual(states, [true], 'the probe found no room yet');
+    room = true;
+    time.tick(1000);
+    assert.deepEqual(states, [true, false], 'the next probe did');
+    const second = outcome();
+    group.append([record('d', 2)], second.done);
+    time.tick(10);
+    assert.deepEqual(second.calls, ['durable']);
   });
 
   it('group commit - close commits what waits and refuses what comes after', () => {

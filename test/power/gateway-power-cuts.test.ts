@@ -248,16 +248,10 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     assert.deepEqual(report, { records: 3000, lost: [], duplicates: [], outOfOrder: [], duplicateSeqs: [] });
   });
 
-  // Known bug, found by this test and not fixed yet: restarted on a disk that is still full (real ENOSPC, not the
-  // journal's own --journal-max-file-bytes cap), the gateway takes no message again though the cloud acks the
-  // backlog. Seen two ways: the journal thread dying within 50 ms of "gateway ready" on an uncaught SQLITE_FULL
-  // ("the journal thread failed: {"code":"SQLITE_FULL"}"), or flapping every second between "the disk takes writes
-  // again" and "the disk is full" (a checkpoint before the probe did not cure it). Pending until fixed.
-  // Diagnosis (its log): the uplink is ready and the cloud acks, but ackedThrough stays 0: every release-only commit
-  // fails with SQLITE_FULL, because freeing rows needs WAL pages and the WAL cannot grow on a full file system, so
-  // the space that would end the full disk is never freed. A fix needs room reserved for deletes (a ballast file
-  // given up on SQLITE_FULL, or a WAL kept allocated), not a better probe.
-  it.skip('power cuts - a cut while the disk is full (ENOSPC from the file system): the acked messages survive, and the gateway serves on after it', async () => {
+  // Restarted on a disk that is still full, the gateway must free rows as the cloud acks them, though SQLite needs
+  // WAL room to delete: the journal's reserve (journal/sqlite/reserve.ts) is that room, and the WAL is kept within
+  // it so that a checkpoint never needs as much room again as the data.
+  it('power cuts - a cut while the disk is full (ENOSPC from the file system): the acked messages survive, and the gateway serves on after it', async () => {
     const fs = await LazyFs.mount(join(root, 'fs'), { capacityBytes: 3 * 1024 * 1024 });
     const stack = await Stack.start(join(root, 'stack'), [], undefined, { gateway: join(fs.path, 'gateway') });
     await stack.cloud.kill(); // the journal fills up

@@ -9,8 +9,9 @@
  *
  * Admission: with the reject-new policy, appends that do not fit the journal's room are refused
  * (JournalFullError, reason "limit"), in order: an append is taken whole or not at all. A disk that is full
- * (SQLITE_FULL) refuses every append (reason "disk") until a write succeeds again: after a commit that freed
- * rows, or a probe once a second.
+ * (SQLITE_FULL, or a journal opened short of room) refuses every append (reason "disk") until a write succeeds
+ * again: after a commit that freed rows, or a probe once a second. Commits that only free rows go on meanwhile
+ * (the journal's reserve gives them room: journal/sqlite/reserve.ts).
  */
 import {
   type Clock,
@@ -45,7 +46,8 @@ interface Append {
 }
 
 export interface GroupCommitOptions extends GroupCommitSettings {
-  journal: Pick<Journal, 'commit' | 'room' | 'probe'>;
+  /** `full` at the start (a journal opened short of room): appends are refused until a probe succeeds. */
+  journal: Pick<Journal, 'commit' | 'room' | 'probe'> & { readonly full?: boolean };
   /** reject-new: appends that do not fit journal.room are refused. */
   rejectWhenFull: boolean;
   /** After every successful commit, with the records it appended (seqs result.firstSeq, firstSeq + 1, ...). */
@@ -94,6 +96,7 @@ export class GroupCommit {
   constructor(private readonly options: GroupCommitOptions) {
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? systemTimers;
+    if (options.journal.full) this.setDiskFull(true);
   }
 
   /**

@@ -214,6 +214,12 @@ export interface Journal {
    */
   probe(): void;
 
+  /**
+   * The storage was found short of room at open, or was full since, and no probe has succeeded yet: appends must
+   * wait (group commit refuses them) while commits that free rows go on.
+   */
+  readonly full: boolean;
+
   /** Where the journal is kept, for logs. */
   readonly location: string;
 

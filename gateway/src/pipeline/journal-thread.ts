@@ -204,13 +204,24 @@ export class JournalThread {
 
   /** Re-appends the dead letters marked for replay, as new records. */
   private replayDeadLetters(): void {
-    const { records, done } = this.deadLetters.takeReplays(Date.now());
+    let replays: ReturnType<DeadLetters['takeReplays']>;
+    try {
+      replays = this.deadLetters.takeReplays(Date.now());
+    } catch (err: unknown) {
+      return this.logger.error({ err: errorMessage(err) }, 'dead letters marked for replay could not be read');
+    }
+    const { records, done } = replays;
     if (records.length === 0) return;
     this.commits.append(
       records,
       (err) => {
         if (err) return this.logger.error({ err: err.message }, 'dead letters not replayed: they stay marked');
-        done();
+        try {
+          done();
+        } catch (doneErr: unknown) {
+          // Replayed, but still marked (a full disk): the next poll would replay them again; say so.
+          return this.logger.error({ err: errorMessage(doneErr) }, 'dead letters replayed but not unmarked');
+        }
         this.logger.info({ records: records.length }, 'dead letters replayed as new records');
       },
       this.route(records),

@@ -13,7 +13,7 @@
  *             seqs of what it has in flight changed).
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@fleetgate/core';
+import { ConfigError, errorMessage } from '@fleetgate/core';
 import { credentials } from '@grpc/grpc-js';
 import type { Logger } from '@fleetgate/common';
 import type { Command, CommandAck, UplinkFrame } from '@fleetgate/protos';
@@ -91,7 +91,16 @@ class UpstreamLink {
   }
 
   private deadLettered(record: JournalRecord, reason: string, several: boolean): void {
-    this.options.deadLetters.add(record, reason, Date.now(), several ? this.name : '');
+    try {
+      this.options.deadLetters.add(record, reason, Date.now(), several ? this.name : '');
+    } catch (err: unknown) {
+      // Not kept as a letter (a full disk): the row stays in the journal and is offered again after a restart.
+      this.options.logger.error(
+        { seq: record.seq, err: errorMessage(err) },
+        'a rejected record could not be dead-lettered: kept',
+      );
+      return;
+    }
     this.released({ from: record.seq, to: record.seq });
   }
 }

@@ -49,7 +49,13 @@ import { Lanes } from './lanes.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { Rejections } from './rejections.ts';
 import { helloFrame, sessionTerms, type UplinkCall } from './session.ts';
-import { SessionRestartError, StreamEndedError, UplinkProtocolError, WelcomeTimeoutError } from '../errors.ts';
+import {
+  SessionRestartError,
+  StreamEndedError,
+  UplinkProtocolError,
+  WelcomeNotTakenError,
+  WelcomeTimeoutError,
+} from '../errors.ts';
 import type { UplinkOptions } from './uplink-options.ts';
 import { channelOptions, type UplinkSettings } from './uplink-settings.ts';
 import { newCounters, type UplinkStats } from './uplink-stats.ts';
@@ -260,7 +266,11 @@ export class Uplink {
     const { settings, credit } = sessionTerms(this.own, welcome);
     this.settings = settings;
     // The renumbering request: the journal may move its rows before the lanes see where it stands.
-    this.options.onWelcome?.(welcome.lastCommittedSeq);
+    try {
+      this.options.onWelcome?.(welcome.lastCommittedSeq);
+    } catch (err: unknown) {
+      return this.fail(call, new WelcomeNotTakenError(err));
+    }
     this.ledger.clear();
     this.lanes.begin(credit);
     this.heartbeats.begin();

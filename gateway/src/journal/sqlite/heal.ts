@@ -21,6 +21,7 @@ import { closedCleanly } from './clean-close.ts';
 import { SqliteDeadLetterTable } from './dead-letter-table.ts';
 import { SqliteJournal, type SqliteJournalOptions } from './journal-sqlite.ts';
 import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './schema.ts';
+import { Reserve } from './reserve.ts';
 import { readSeqLease } from './seq-lease.ts';
 
 export interface HealReport {
@@ -61,6 +62,8 @@ export function openJournal(options: SqliteJournalOptions, now = Date.now()): Op
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
   }
+  // On a file system short of room the reserve gives itself up here: the salvage writes with its blocks.
+  new Reserve(options.dir);
   const { salvaged, gaps } = salvage(movedTo, file, options.durability, readSeqLease(options.dir), now);
   return {
     journal: new SqliteJournal(options),

@@ -38,7 +38,8 @@
  * upstream: a row goes once no upstream it was routed to waits for it), and the limits drop (recording a gap)
  * the oldest rows beyond maxBytes (drop-oldest) or older than maxAgeMs. Nothing else deletes rows. Freed pages go
  * back to the file system by incremental vacuum, so the file does not stay at its high-water mark; the WAL is
- * truncated after checkpoints (journal_size_limit).
+ * checkpointed every reserve's worth of pages and truncated after checkpoints (journal_size_limit). A full file
+ * system is survived by the reserve (reserve.ts): given up, it is the room acks need to free rows.
  *
  * The parts, one file each in this folder:
  *   schema.ts              the tables, created or brought up to date at open
@@ -50,6 +51,7 @@
  *   reads.ts               rows and gaps, all or one upstream's
  *   renumber.ts            welcomed, moveAbove
  *   maintenance.ts         incremental vacuum, checkpoint, the disk probe after a full disk
+ *   reserve.ts             journal.reserve: room kept back so that acks can free rows on a full disk
  *   dead-letter-table.ts   the dead_letters table
  * and this file, which opens them in order and keeps the journal's view in memory: it moves only once a
  * transaction committed, so a failed commit changes nothing.
@@ -57,7 +59,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Clock, type Durability, systemClock } from '@fleetgate/core';
-import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
+import { mkdirDurable, openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import {
   NO_LIMITS,
   type CommitResult,
@@ -84,6 +86,8 @@ import { Releases } from './releases.ts';
 import { Renumbering } from './renumber.ts';
 import { createJournalSchema, JOURNAL_FILE, readMeta, SCHEMA_VERSION } from './schema.ts';
 import { SeqLease } from './seq-lease.ts';
+import { isDiskFull, Reserve } from './reserve.ts';
+import { UpstreamView } from './upstream-view.ts';
 import { registerUpstreams, type UpstreamBits } from './upstream-bits.ts';
 
 export { JOURNAL_FILE } from './schema.ts';
@@ -117,6 +121,7 @@ export class SqliteJournal implements Journal {
   private readonly reads: Reads;
   private readonly renumbering: Renumbering;
   private readonly maintenance: Maintenance;
+  private readonly reserve: Reserve;
   private readonly tx: CommitTransaction;
   private readonly insertGap;
   private readonly views = new Map<number, UpstreamJournal>();
@@ -135,15 +140,19 @@ export class SqliteJournal implements Journal {
     this.file = join(dir, JOURNAL_FILE);
     this.limits = limits;
     this.durability = durability;
+    mkdirDurable(dir);
+    this.reserve = new Reserve(dir);
     const db = (this.db = openSqlite(this.file, { durability }));
     // A file SQLite cannot read fails here; its handle must not stay open (heal.ts moves the file aside).
     try {
       const version = createJournalSchema(db, this.file);
-      db.pragma('journal_size_limit = 67108864');
-      if (maxFileBytes)
-        db.pragma(
-          `max_page_count = ${Math.max(16, Math.floor(maxFileBytes / (db.pragma('page_size', { simple: true }) as number)))}`,
-        );
+      // The WAL stays within the reserve's size (a checkpoint every that many pages, SQLite's 1,000 at most): on a
+      // small file system a WAL of SQLite's default size could hold all the data, and a checkpoint, which must write
+      // it into the database file, would then need as much room again: a full disk would never drain.
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      db.pragma(`wal_autocheckpoint = ${Math.max(16, Math.min(1000, Math.floor(this.reserve.bytes / pageSize)))}`);
+      db.pragma(`journal_size_limit = ${Math.min(64 << 20, 2 * this.reserve.bytes)}`);
+      if (maxFileBytes) db.pragma(`max_page_count = ${Math.max(16, Math.floor(maxFileBytes / pageSize))}`);
       const meta = readMeta(db);
       // After a clean close the counters come from what it left (clean-close.ts), not from counting every row.
       // (A journal brought up from an older schema has none that could be trusted.)
@@ -164,7 +173,7 @@ export class SqliteJournal implements Journal {
       this.deviceSeqs = new DeviceSeqs(db);
       this.reads = new Reads(db, this.bits);
       this.renumbering = new Renumbering(db, meta);
-      this.maintenance = new Maintenance(db, dir, clock);
+      this.maintenance = new Maintenance(db, dir, clock, this.reserve);
       this.tx = new CommitTransaction(db, {
         deviceSeqs: this.deviceSeqs,
         releases: new Releases(db, this.bits),
@@ -179,6 +188,16 @@ export class SqliteJournal implements Journal {
       db.close();
       throw err;
     }
+    try {
+      this.reserve.make();
+    } catch {
+      // Still short of room: the journal opens full (`full`), and the probe tries again.
+    }
+  }
+
+  /** Found short of room at open, or SQLITE_FULL since, and no probe has succeeded yet: appends must wait. */
+  get full(): boolean {
+    return !this.reserve.isHeld;
   }
 
   get lastSeq(): number {
@@ -212,7 +231,14 @@ export class SqliteJournal implements Journal {
       throw new RangeError(`${routed.length} routes for ${records.length} records: one each`);
     const pending = routed?.map((mask) => this.bits.storedMask(mask));
     this.lease.cover(lastSeq + records.length);
-    const result = this.tx.run({ records, routes: routed, pending, releases, lastSeq, payloadBytes });
+    let result: ReturnType<CommitTransaction['run']>;
+    try {
+      result = this.tx.run({ records, routes: routed, pending, releases, lastSeq, payloadBytes });
+    } catch (err: unknown) {
+      // The disk is full: the reserve's blocks are the room the commits that free rows need (reserve.ts).
+      if (isDiskFull(err)) this.reserve.giveUp();
+      throw err;
+    }
     // Only now, after COMMIT returned, does the in-memory view move: a failed commit changes nothing.
     this.held.lastSeq = result.lastSeq;
     this.held.ackedThrough = result.ackedThrough;
@@ -223,7 +249,7 @@ export class SqliteJournal implements Journal {
     this.backlogs.apply(result.backlogDelta);
     this.deviceSeqs.remember(result.deviceSeqs);
     for (const gap of result.gaps) this.dropped[gap.reason] += gap.count;
-    if (result.released + result.droppedRows > 0) this.maintenance.vacuumIfWorthIt();
+    if (result.released + result.droppedRows > 0) this.maintainAfterCommit();
     const { firstSeq, stored, duplicates, released, gaps } = result;
     return {
       firstSeq,
@@ -312,9 +338,26 @@ export class SqliteJournal implements Journal {
     };
   }
 
+  /**
+   * The commit is durable whatever happens here: a vacuum step that fails (the disk is full) is retried by the
+   * next commit or maintain(), and must not make the commit look failed.
+   */
+  private maintainAfterCommit(): void {
+    try {
+      this.maintenance.vacuumIfWorthIt();
+    } catch (err: unknown) {
+      if (isDiskFull(err)) this.reserve.giveUp();
+    }
+  }
+
   /** Gives back free pages, a step at a time. */
   maintain(): void {
-    this.maintenance.vacuumIfWorthIt();
+    try {
+      this.maintenance.vacuumIfWorthIt();
+    } catch (err: unknown) {
+      if (isDiskFull(err)) this.reserve.giveUp();
+      throw err;
+    }
     // `process`: commits are not fsynced (synchronous=NORMAL), only checkpoints fsync the WAL. One a second
     // bounds what a power cut takes to the last second's commits (README, "What the acknowledgement means").
     if (this.durability === 'process') this.maintenance.syncWal();
@@ -343,30 +386,6 @@ export class SqliteJournal implements Journal {
     }
     this.db.close();
     this.lease.settle(this.held.lastSeq);
-  }
-}
-
-/** One upstream's view (Journal.upstream); `index` undefined: the one upstream, which reads the journal as it is. */
-class UpstreamView implements UpstreamJournal {
-  constructor(
-    private readonly journal: SqliteJournal,
-    private readonly index: number | undefined,
-  ) {}
-
-  readAfter(afterSeq: number, maxRecords: number, maxBytes: number, throughSeq?: number): JournalRecord[] {
-    return this.journal.readAfter(afterSeq, maxRecords, maxBytes, throughSeq, this.index);
-  }
-
-  get ackedThrough(): number {
-    return this.index === undefined ? this.journal.ackedThrough : this.journal.backlogOf(this.index).ackedThrough;
-  }
-
-  get lastSeq(): number {
-    return this.journal.lastSeq;
-  }
-
-  gaps(): Gap[] {
-    return this.journal.gaps(this.index);
   }
 }
 
