@@ -12,11 +12,13 @@
  * FLEETGATE_POWER_CUTS sets the number of cuts per test (6 by default, about 15 s each here; 20 for the long run).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSqliteGaps } from '@fleetgate/cloud-stub';
 import { fileURLToPath } from 'node:url';
+import { HEAL_MARKER, HEALING_FILE } from '../../gateway/src/journal/sqlite/heal.ts';
+import { scribble } from '../support/damage.ts';
 import { killAll, startScript } from '../support/fleetgate-process.ts';
 import { readCloud, verifyDelivery, type DeliveryReport } from '../support/delivery.ts';
 import { LAZYFS, LazyFs, unmountAll, type CutReport } from '../support/lazyfs.ts';
@@ -277,6 +279,56 @@ describe('power cuts (gateway on a power-cut file system)', function () {
     assert.deepEqual(readSqliteGaps(stack.cloudData), [], 'nothing was dropped or damaged');
     console.log(
       `      disk full: ${ackedWhenFull} PUBACKs before the full disk and the cut, ${delivery.records} records checked`,
+    );
+  });
+
+  it('power cuts - a cut in the middle of healing a damaged journal: the next start heals again, and every acked message arrives or is counted in a gap', async () => {
+    const fs = await LazyFs.mount(join(root, 'fs'));
+    const gatewayDir = join(fs.path, 'gateway');
+    const stack = await Stack.start(join(root, 'stack'), [], undefined, { gateway: gatewayDir });
+    await stack.cloud.kill(); // the journal alone holds them
+    devices = Array.from({ length: 20 }, (_, i) => new TestDevice(`dev-${String(i).padStart(2, '0')}`, stack.mqttPort, 20));
+    await Promise.all(devices.map((d) => d.connected()));
+    await Promise.all(devices.map((d) => d.publishUpTo(2000)));
+    await Promise.all(devices.map((d) => d.close()));
+    assert.equal(await stack.gateway.stop(), 0);
+    const file = join(gatewayDir, 'journal.db');
+    const pages = Math.floor(statSync(file).size / 4096);
+    for (const at of [0.4, 0.8]) scribble(file, Math.floor(pages * at) * 4096, 2000, { fsync: true });
+
+    // Started, and cut while the salvage writes its file: before the healed journal replaced the damaged one.
+    const started = stack.startGateway().then(
+      () => 'ready',
+      () => 'exited',
+    );
+    await waitUntil('the heal to write its file', () => existsSync(join(gatewayDir, HEALING_FILE)), 30_000, 2);
+    await fs.cut();
+    await killAll();
+    assert.equal(await started, 'exited', 'the cut came before the gateway was ready');
+    await fs.remount();
+    assert.ok(existsSync(join(gatewayDir, HEAL_MARKER)), 'the heal was under way at the cut');
+
+    await stack.startCloud();
+    await stack.startGateway();
+    const healed = await stack.gateway.findLine((l) => /journal was damaged/.test(String(l.msg)));
+    assert.match(String(healed.damage), /the first heal was interrupted/);
+    assert.ok(Number(healed.salvaged) > 30_000, `salvaged ${healed.salvaged} of 40,000`);
+    assert.ok(!existsSync(join(gatewayDir, HEAL_MARKER)) && !existsSync(join(gatewayDir, HEALING_FILE)));
+    await untilDrained(stack, 60_000, { gapsToo: true });
+    const delivery = verifyDelivery(
+      readCloud(stack.cloudData),
+      devices.map((d) => ({ deviceId: d.id, acked: d.acked })),
+    );
+    assert.deepEqual([delivery.duplicates, delivery.outOfOrder, delivery.duplicateSeqs], [[], [], []]);
+    const gaps = readSqliteGaps(stack.cloudData);
+    assert.ok(gaps.length > 0 && gaps.every((g) => g.reason === 'journal-damaged'));
+    assert.equal(
+      delivery.lost.length,
+      (await stack.cloudStats()).recordsLostInGaps,
+      'every acked message that did not arrive is counted in a gap',
+    );
+    console.log(
+      `      heal cut: ${healed.salvaged} of ${totalAcked()} PUBACKed salvaged after the interrupted heal, ${delivery.lost.length} in gaps`,
     );
   });
 

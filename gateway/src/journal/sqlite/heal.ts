@@ -9,11 +9,11 @@
  * the last seq the old one gave out (its meta row, or the seq lease when that is lost too), so no seq is ever
  * given out twice. A gap's count is then an upper bound: the backend subtracts what it holds from the range.
  */
-import { closeSync, existsSync, openSync, readSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Durability, errorMessage } from '@fleetgate/core';
-import { openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
+import { fsyncDir, openSqlite, type SqliteDatabase } from '@fleetgate/core/sqlite';
 import { DeadLetters } from '../dead-letters.ts';
 import type { Gap, JournalRecord, SeqRange } from '../journal.ts';
 import { checkWal, hasSqliteHeader, scanJournalRows } from './page-scan.ts';
@@ -21,6 +21,7 @@ import { closedCleanly } from './clean-close.ts';
 import { SqliteDeadLetterTable } from './dead-letter-table.ts';
 import { SqliteJournal, type SqliteJournalOptions } from './journal-sqlite.ts';
 import { createJournalSchema, JOURNAL_FILE, PENDING_UNKNOWN, RECORD_COLUMNS, SELECT_GAPS } from './schema.ts';
+import { fsyncFile, moveSqliteFiles, removeSqliteFiles, writeFileDurably } from './files.ts';
 import { Reserve } from './reserve.ts';
 import { readSeqLease } from './seq-lease.ts';
 
@@ -43,10 +44,16 @@ export interface OpenedJournal {
 }
 
 const READ_CHUNK = 1000;
+/** Written first by a heal, removed last: an open that finds it finishes the heal (heal()). */
+export const HEAL_MARKER = 'journal.healing';
+/** Where the salvage writes, renamed to journal.db once complete and durable. */
+export const HEALING_FILE = 'journal.healing.db';
 
 /** Opens the journal in options.dir, healing it first if it is damaged. Throws only if a fresh journal cannot be made. */
 export function openJournal(options: SqliteJournalOptions, now = Date.now()): OpenedJournal {
   const file = join(options.dir, JOURNAL_FILE);
+  const interrupted = interruptedHeal(options.dir, file);
+  if (interrupted) return heal(options, file, interrupted.damage, interrupted.movedTo, now);
   let damage = findDamage(file);
   if (damage === undefined) {
     try {
@@ -59,16 +66,57 @@ export function openJournal(options: SqliteJournalOptions, now = Date.now()): Op
     }
   }
   const movedTo = join(options.dir, `journal.damaged-${new Date(now).toISOString().replace(/[:.]/g, '-')}.db`);
-  for (const suffix of ['', '-wal', '-shm']) {
-    if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
+  return heal(options, file, damage, movedTo, now);
+}
+
+/**
+ * A heal survives being cut short (kill -9, a power cut) at any step, because a partly salvaged journal must never
+ * open as a sound one (the rows not yet copied would be lost without a gap). The steps, each durable before the
+ * next (files fsynced, then their folder):
+ *   1. HEAL_MARKER says which damaged file the heal reads, and why;
+ *   2. the damaged files move aside (the -wal and -shm first, the database file last);
+ *   3. the salvage writes HEALING_FILE, which is fsynced and renamed to journal.db;
+ *   4. the marker goes.
+ * An open that finds the marker (interruptedHeal) starts again at step 2 (the damaged file is still in place) or 3
+ * (it was moved: whatever HEALING_FILE holds is thrown away and the salvage runs again), or only does step 4.
+ */
+function heal(options: SqliteJournalOptions, file: string, damage: string, movedTo: string, now: number): OpenedJournal {
+  const dir = options.dir;
+  writeFileDurably(join(dir, HEAL_MARKER), `${JSON.stringify({ movedTo: basename(movedTo), damage })}\n`);
+  if (existsSync(file)) {
+    moveSqliteFiles(file, movedTo);
+    fsyncDir(dir);
   }
   // On a file system short of room the reserve gives itself up here: the salvage writes with its blocks.
-  new Reserve(options.dir);
-  const { salvaged, gaps } = salvage(movedTo, file, options.durability, readSeqLease(options.dir), now);
+  new Reserve(dir);
+  const healing = join(dir, HEALING_FILE);
+  removeSqliteFiles(healing);
+  const { salvaged, gaps } = salvage(movedTo, healing, options.durability, readSeqLease(dir), now);
+  fsyncFile(healing);
+  removeSqliteFiles(file); // no -wal or -shm of another database may meet the healed one
+  moveSqliteFiles(healing, file);
+  fsyncDir(dir);
+  rmSync(join(dir, HEAL_MARKER));
+  fsyncDir(dir);
   return {
     journal: new SqliteJournal(options),
     healed: { damage, movedTo, salvaged, gaps, lost: gaps.reduce((n, g) => n + g.count, 0) },
   };
+}
+
+/** The heal a crash interrupted, to be done again; undefined if there is none (or only its marker was left). */
+function interruptedHeal(dir: string, file: string): { damage: string; movedTo: string } | undefined {
+  const marker = join(dir, HEAL_MARKER);
+  if (!existsSync(marker)) return undefined;
+  const { movedTo: name, damage } = JSON.parse(readFileSync(marker, 'utf8')) as { movedTo: string; damage: string };
+  const movedTo = join(dir, basename(name));
+  if (existsSync(file) && existsSync(movedTo)) {
+    // Step 3 was done: journal.db is the healed journal.
+    rmSync(marker);
+    fsyncDir(dir);
+    return undefined;
+  }
+  return { damage: `${damage} (healed again: the first heal was interrupted)`, movedTo };
 }
 
 /** What is wrong with the journal file, or undefined when it is sound (or does not exist yet). */

@@ -4,9 +4,9 @@
  * It is read only when the database is damaged beyond telling its own last seq (heal.ts), so that a salvaged
  * journal never gives out a seq twice. Each move is fsynced, file and folder, so a power cut keeps it.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir } from '@fleetgate/core/sqlite';
+import { writeFileDurably } from './files.ts';
 
 export const SEQ_LEASE_FILE = 'journal.seq-lease';
 /** Seqs a lease covers ahead: one small fsynced write per this many records. */
@@ -50,16 +50,7 @@ export function readSeqLease(dir: string): number {
 
 /** Writes the lease so that a crash leaves the old one or the new one, never a torn one. */
 function writeSeqLease(dir: string, lease: number): void {
-  const file = join(dir, SEQ_LEASE_FILE);
-  const fd = openSync(`${file}.tmp`, 'w');
-  try {
-    writeSync(fd, `${lease}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(`${file}.tmp`, file);
-  // The rename is durable only once the folder is fsynced (POSIX rename(); see core's durable-dir.ts): without
+  // Durable only once the folder is fsynced after the rename (POSIX rename(); see core's durable-dir.ts): without
   // it a power cut brings back the old, lower lease, and a journal healed after it could give out seqs twice.
-  fsyncDir(dir);
+  writeFileDurably(join(dir, SEQ_LEASE_FILE), `${lease}\n`);
 }
